@@ -1,0 +1,4 @@
+"""Ensembles of search trials, built from their saved validation predictions and weights.
+
+This package never imports Ray or Optuna.
+"""

@@ -1,0 +1,104 @@
+"""The ``hpsearch`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from hpsearch.errors import HpsearchError
+
+FLAG_OVERRIDES = {  # flag attribute -> recipe key it sets
+    "num_samples": "budget.num_samples", "max_epochs": "budget.max_epochs", "seed": "seed",
+    "cpus_per_trial": "budget.cpus_per_trial", "gpus_per_trial": "budget.gpus_per_trial",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hpsearch", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+    tune = commands.add_parser("tune", help="run a hyperparameter search from a recipe")
+    tune.add_argument("recipe", type=Path, help="recipe file, e.g. recipes/digits.py")
+    tune.add_argument("--out", type=Path, help="run directory (default: runs/<recipe>-<time>)")
+    tune.add_argument("--num-samples", type=int, help="number of trials (budget.num_samples)")
+    tune.add_argument("--max-epochs", type=int, help="epochs per trial at most (budget.max_epochs)")
+    tune.add_argument("--seed", type=int, help="base seed of split, sampler and trials")
+    tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a recipe value, e.g. --set train.batch_size=32 (repeatable)")
+    tune.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (budget.cpus_per_trial)")
+    tune.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractional allowed")
+    tune.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
+    tune.add_argument("--resume", action="store_true", help="continue the search in --out")
+    tune.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def overrides_from(args: argparse.Namespace) -> list[str]:
+    flags = [f"{key}={getattr(args, attr)}" for attr, key in FLAG_OVERRIDES.items() if getattr(args, attr) is not None]
+    return list(args.overrides) + flags
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from hpsearch.recipe import load_recipe
+    from hpsearch.search.tune import SearchOptions, best_trial, run_search
+
+    overrides = overrides_from(args)
+    recipe = load_recipe(args.recipe, overrides)
+    if args.resume and args.out is None:
+        raise HpsearchError("--resume needs the run directory to continue: add --out RUN_DIR.")
+    run_dir = args.out or Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    start = time.perf_counter()
+    trials = run_search(recipe, run_dir, SearchOptions(address=args.address, resume=args.resume,
+                                                       overrides=overrides))
+    best = best_trial(trials)
+    print_summary(trials, best, run_dir, time.perf_counter() - start)
+    return 0
+
+
+def print_summary(trials, best, run_dir: Path, seconds: float) -> None:
+    counts = trials["status"].value_counts().to_dict()
+    early = int(trials["stopped_early"].sum())
+    params = {k: best[k] for k in trials.columns if k not in NON_PARAM_COLUMNS}
+    print(f"\nSearch finished in {seconds:.0f} s: {len(trials)} trials ({counts}), {early} stopped early.")
+    print(f"Best trial {best['trial_id']} (Optuna #{best['optuna_trial']}): val_acc={best['val_acc']:.4f} "
+          f"val_loss={best['val_loss']:.4f} at epoch {best['best_epoch']}")
+    for key, value in params.items():
+        print(f"    {key} = {value}")
+    print(f"Results in {run_dir}/: trials.csv, history.csv, study.db, trials/<trial_id>/")
+    print(f"Dashboard: optuna-dashboard sqlite:///{(run_dir / 'study.db').resolve()}")
+
+
+NON_PARAM_COLUMNS = {"trial_id", "optuna_trial", "status", "epochs", "stopped_early", "stop_reason", "best_epoch",
+                     "val_acc", "val_loss", "train_acc", "wall_s", "error", "checkpoint"}
+COMMANDS = {"tune": cmd_tune}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    args = build_parser().parse_args(argv)
+    if not args.debug:
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return COMMANDS[args.command](args)
+    except HpsearchError as err:
+        if args.debug:
+            raise
+        print(f"hpsearch {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        hint = f" --out {out} --resume" if out else " --out RUN_DIR --resume"
+        print(f"\nInterrupted. Finished trials are kept; continue with: hpsearch {args.command} "
+              f"{getattr(args, 'recipe', '')}{hint}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Typed configuration sections and the ``--set key=value`` parser.
+
+Each recipe section (``data``, ``train``, ``budget``) is a dataclass; its type hints drive both the
+validation of the recipe's own values and the parsing of command-line overrides.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, Union
+
+from hpsearch.errors import RecipeError, did_you_mean
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """The resolved type hint of every dataclass field of ``cls``."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _is_optional(hint: Any) -> bool:
+    return typing.get_origin(hint) in (Union, types.UnionType) and type(None) in typing.get_args(hint)
+
+
+def check_value(key: str, value: Any, hint: Any) -> Any:
+    """Return ``value`` (ints widened to float where a float is expected) or raise RecipeError."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return check_value(key, value, arg)
+            except RecipeError:
+                continue
+    elif origin is Literal:
+        if value in args:
+            return value
+        raise RecipeError(f"{key} must be one of {list(args)}, but got {value=!r}.")
+    elif origin in (tuple, list):
+        if isinstance(value, (tuple, list)):
+            item = args[0] if args else Any
+            return origin(check_value(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+    elif hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif isinstance(hint, type) and isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise RecipeError(f"{key} must be of type {_type_name(hint)}, but got {value=!r}.")
+
+
+def parse_value(key: str, text: str, hint: Any) -> Any:
+    """Parse the text of ``--set key=text`` into a value of type ``hint``."""
+    stripped = text.strip()
+    if _is_optional(hint) and stripped.lower() in {"none", "null", ""}:
+        return None
+    inner = [a for a in typing.get_args(hint) if a is not type(None)] if _is_optional(hint) else [hint]
+    target = inner[0] if len(inner) == 1 else hint
+    if target is str or (typing.get_origin(target) is Literal and all(isinstance(a, str) for a in typing.get_args(target))):
+        return check_value(key, stripped, target)
+    if target is bool:
+        if stripped.lower() in _TRUE | _FALSE:
+            return stripped.lower() in _TRUE
+        raise RecipeError(f"{key} must be true or false, but got value={text!r}.")
+    try:
+        value = ast.literal_eval(stripped)
+    except (ValueError, SyntaxError):
+        if typing.get_origin(target) in (tuple, list):
+            value = [v.strip() for v in stripped.split(",") if v.strip()]
+            value = [_literal_or_text(v) for v in value]
+        else:
+            raise RecipeError(
+                f"{key} must be of type {_type_name(hint)}, but got value={text!r}; "
+                f"write it as a Python literal, e.g. --set {key}=0.1."
+            ) from None
+    return check_value(key, value, hint)
+
+
+def _literal_or_text(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``values``, rejecting unknown keys and wrong types."""
+    if not isinstance(values, dict):
+        raise RecipeError(f"The recipe's {section!r} must be a dict, but got {type(values).__name__}.")
+    types_ = field_types(cls)
+    checked = {}
+    for key, value in values.items():
+        if key not in types_:
+            raise RecipeError(
+                f"Unknown key {section}.{key!r}.{did_you_mean(key, types_)} "
+                f"Known keys: {', '.join(sorted(types_))}."
+            )
+        checked[key] = check_value(f"{section}.{key}", value, types_[key])
+    instance = cls(**checked)
+    validate = getattr(instance, "validate", None)
+    if validate is not None:
+        validate()
+    return instance
+
+
+def apply_overrides(section_obj: Any, section: str, assignments: dict[str, str]) -> Any:
+    """Return a copy of dataclass ``section_obj`` with textual overrides parsed and applied."""
+    types_ = field_types(type(section_obj))
+    changes = {}
+    for key, text in assignments.items():
+        if key not in types_:
+            raise RecipeError(
+                f"Unknown --set key {section}.{key!r}.{did_you_mean(key, types_)} "
+                f"Known keys in {section!r}: {', '.join(sorted(types_))}."
+            )
+        changes[key] = parse_value(f"{section}.{key}", text, types_[key])
+    instance = dataclasses.replace(section_obj, **changes)
+    validate = getattr(instance, "validate", None)
+    if validate is not None:
+        validate()
+    return instance
+
+
+def split_assignment(text: str) -> tuple[str, str]:
+    """Split ``'a.b=value'`` into ``('a.b', 'value')``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError(f"--set takes KEY=VALUE (for example --set train.lr=0.01), but got {text!r}.")
+    return key.strip(), value

@@ -1,0 +1,56 @@
+"""The ``data`` section of a recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hpsearch.errors import RecipeError
+
+SOURCES = ("digits", "folder")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are prepared.
+
+    ``source``: ``"digits"`` (scikit-learn's bundled 8x8 digits) or ``"folder"`` (``root/<class>/*.jpg``).
+    ``normalize``: ``"unit"`` scales to [0, 1], ``"imagenet"`` uses ImageNet mean/std,
+    ``"half"`` maps to [-1, 1] (mean = std = 0.5, as TensorFlow-ported weights expect).
+    """
+
+    source: str = "digits"
+    root: str | None = None
+    image_size: int = 32
+    grayscale: bool = False
+    normalize: Literal["unit", "imagenet", "half"] = "unit"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    cache_dir: str | None = None
+
+    def validate(self) -> None:
+        if self.source not in SOURCES:
+            raise RecipeError(f"data.source must be one of {list(SOURCES)}, but got source={self.source!r}.")
+        if self.source == "folder" and not self.root:
+            raise RecipeError("data.source='folder' needs data.root, e.g. --set data.root=/path/to/images.")
+        if not 4 <= self.image_size <= 1024:
+            raise RecipeError(f"data.image_size must be between 4 and 1024 pixels, but got {self.image_size=}.")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value < 0.5:
+                raise RecipeError(f"data.{name} must be in (0, 0.5), but got {value=}.")
+
+    @property
+    def in_chans(self) -> int:
+        return 1 if self.grayscale or self.source == "digits" else 3
+
+    @property
+    def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std applied after scaling pixels to [0, 1]."""
+        if self.normalize == "imagenet":
+            mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+            if self.in_chans == 1:
+                mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+            return mean, std
+        mean, std = (0.5, 0.5) if self.normalize == "half" else (0.0, 1.0)
+        return (mean,) * self.in_chans, (std,) * self.in_chans

@@ -1,0 +1,112 @@
+"""Decoded, cached image arrays for the subsets of a split, ready to hand to trials."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hpsearch.data.config import DataConfig
+from hpsearch.data.sources import CorruptImages, Source, make_source, warn_corrupt
+from hpsearch.data.split import load_split, save_split, stratified_split, subset_rows
+from hpsearch.errors import DataError
+from hpsearch.io import atomic_save
+
+
+@dataclass(frozen=True)
+class ImageArrays:
+    """uint8 images (N, C, H, W) and int64 labels; what Ray puts in its object store, zero-copy."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """Everything a trial needs: train and validation arrays, class names and normalization."""
+
+    train: ImageArrays
+    val: ImageArrays
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[-1])
+
+
+def default_cache_dir() -> Path:
+    """``$HPSEARCH_CACHE``, else ``$XDG_CACHE_HOME/hpsearch``, else ``~/.cache/hpsearch``."""
+    if os.environ.get("HPSEARCH_CACHE"):
+        return Path(os.environ["HPSEARCH_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hpsearch"
+
+
+def cache_dir(config: DataConfig) -> Path:
+    return Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
+
+
+def decode_cached(source: Source, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode ``ids`` once and keep them on disk; return the images and a mask of readable ones."""
+    cfg = source.config
+    key = f"{source.fingerprint(ids)}_{cfg.image_size}px_{'L' if cfg.grayscale else 'C'}"
+    folder = cache_dir(cfg) / "decoded"
+    path = folder / f"{key}.npz"
+    if path.is_file():
+        with np.load(path) as cached:
+            return cached["images"], cached["ok"]
+    try:
+        images, ok = source.decode(ids), np.ones(len(ids), dtype=bool)
+    except CorruptImages as bad:
+        images, ok = bad.partial, ~np.isin(np.asarray(ids, dtype=object), bad.ids)
+    try:
+        atomic_save(path, lambda f: np.savez(f, images=images, ok=ok))
+    except OSError:
+        pass  # an unwritable cache only costs speed
+    return images, ok
+
+
+def load_subset(config: DataConfig, split: pd.DataFrame, subset: str) -> ImageArrays:
+    """Decode (or read from cache) one subset of the split; unreadable images are dropped with a warning."""
+    rows = subset_rows(split, subset)
+    ids = rows["id"].tolist()
+    images, ok = decode_cached(make_source(config), ids)
+    if not ok.all():
+        warn_corrupt([i for i, good in zip(ids, ok) if not good])
+    labels = rows["label"].to_numpy(dtype=np.int64)
+    return ImageArrays(np.ascontiguousarray(images[ok]), labels[ok])
+
+
+def prepare_split(config: DataConfig, seed: int, run_dir: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Create the run's split (or reuse the one already saved there) and return it with class names."""
+    listing = make_source(config).list()
+    path = run_dir / "split.csv"
+    if path.is_file():
+        split = load_split(path)
+        if sorted(split["id"]) != sorted(listing.ids):
+            raise DataError(f"The dataset no longer matches the split saved in {str(path)!r}: "
+                            f"images were added or removed. Start a new run directory (--out).")
+        return split, listing.classes
+    split = stratified_split(listing, config.val_fraction, config.test_fraction, seed)
+    save_split(split, path)
+    return split, listing.classes
+
+
+def prepare_trial_data(config: DataConfig, seed: int, run_dir: Path) -> TrialData:
+    """Split the dataset and decode the train and validation subsets (never the test subset)."""
+    split, classes = prepare_split(config, seed, run_dir)
+    mean, std = config.mean_std
+    return TrialData(load_subset(config, split, "train"), load_subset(config, split, "val"),
+                     classes, mean, std)

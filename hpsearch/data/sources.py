@@ -1,0 +1,159 @@
+"""Dataset sources: list samples with labels, then decode any subset of them to uint8 arrays."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hpsearch.data.config import DataConfig
+from hpsearch.errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every sample of a dataset: stable ids, integer labels and class names."""
+
+    ids: tuple[str, ...]
+    labels: np.ndarray
+    classes: tuple[str, ...]
+
+
+class Source:
+    """A dataset: ``list()`` is cheap (no decoding), ``decode(ids)`` returns uint8 (N, C, H, W)."""
+
+    def __init__(self, config: DataConfig):
+        self.config = config
+
+    def list(self) -> Listing:
+        raise NotImplementedError
+
+    def decode(self, ids: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def fingerprint(self, ids: list[str]) -> str:
+        """A key that changes when the decoded pixels of ``ids`` could change."""
+        raise NotImplementedError
+
+
+def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 (N, C, H, W) images to (size, size), bilinear with antialiasing."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = F.interpolate(torch.from_numpy(images).float(), size=(size, size), mode="bilinear",
+                        antialias=True, align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8).numpy()
+
+
+class DigitsSource(Source):
+    """scikit-learn's bundled handwritten digits: 1,797 8x8 grey images, 10 classes."""
+
+    def _raw(self):
+        from sklearn.datasets import load_digits
+
+        return load_digits()
+
+    def list(self) -> Listing:
+        raw = self._raw()
+        ids = tuple(f"digits/{i:04d}" for i in range(len(raw.target)))
+        return Listing(ids, raw.target.astype(np.int64), tuple(str(c) for c in raw.target_names))
+
+    def decode(self, ids: list[str]) -> np.ndarray:
+        index = np.array([int(i.split("/")[1]) for i in ids], dtype=np.int64)
+        images = self._raw().images[index]  # values 0..16
+        pixels = np.round(images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+        return resize_uint8(pixels, self.config.image_size)
+
+    def fingerprint(self, ids: list[str]) -> str:
+        return _hash(["digits", *ids])
+
+
+class FolderSource(Source):
+    """Any folder laid out as ``root/<class>/<image>``; corrupt files are skipped with one warning."""
+
+    @property
+    def root(self) -> Path:
+        return Path(self.config.root).expanduser()
+
+    def list(self) -> Listing:
+        root = self.root
+        if not root.is_dir():
+            raise DataError(f"Dataset folder {str(root)!r} does not exist; fix data.root "
+                            f"(--set data.root=/path/with/class/subfolders).")
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        ids, labels = [], []
+        for label, name in enumerate(classes):
+            files = sorted(f for f in (root / name).iterdir()
+                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            ids += [f"{name}/{f.name}" for f in files]
+            labels += [label] * len(files)
+        counts = {c: labels.count(i) for i, c in enumerate(classes)}
+        classes = [c for c in classes if counts[c] > 0]
+        if len(classes) < 2:
+            raise DataError(f"Dataset folder {str(root)!r} needs at least two class subfolders with images "
+                            f"({', '.join(IMAGE_EXTENSIONS)}), but found {counts or 'none'}.")
+        keep = {c: i for i, c in enumerate(classes)}
+        labels = [keep[i.split("/")[0]] for i in ids]
+        return Listing(tuple(ids), np.asarray(labels, dtype=np.int64), tuple(classes))
+
+    def decode(self, ids: list[str]) -> np.ndarray:
+        from PIL import Image
+
+        size, mode = self.config.image_size, "L" if self.config.grayscale else "RGB"
+        out = np.zeros((len(ids), 1 if mode == "L" else 3, size, size), dtype=np.uint8)
+        bad = []
+        for n, sample_id in enumerate(ids):
+            try:
+                with Image.open(self.root / sample_id) as image:
+                    image = image.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+                    array = np.asarray(image, dtype=np.uint8)
+            except (OSError, ValueError, SyntaxError):
+                bad.append(sample_id)
+                continue
+            out[n] = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+        if bad:
+            raise CorruptImages(bad, out)
+        return out
+
+    def fingerprint(self, ids: list[str]) -> str:
+        stats = []
+        for sample_id in ids:
+            st = os.stat(self.root / sample_id)
+            stats.append(f"{sample_id}:{st.st_size}:{st.st_mtime_ns}")
+        return _hash([str(self.root.resolve()), *stats])
+
+
+class CorruptImages(Exception):
+    """Raised by decode with the ids that failed and the array of the rest (zeros where bad)."""
+
+    def __init__(self, ids: list[str], partial: np.ndarray):
+        super().__init__(f"{len(ids)} unreadable images")
+        self.ids, self.partial = ids, partial
+
+
+def _hash(parts: list[str]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+SOURCES: dict[str, type[Source]] = {"digits": DigitsSource, "folder": FolderSource}
+
+
+def make_source(config: DataConfig) -> Source:
+    return SOURCES[config.source](config)
+
+
+def warn_corrupt(ids: list[str]) -> None:
+    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    warnings.warn(f"Skipped {len(ids)} unreadable or corrupt image file(s): {shown}.", stacklevel=2)

@@ -1,0 +1,71 @@
+"""One factory over ``timm.create_model`` for every backbone, the tutorial's CNN included."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import timm
+from torch import nn
+
+from hpsearch.errors import RecipeError, did_you_mean
+from hpsearch.models import baseline  # noqa: F401  (registers tutorial_cnn with timm)
+
+
+def check_backbone(name: str) -> None:
+    """Raise RecipeError naming the closest timm models when ``name`` is not registered."""
+    if not timm.is_model(name):
+        raise RecipeError(f"Unknown backbone {name!r}: timm has no such model.{did_you_mean(name, timm.list_models())} "
+                          f"List candidates with: python -c \"import timm; print(timm.list_models('*resnet*'))\".")
+
+
+def takes_img_size(name: str) -> bool:
+    """Models whose layer shapes depend on the input size take ``img_size`` (ViTs, tutorial_cnn)."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    return bool(cfg and cfg.fixed_input_size)
+
+
+def min_input_size(name: str) -> int | None:
+    """The smallest input side the model's pretrained config declares, if any."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    return int(cfg.min_input_size[-1]) if cfg and cfg.min_input_size else None
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    in_chans: int = 3,
+    img_size: int | None = None,
+    drop_rate: float | None = None,
+    drop_path_rate: float | None = None,
+    pretrained: bool = False,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build ``name`` with a fresh ``num_classes`` head.
+
+    Zero or ``None`` regularization arguments are dropped so that the model keeps its defaults;
+    ``drop_path_rate`` is ignored, with a warning, by models without stochastic depth (VGG, the
+    tutorial CNN), so one search space can cover every backbone.
+    """
+    check_backbone(name)
+    args: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans, **kwargs}
+    if drop_rate:
+        args["drop_rate"] = drop_rate
+    if drop_path_rate:
+        args["drop_path_rate"] = drop_path_rate
+    if img_size is not None and takes_img_size(name):
+        args["img_size"] = img_size
+    args = {k: v for k, v in args.items() if v is not None}
+    try:
+        return timm.create_model(name, pretrained=pretrained, **args)
+    except TypeError as err:
+        if "drop_path_rate" not in str(err):
+            raise
+    warnings.warn(f"Backbone {name!r} has no stochastic depth; drop_path_rate={drop_path_rate} is ignored.",
+                  stacklevel=2)
+    del args["drop_path_rate"]
+    return timm.create_model(name, pretrained=pretrained, **args)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

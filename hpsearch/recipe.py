@@ -1,0 +1,119 @@
+"""Recipes: plain Python files that define ``data``, ``train``, ``space``, ``budget`` and ``seed``.
+
+A recipe is trusted code (it is executed); it should only define names, with no side effects.
+It is loaded with importlib so tracebacks point into the recipe file itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from hpsearch.config import apply_overrides, build_section, check_value, parse_value, split_assignment
+from hpsearch.data import DataConfig
+from hpsearch.errors import RecipeError, did_you_mean
+from hpsearch.search.budget import BudgetConfig
+from hpsearch.training import TrialConfig
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "train": TrialConfig, "budget": BudgetConfig}
+SCALARS: dict[str, type] = {"seed": int, "name": str}
+REQUIRED = ("data", "space")
+KNOWN = set(SECTIONS) | set(SCALARS) | {"space"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A loaded, validated recipe with any ``--set`` overrides applied."""
+
+    path: Path
+    name: str
+    seed: int
+    data: DataConfig
+    train: TrialConfig
+    budget: BudgetConfig
+    space: Callable[[Any], dict[str, Any] | None]
+    source: str
+
+    def resolved(self) -> dict[str, Any]:
+        """Everything but the space function, as plain data (for ``config.json``)."""
+        return {"recipe": str(self.path), "name": self.name, "seed": self.seed,
+                **{s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}}
+
+
+def module_name(path: Path) -> str:
+    return "hpsearch_recipe_" + re.sub(r"\W", "_", path.stem)
+
+
+def load_module(path: str | Path) -> ModuleType:
+    """Execute the recipe file as a module; errors inside it keep their traceback into the file."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise RecipeError(f"Recipe file {str(path)!r} does not exist; pass the path to a .py recipe, "
+                          f"e.g. recipes/digits.py.")
+    if path.suffix != ".py":
+        raise RecipeError(f"A recipe is a Python file ending in .py, but got {str(path)!r}.")
+    name = module_name(path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # lets pickle find the recipe's functions by reference
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        sys.modules.pop(name, None)
+        raise RecipeError(f"Syntax error in recipe {err.filename}, line {err.lineno}: {err.msg}.\n"
+                          f"    {(err.text or '').rstrip()}") from None
+    except Exception:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def group_overrides(assignments: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Sort ``key=value`` strings into per-section overrides and top-level scalar overrides."""
+    sections: dict[str, dict[str, str]] = {s: {} for s in SECTIONS}
+    scalars: dict[str, str] = {}
+    for text in assignments:
+        key, value = split_assignment(text)
+        head, _, rest = key.partition(".")
+        if head in SECTIONS and rest:
+            sections[head][rest] = value
+        elif head in SCALARS and not rest:
+            scalars[head] = value
+        else:
+            known = [f"{s}.<key>" for s in SECTIONS] + list(SCALARS)
+            raise RecipeError(f"Unknown --set key {key!r}.{did_you_mean(head, list(SECTIONS) + list(SCALARS))} "
+                              f"Keys look like {', '.join(known)}.")
+    return sections, scalars
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Load, validate and override a recipe."""
+    module = load_module(path)
+    names = vars(module)
+    missing = [n for n in REQUIRED if n not in names]
+    if missing:
+        raise RecipeError(f"Recipe {str(path)!r} is missing {', '.join(missing)}: a recipe defines data = dict(...) "
+                          f"and def space(trial): ... (see recipes/digits.py).")
+    if not callable(names["space"]):
+        raise RecipeError(f"The recipe's space must be a function space(trial) that calls trial.suggest_*(), "
+                          f"but got {type(names['space']).__name__}.")
+    sections, scalars = group_overrides(overrides or [])
+    built = {}
+    for section, cls in SECTIONS.items():
+        value = build_section(cls, names.get(section, {}), section)
+        built[section] = apply_overrides(value, section, sections[section]) if sections[section] else value
+    seed = check_value("seed", names.get("seed", 0), int)
+    name = check_value("name", names.get("name", Path(path).stem), str)
+    if "seed" in scalars:
+        seed = parse_value("seed", scalars["seed"], int)
+    if "name" in scalars:
+        name = parse_value("name", scalars["name"], str)
+    return Recipe(Path(path).resolve(), name, seed, built["data"], built["train"], built["budget"],
+                  names["space"], Path(path).read_text())

@@ -1,0 +1,77 @@
+"""What every run directory records: the recipe copy, resolved config and environment."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hpsearch.errors import HpsearchError
+from hpsearch.io import atomic_write, write_json
+
+PACKAGES = ("hpsearch", "torch", "torchvision", "timm", "optuna", "ray", "scikit-learn", "pandas", "numpy",
+            "matplotlib", "pillow")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_revision(folder: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment(seed: int, recipe_path: Path) -> dict[str, Any]:
+    import torch
+
+    return {
+        "seed": seed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": sys.version.split()[0],
+        "platform": platform.platform(), "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available(),
+        "packages": package_versions(), "git_revision": git_revision(recipe_path.parent),
+        "hpsearch_git_revision": git_revision(Path(__file__).parent), "argv": sys.argv,
+    }
+
+
+def ensure_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise HpsearchError(f"Cannot write to the output folder {str(run_dir)!r} ({err.strerror}); "
+                            f"choose another with --out.") from None
+
+
+def record_run(run_dir: Path, recipe_path: Path, resolved: dict[str, Any], seed: int) -> None:
+    """Copy the recipe and write ``config.json`` and ``env.json`` into ``run_dir``."""
+    ensure_writable(run_dir)
+    atomic_write(run_dir / "recipe.py", recipe_path.read_text())
+    write_json(run_dir / "config.json", resolved)
+    write_json(run_dir / "env.json", environment(seed, recipe_path))
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    """Replace ``dst`` with a copy of ``src`` (copied aside, then renamed into place)."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)

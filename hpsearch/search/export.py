@@ -1,0 +1,106 @@
+"""Turn a Ray Tune experiment folder into ``trials.csv``, ``history.csv`` and ``trials/<id>/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from hpsearch.io import atomic_write
+from hpsearch.runinfo import copy_tree
+from hpsearch.search.space import TRIAL_NUMBER_KEY
+from hpsearch.search.trainable import BEST_FILE
+
+HISTORY_COLUMNS = ["trial_id", "optuna_trial", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
+                   "best_val_acc", "epoch_seconds", "time_total_s"]
+STATUS = {"TERMINATED": "completed", "ERROR": "failed"}
+
+
+def sampled_names(study: optuna.Study) -> list[str]:
+    """Every parameter name the study sampled, in first-seen order."""
+    names: dict[str, None] = {}
+    for trial in study.get_trials(deepcopy=False):
+        names.update(dict.fromkeys(trial.params))
+    return list(names)
+
+
+def stop_reason(status: str, last: dict[str, Any], max_epochs: int) -> str:
+    if status == "failed":
+        return "error"
+    if status != "completed":
+        return "interrupted"
+    if last.get("stopped_by_patience"):
+        return "patience"
+    return "max_epochs" if last.get("epoch", 0) >= max_epochs else "asha"
+
+
+def error_text(trial) -> str:
+    path = trial.error_file
+    if not path or not Path(path).is_file():
+        return ""
+    lines = [line for line in Path(path).read_text(errors="replace").strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+def trial_row(trial, history: pd.DataFrame, names: list[str], max_epochs: int) -> dict[str, Any]:
+    status = STATUS.get(trial.status, "incomplete")
+    last = trial.last_result or {}
+    row = {"trial_id": trial.trial_id, "optuna_trial": trial.config.get(TRIAL_NUMBER_KEY), "status": status}
+    row.update({name: trial.config.get(name) for name in names})
+    epochs = int(history["epoch"].max()) if len(history) else 0
+    reason = stop_reason(status, last, max_epochs)
+    row.update({"epochs": epochs, "stopped_early": reason in ("asha", "patience"), "stop_reason": reason})
+    if len(history):
+        best = history.sort_values(["val_acc", "val_loss"], ascending=[False, True]).iloc[0]
+        row.update({"best_epoch": int(best["epoch"]), "val_acc": float(best["val_acc"]),
+                    "val_loss": float(best["val_loss"]), "train_acc": float(best["train_acc"]),
+                    "wall_s": float(history["time_total_s"].max())})
+    row["error"] = error_text(trial) if status == "failed" else ""
+    return row
+
+
+def trial_history(analysis, trial) -> pd.DataFrame:
+    frame = analysis.trial_dataframes.get(trial.trial_id)
+    if frame is None or frame.empty or "epoch" not in frame:
+        return pd.DataFrame(columns=HISTORY_COLUMNS)
+    frame = frame.copy()
+    frame["trial_id"], frame["optuna_trial"] = trial.trial_id, trial.config.get(TRIAL_NUMBER_KEY)
+    frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch")
+    return frame[[c for c in HISTORY_COLUMNS if c in frame]]
+
+
+def copy_best_checkpoint(trial, target: Path) -> bool:
+    """Copy the trial's latest (= best, since only improvements are checkpointed) checkpoint."""
+    checkpoint = trial.checkpoint
+    if checkpoint is None:
+        return False
+    source = Path(checkpoint.path)
+    if not (source / BEST_FILE).is_file():
+        return False
+    if (target / BEST_FILE).is_file() and (target / BEST_FILE).read_bytes() == (source / BEST_FILE).read_bytes():
+        return True
+    copy_tree(source, target)
+    return True
+
+
+def export_experiment(run_dir: Path, experiment_dir: Path, study: optuna.Study, max_epochs: int) -> pd.DataFrame:
+    """Write ``trials.csv``, ``history.csv`` and the per-trial folders; return the trials table."""
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(experiment_dir))
+    names = sampled_names(study)
+    rows, histories = [], []
+    for trial in sorted(analysis.trials, key=lambda t: (t.config.get(TRIAL_NUMBER_KEY) or 0, t.trial_id)):
+        history = trial_history(analysis, trial)
+        histories.append(history)
+        row = trial_row(trial, history, names, max_epochs)
+        row["checkpoint"] = copy_best_checkpoint(trial, run_dir / "trials" / trial.trial_id)
+        rows.append(row)
+    trials = pd.DataFrame(rows)
+    history = pd.concat([h for h in histories if len(h)], ignore_index=True) if any(len(h) for h in histories) \
+        else pd.DataFrame(columns=HISTORY_COLUMNS)
+    atomic_write(run_dir / "trials.csv", trials.to_csv(index=False))
+    atomic_write(run_dir / "history.csv", history.to_csv(index=False))
+    return trials

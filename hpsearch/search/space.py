@@ -1,0 +1,86 @@
+"""The define-by-run search space handed to OptunaSearch, and its validation before a search starts."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from hpsearch.config import field_types
+from hpsearch.errors import RecipeError, did_you_mean
+from hpsearch.models import check_backbone
+from hpsearch.training import TrialConfig
+
+if TYPE_CHECKING:
+    from hpsearch.recipe import Recipe
+
+TRIAL_NUMBER_KEY = "optuna_trial"
+
+
+class TrialSpace:
+    """The recipe's ``space(trial)`` plus the constants every trial needs, as one picklable callable.
+
+    Every trial's config is the recipe's ``train`` defaults, overwritten by what ``space`` samples or
+    returns, with ``epochs`` from the budget, ``seed`` = recipe seed + Optuna trial number, and the
+    trial number itself (so ``trials.csv`` and ``study.db`` can be joined). Pickling keeps the recipe
+    path and overrides only; the function is reloaded where it is needed (Ray saves searcher state).
+    """
+
+    def __init__(self, recipe: Recipe, overrides: list[str] | None = None):
+        self.recipe_path = str(recipe.path)
+        self.overrides = list(overrides or [])
+        self.seed = recipe.seed
+        self.defaults = {**dataclasses.asdict(recipe.train), "epochs": recipe.budget.max_epochs}
+        self._space = recipe.space
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_space"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._space = None
+
+    @property
+    def space(self):
+        if self._space is None:
+            from hpsearch.recipe import load_recipe
+
+            self._space = load_recipe(self.recipe_path, self.overrides).space
+        return self._space
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        returned = self.space(trial) or {}
+        if not isinstance(returned, dict):
+            raise RecipeError(f"space(trial) must return None or a dict of constants, but got {returned!r}.")
+        sampled = set(trial.params)
+        constants = {k: v for k, v in self.defaults.items() if k not in sampled}
+        constants.update(returned)
+        constants["seed"] = self.seed + trial.number
+        constants[TRIAL_NUMBER_KEY] = trial.number
+        return constants
+
+
+def split_trial_config(config: dict[str, Any]) -> tuple[TrialConfig, int | None]:
+    """Turn a trial's flat config back into a TrialConfig and its Optuna trial number."""
+    values = dict(config)
+    number = values.pop(TRIAL_NUMBER_KEY, None)
+    return TrialConfig.from_dict(values), number
+
+
+def validate_space(space: TrialSpace, samples: int = 8, seed: int = 0) -> None:
+    """Run the space on a few in-memory trials: every name must be a train knob, every backbone exist."""
+    known = field_types(TrialConfig)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for _ in range(samples):
+        trial = study.ask()
+        config = space(trial)
+        for name in trial.params:
+            if name not in known:
+                raise RecipeError(f"space(trial) samples {name!r}, which is not a training option."
+                                  f"{did_you_mean(name, known)} Known options: {', '.join(sorted(known))}.")
+        backbone = trial.distributions.get("backbone")
+        for name in getattr(backbone, "choices", [config.get("backbone")]):
+            check_backbone(str(name))
+        split_trial_config(config)
+        study.tell(trial, 0.0)

@@ -1,0 +1,45 @@
+"""The Ray Tune function trainable: one trial, with its best epoch saved as a Ray checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ray import tune
+
+from hpsearch.data import TrialData
+from hpsearch.io import write_json
+from hpsearch.search.space import split_trial_config
+from hpsearch.training import BestState, TrialConfig, train_trial
+
+MODEL_FILE, PROBS_FILE, BEST_FILE = "model.pt", "val_probs.npy", "best.json"
+
+
+def save_best(folder: Path, best: BestState, config: TrialConfig, optuna_trial: int | None) -> None:
+    """Write the best epoch's weights, validation probabilities and metrics into ``folder``."""
+    torch.save(best.state_dict, folder / MODEL_FILE)
+    np.save(folder / PROBS_FILE, best.val_probs.astype(np.float32))
+    write_json(folder / BEST_FILE, {
+        "epoch": best.epoch, "val_acc": best.val_acc, "val_loss": best.val_loss, "train_acc": best.train_acc,
+        "train_loss": best.train_loss, "optuna_trial": optuna_trial, "config": config.to_dict(),
+    })
+
+
+def run_trial(config: dict[str, Any], data: TrialData, threads: float = 1.0) -> None:
+    """Train one sampled configuration; report every epoch, checkpoint only when validation improves."""
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
+    trial_config, optuna_trial = split_trial_config(config)
+
+    def on_epoch(metrics: dict[str, Any], best: BestState | None) -> None:
+        if best is None:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="hpsearch-best-") as tmp:
+            save_best(Path(tmp), best, trial_config, optuna_trial)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    train_trial(trial_config, data, on_epoch, threads=max(1, int(threads)))

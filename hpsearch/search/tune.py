@@ -1,0 +1,164 @@
+"""``hpsearch tune``: Ray Tune + OptunaSearch (TPE, SQLite) + ASHA over a recipe's search space."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import optuna
+import pandas as pd
+
+from hpsearch.data import prepare_trial_data
+from hpsearch.errors import SearchError
+from hpsearch.runinfo import record_run
+from hpsearch.search.export import export_experiment
+from hpsearch.search.space import TrialSpace, validate_space
+from hpsearch.search.trainable import run_trial
+
+if TYPE_CHECKING:
+    from hpsearch.recipe import Recipe
+
+METRIC, MODE = "best_val_acc", "max"
+EXPERIMENT = "ray"
+STUDY_FILE = "study.db"
+
+
+@dataclass
+class SearchOptions:
+    """How to run a search, beyond the recipe: where Ray is and whether to continue an earlier run."""
+
+    address: str | None = None
+    resume: bool = False
+    overrides: list[str] = field(default_factory=list)
+    verbose: int = 1
+
+
+def study_storage(run_dir: Path) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(f"sqlite:///{(run_dir / STUDY_FILE).resolve()}")
+
+
+def load_study(run_dir: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=study_storage(run_dir))
+
+
+QUIET_RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",  # no network here, and no telemetry by default
+    "RAY_AIR_NEW_OUTPUT": "0",  # Ray's compact trial table instead of one box per trial and result
+    # Keeping only the best checkpoint forces a state snapshot per checkpoint; that is intended.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+
+
+def start_ray(address: str | None):
+    """Join the cluster at ``address`` or start a local Ray; return whether we started it."""
+    for key, value in QUIET_RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    import ray
+
+    if ray.is_initialized():
+        return False
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=True)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=True)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+        raise SearchError(f"Could not start or join {where}: {err}. Check --address "
+                          f"(e.g. 127.0.0.1:6379 after `ray start --head`).") from None
+    return True
+
+
+def default_concurrency(cpus_per_trial: float) -> int:
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
+
+
+def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    budget = recipe.budget
+    space = TrialSpace(recipe, options.overrides)
+    searcher = OptunaSearch(
+        space=space, metric=METRIC, mode=MODE, study_name=recipe.name, storage=study_storage(run_dir),
+        sampler=optuna.samplers.TPESampler(seed=recipe.seed),
+    )
+    limit = budget.max_concurrent or default_concurrency(budget.cpus_per_trial)
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=budget.max_epochs,
+                              grace_period=budget.grace_period, reduction_factor=budget.reduction_factor)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=ConcurrencyLimiter(searcher, limit),
+                                    scheduler=scheduler, num_samples=budget.num_samples),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT, storage_path=str(run_dir.resolve()), verbose=options.verbose,
+            progress_reporter=progress_table(recipe),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=budget.max_failures),
+        ),
+    )
+
+
+def progress_table(recipe: Recipe):
+    """Ray's live table: a row per trial with the backbone, learning rate and accuracies."""
+    from ray.tune import CLIReporter
+
+    metrics = {"epoch": "epoch", "train_acc": "train_acc", "val_acc": "val_acc", METRIC: "best"}
+    return CLIReporter(metric_columns=metrics, parameter_columns=["backbone", "lr"],
+                       sort_by_metric=True, max_report_frequency=20, max_progress_rows=30,
+                       total_samples=recipe.budget.num_samples)
+
+
+def make_trainable(recipe: Recipe, run_dir: Path):
+    from ray import tune
+
+    data = prepare_trial_data(recipe.data, recipe.seed, run_dir)
+    resources = {"cpu": recipe.budget.cpus_per_trial, "gpu": recipe.budget.gpus_per_trial}
+    # with_parameters puts the decoded arrays into Ray's object store once; trials map them zero-copy.
+    return tune.with_resources(tune.with_parameters(run_trial, data=data, threads=recipe.budget.cpus_per_trial),
+                               resources)
+
+
+def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.DataFrame:
+    """Run (or resume) the search and export its results into ``run_dir``; return the trials table."""
+    from ray import tune
+
+    experiment = run_dir / EXPERIMENT
+    restorable = experiment.is_dir() and tune.Tuner.can_restore(str(experiment.resolve()))
+    if restorable and not options.resume:
+        raise SearchError(f"{str(run_dir)!r} already holds a search. Continue it with --resume, "
+                          f"or choose a new --out folder.")
+    validate_space(TrialSpace(recipe, options.overrides), seed=recipe.seed)
+    record_run(run_dir, recipe.path, {**recipe.resolved(), "overrides": options.overrides}, recipe.seed)
+    started = start_ray(options.address)
+    try:
+        trainable = make_trainable(recipe, run_dir)
+        if restorable:
+            tuner = tune.Tuner.restore(str(experiment.resolve()), trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=False)
+        else:
+            tuner = build_tuner(recipe, run_dir, trainable, options)
+        tuner.fit()
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    study = load_study(run_dir, recipe.name)
+    return export_experiment(run_dir, experiment, study, recipe.budget.max_epochs)
+
+
+def best_trial(trials: pd.DataFrame) -> pd.Series:
+    """The completed trial with the highest validation accuracy (lowest loss on ties)."""
+    done = trials[(trials["status"] == "completed") & trials["val_acc"].notna()] if "val_acc" in trials else trials.iloc[0:0]
+    if done.empty:
+        reasons = trials.loc[trials["status"] == "failed", "error"].tolist() if "error" in trials else []
+        first = f" First failure: {reasons[0]}" if reasons else ""
+        raise SearchError(f"No trial finished successfully.{first} Rerun with --debug for the full traceback.")
+    return done.sort_values(["val_acc", "val_loss"], ascending=[False, True]).iloc[0]

@@ -1,0 +1,200 @@
+"""One training run, unaware of Ray and Optuna: epochs in, per-epoch metrics and the best state out."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from torch import nn
+
+from hpsearch.data import BatchAugment, ImageArrays, TrialData
+from hpsearch.models import create_model
+from hpsearch.training.config import TrialConfig
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite; the trial cannot continue."""
+
+
+@dataclass
+class BestState:
+    """The best epoch so far: its metrics, weights (on CPU) and validation class probabilities."""
+
+    epoch: int
+    val_acc: float
+    val_loss: float
+    train_acc: float
+    train_loss: float
+    state_dict: dict[str, torch.Tensor]
+    val_probs: np.ndarray
+
+    def beats(self, val_acc: float, val_loss: float) -> bool:
+        return val_acc > self.val_acc or (val_acc == self.val_acc and val_loss < self.val_loss)
+
+
+@dataclass
+class TrialOutcome:
+    best: BestState
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str = "max_epochs"
+
+
+EpochCallback = Callable[[dict[str, Any], "BestState | None"], None]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy (timm's Mixup draws from it) and torch; return a CPU generator for batches."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def to_float(images: np.ndarray, index: np.ndarray | slice, device: torch.device) -> torch.Tensor:
+    """uint8 rows of ``images`` as a float batch in [0, 1] on ``device``."""
+    batch = torch.from_numpy(np.array(images[index]))  # a writable copy: the source may be read-only
+    return batch.to(device, non_blocking=True).float().div_(255.0)
+
+
+class Normalizer(nn.Module):
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, arrays: ImageArrays, normalize: Normalizer, batch_size: int,
+                  device: torch.device) -> np.ndarray:
+    """Softmax class probabilities for every image, in order."""
+    model.eval()
+    out = []
+    for start in range(0, len(arrays), batch_size):
+        x = normalize(to_float(arrays.images, slice(start, start + batch_size), device))
+        out.append(torch.softmax(model(x).float(), dim=1).cpu())
+    return torch.cat(out).numpy()
+
+
+def l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Sum of absolute weights of conv and linear kernels (biases and norms excluded)."""
+    return sum(p.abs().sum() for p in model.parameters() if p.ndim > 1 and p.requires_grad)
+
+
+class Trainer:
+    """Trains ``config`` on ``data``; ``fit`` calls ``on_epoch(metrics, best_or_None)`` after every epoch."""
+
+    def __init__(self, config: TrialConfig, data: TrialData, device: str | torch.device | None = None,
+                 threads: int | None = None):
+        self.config, self.data = config, data
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if threads:
+            torch.set_num_threads(max(1, int(threads)))
+        self.generator = seed_everything(config.seed)
+        self.model = create_model(
+            config.backbone, num_classes=len(data.classes), in_chans=data.in_chans, img_size=data.image_size,
+            drop_rate=config.drop_rate, drop_path_rate=config.drop_path_rate, pretrained=config.pretrained,
+        ).to(self.device)
+        self.normalize = Normalizer(data.mean, data.std).to(self.device)
+        self.augment = BatchAugment(config.flip, config.rotation, config.zoom, config.translate, config.aug_strength)
+        self.steps_per_epoch = max(1, len(data.train) // config.batch_size)
+        self.optimizer = create_optimizer_v2(self.model, opt=config.optimizer, lr=config.lr,
+                                             weight_decay=config.weight_decay, momentum=config.momentum)
+        total = config.epochs * self.steps_per_epoch
+        self.scheduler = CosineLRScheduler(
+            self.optimizer, t_initial=total, lr_min=config.lr * 1e-2, warmup_t=int(config.warmup_epochs * self.steps_per_epoch),
+            warmup_lr_init=config.lr * 1e-2, warmup_prefix=True, t_in_epochs=False,
+        )
+        self.mixup = self._make_mixup()
+        self.criterion = SoftTargetCrossEntropy() if self.mixup else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.updates = 0
+
+    def _make_mixup(self) -> Mixup | None:
+        cfg = self.config
+        if cfg.mixup_alpha <= 0 and cfg.cutmix_alpha <= 0:
+            return None
+        return Mixup(mixup_alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha, label_smoothing=cfg.label_smoothing,
+                     num_classes=len(self.data.classes))
+
+    def train_epoch(self) -> tuple[float, float]:
+        """One pass over the shuffled training set (last partial batch dropped); mean loss and accuracy."""
+        self.model.train()
+        images, labels = self.data.train.images, self.data.train.labels
+        order = torch.randperm(len(labels), generator=self.generator).numpy()
+        bs, total_loss, correct, seen = self.config.batch_size, 0.0, 0, 0
+        for step in range(self.steps_per_epoch):
+            index = np.sort(order[step * bs:(step + 1) * bs])
+            x = self.augment(to_float(images, index, self.device), self.generator)
+            x = self.normalize(x)
+            y = torch.from_numpy(labels[index]).to(self.device)
+            target = y
+            if self.mixup is not None:
+                x, target = self.mixup(x, y)
+            logits = self.model(x)
+            loss = self.criterion(logits, target)
+            if self.config.l1 > 0:
+                loss = loss + self.config.l1 * l1_penalty(self.model)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"training loss became {loss.item()} at update {self.updates}; "
+                                    f"lower train.lr (now {self.config.lr:g}) or check the data")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.updates += 1
+            self.scheduler.step_update(self.updates)
+            total_loss += loss.item() * len(index)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(index)
+        return total_loss / seen, correct / seen
+
+    def evaluate(self) -> tuple[float, float, np.ndarray]:
+        probs = predict_proba(self.model, self.data.val, self.normalize, self.config.eval_batch_size, self.device)
+        labels = self.data.val.labels
+        loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
+        return loss, float((probs.argmax(1) == labels).mean()), probs
+
+    def fit(self, on_epoch: EpochCallback | None = None) -> TrialOutcome:
+        best: BestState | None = None
+        history: list[dict[str, Any]] = []
+        stop_reason = "max_epochs"
+        for epoch in range(1, self.config.epochs + 1):
+            start = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            train_loss, train_acc = self.train_epoch()
+            val_loss, val_acc, val_probs = self.evaluate()
+            improved = best is None or best.beats(val_acc, val_loss)
+            if improved:
+                state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+                best = BestState(epoch, val_acc, val_loss, train_acc, train_loss, state, val_probs)
+            patience_hit = epoch - best.epoch >= self.config.patience and epoch < self.config.epochs
+            metrics = {
+                "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+                "val_acc": val_acc, "lr": lr, "best_val_acc": best.val_acc, "best_epoch": best.epoch,
+                "epoch_seconds": time.perf_counter() - start, "stopped_by_patience": patience_hit,
+            }
+            history.append(metrics)
+            if on_epoch is not None:
+                on_epoch(metrics, best if improved else None)
+            if patience_hit:
+                stop_reason = "patience"
+                break
+        assert best is not None
+        return TrialOutcome(best, history, stop_reason)
+
+
+def train_trial(config: TrialConfig, data: TrialData, on_epoch: EpochCallback | None = None,
+                device: str | torch.device | None = None, threads: int | None = None) -> TrialOutcome:
+    """Train one configuration and return its best epoch's state and its history."""
+    return Trainer(config, data, device=device, threads=threads).fit(on_epoch)

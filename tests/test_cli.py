@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from hpsearch.cli import main, overrides_from, build_parser
+from tests.conftest import MINIMAL_RECIPE, write_recipe
+
+
+def test_flags_become_recipe_overrides():
+    args = build_parser().parse_args(["tune", "r.py", "--num-samples", "8", "--max-epochs", "3", "--seed", "5",
+                                      "--cpus-per-trial", "0.5", "--gpus-per-trial", "0.25", "--set", "train.lr=0.1"])
+    assert overrides_from(args) == ["train.lr=0.1", "budget.num_samples=8", "budget.max_epochs=3", "seed=5",
+                                    "budget.cpus_per_trial=0.5", "budget.gpus_per_trial=0.25"]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--set", "budget.num_smaples=3"], "Did you mean 'num_samples'"),
+    (["--set", "train.lr=abc"], "train.lr must be of type float"),
+    (["--num-samples", "0"], "num_samples must be at least 1"),
+    (["--resume"], "--resume needs the run directory"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, fragment):
+    recipe = write_recipe(tmp_path, MINIMAL_RECIPE)
+    assert main(["tune", str(recipe), *extra]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err and err.startswith("hpsearch tune: error:")
+
+
+def test_missing_recipe_from_a_real_process(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "hpsearch.cli", "tune", str(tmp_path / "missing.py")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unknown_backbone_in_space_stops_before_ray_starts(tmp_path, capsys):
+    body = MINIMAL_RECIPE + '    trial.suggest_categorical("backbone", ["resnet18", "resnet1B"])\n'
+    assert main(["tune", str(write_recipe(tmp_path, body)), "--out", str(tmp_path / "run")]) == 2
+    assert "Unknown backbone 'resnet1B'" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "ray").exists()
