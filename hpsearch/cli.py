@@ -34,6 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
     tune.add_argument("--resume", action="store_true", help="continue the search in --out")
     tune.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    show = commands.add_parser("show", help="write PNGs of training images and of augmented versions of one")
+    show.add_argument("recipe", type=Path)
+    show.add_argument("--out", type=Path, help="folder for the PNGs (default: runs/<recipe>-show)")
+    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    show.add_argument("--strength", type=float, help="augmentation strength to show (default: the recipe's, "
+                      "or 1.0 where the recipe turns augmentation off)")
+    show.add_argument("--seed", type=int, help="which images to show")
+    show.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -59,6 +68,28 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from hpsearch.data import BatchAugment, load_subset, prepare_split
+    from hpsearch.data.preview import plot_augmented, plot_samples
+    from hpsearch.recipe import load_recipe
+    from hpsearch.runinfo import ensure_writable
+
+    recipe = load_recipe(args.recipe, args.overrides + ([f"seed={args.seed}"] if args.seed is not None else []))
+    out = args.out or Path("runs") / f"{recipe.name}-show"
+    ensure_writable(out)
+    split, classes = prepare_split(recipe.data, recipe.seed, out)
+    train = load_subset(recipe.data, split, "train")
+    t = recipe.train
+    strength = args.strength if args.strength is not None else (t.aug_strength or 1.0)
+    augment = BatchAugment(t.flip, t.rotation, t.zoom, t.translate, strength)
+    samples = plot_samples(train, classes, out / "samples.png", seed=recipe.seed)
+    augmented = plot_augmented(train, augment, out / "augmented.png", seed=recipe.seed)
+    counts = split[split["subset"] == "train"]["class"].value_counts().sort_index().to_dict()
+    print(f"{len(split)} images, {len(classes)} classes; training images per class: {counts}")
+    print(f"Wrote {samples} and {augmented} (augmentation strength {strength:g}).")
+    return 0
+
+
 def print_summary(trials, best, run_dir: Path, seconds: float) -> None:
     counts = trials["status"].value_counts().to_dict()
     early = int(trials["stopped_early"].sum())
@@ -74,7 +105,7 @@ def print_summary(trials, best, run_dir: Path, seconds: float) -> None:
 
 NON_PARAM_COLUMNS = {"trial_id", "optuna_trial", "status", "epochs", "stopped_early", "stop_reason", "best_epoch",
                      "val_acc", "val_loss", "train_acc", "wall_s", "error", "checkpoint"}
-COMMANDS = {"tune": cmd_tune}
+COMMANDS = {"tune": cmd_tune, "show": cmd_show}
 
 
 def main(argv: list[str] | None = None) -> int:

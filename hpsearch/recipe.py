@@ -25,7 +25,7 @@ from hpsearch.training import TrialConfig
 SECTIONS: dict[str, type] = {"data": DataConfig, "train": TrialConfig, "budget": BudgetConfig}
 SCALARS: dict[str, type] = {"seed": int, "name": str}
 REQUIRED = ("data", "space")
-KNOWN = set(SECTIONS) | set(SCALARS) | {"space"}
+OPTIONS = "options"  # free-form values the recipe's space(trial, options) reads; types follow the defaults
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,14 @@ class Recipe:
     data: DataConfig
     train: TrialConfig
     budget: BudgetConfig
-    space: Callable[[Any], dict[str, Any] | None]
+    space: Callable[..., dict[str, Any] | None]
     source: str
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def resolved(self) -> dict[str, Any]:
         """Everything but the space function, as plain data (for ``config.json``)."""
         return {"recipe": str(self.path), "name": self.name, "seed": self.seed,
-                **{s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}}
+                **{s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}, OPTIONS: self.options}
 
 
 def module_name(path: Path) -> str:
@@ -75,20 +76,48 @@ def load_module(path: str | Path) -> ModuleType:
     return module
 
 
+def infer_hint(value: Any) -> Any:
+    """The type an option's override must have, from its default value."""
+    if isinstance(value, (list, tuple)):
+        item = infer_hint(value[0]) if value and all(type(v) is type(value[0]) for v in value) else Any
+        return list[item] if isinstance(value, list) else tuple[item, ...]
+    return Any if value is None else type(value)
+
+
+def apply_option_overrides(options: dict[str, Any], assignments: dict[str, str]) -> dict[str, Any]:
+    result = dict(options)
+    for key, text in assignments.items():
+        if key not in options:
+            raise RecipeError(f"Unknown --set key {OPTIONS}.{key!r}.{did_you_mean(key, options)} "
+                              f"The recipe's options are: {', '.join(sorted(options)) or 'none'}.")
+        hint = infer_hint(options[key])
+        result[key] = parse_value(f"{OPTIONS}.{key}", text, hint) if hint is not Any else _literal(text)
+    return result
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def group_overrides(assignments: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     """Sort ``key=value`` strings into per-section overrides and top-level scalar overrides."""
-    sections: dict[str, dict[str, str]] = {s: {} for s in SECTIONS}
+    sections: dict[str, dict[str, str]] = {s: {} for s in (*SECTIONS, OPTIONS)}
     scalars: dict[str, str] = {}
     for text in assignments:
         key, value = split_assignment(text)
         head, _, rest = key.partition(".")
-        if head in SECTIONS and rest:
+        if head in sections and rest:
             sections[head][rest] = value
         elif head in SCALARS and not rest:
             scalars[head] = value
         else:
-            known = [f"{s}.<key>" for s in SECTIONS] + list(SCALARS)
-            raise RecipeError(f"Unknown --set key {key!r}.{did_you_mean(head, list(SECTIONS) + list(SCALARS))} "
+            known = [f"{s}.<key>" for s in sections] + list(SCALARS)
+            raise RecipeError(f"Unknown --set key {key!r}.{did_you_mean(head, list(sections) + list(SCALARS))} "
                               f"Keys look like {', '.join(known)}.")
     return sections, scalars
 
@@ -109,6 +138,10 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     for section, cls in SECTIONS.items():
         value = build_section(cls, names.get(section, {}), section)
         built[section] = apply_overrides(value, section, sections[section]) if sections[section] else value
+    options = names.get(OPTIONS, {})
+    if not isinstance(options, dict):
+        raise RecipeError(f"The recipe's options must be a dict, but got {type(options).__name__}.")
+    options = apply_option_overrides(options, sections[OPTIONS])
     seed = check_value("seed", names.get("seed", 0), int)
     name = check_value("name", names.get("name", Path(path).stem), str)
     if "seed" in scalars:
@@ -116,4 +149,4 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     if "name" in scalars:
         name = parse_value("name", scalars["name"], str)
     return Recipe(Path(path).resolve(), name, seed, built["data"], built["train"], built["budget"],
-                  names["space"], Path(path).read_text())
+                  names["space"], Path(path).read_text(), options)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from hpsearch.errors import RecipeError
@@ -14,16 +16,22 @@ SOURCES = ("digits", "folder")
 class DataConfig:
     """Where the images come from and how they are prepared.
 
-    ``source``: ``"digits"`` (scikit-learn's bundled 8x8 digits) or ``"folder"`` (``root/<class>/*.jpg``).
-    ``normalize``: ``"unit"`` scales to [0, 1], ``"imagenet"`` uses ImageNet mean/std,
-    ``"half"`` maps to [-1, 1] (mean = std = 0.5, as TensorFlow-ported weights expect).
+    ``source``: ``"digits"`` (scikit-learn's bundled 8x8 digits) or ``"folder"``: ``root/<class>/*.jpg``,
+    or, when ``root`` is unset, the archive at ``url`` (downloaded once into the cache, checked
+    against ``sha256`` if given, expected to hold the ``classes`` folders and ``min_images`` images).
+    ``normalize``: ``"unit"`` scales to [0, 1], ``"imagenet"`` uses ImageNet mean/std, ``"half"`` maps
+    to [-1, 1]; ``"auto"`` uses the backbone's own mean/std for pretrained weights, else [0, 1].
     """
 
     source: str = "digits"
     root: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    classes: tuple[str, ...] | None = None
+    min_images: int = 0
     image_size: int = 32
     grayscale: bool = False
-    normalize: Literal["unit", "imagenet", "half"] = "unit"
+    normalize: Literal["auto", "unit", "imagenet", "half"] = "auto"
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     cache_dir: str | None = None
@@ -31,8 +39,9 @@ class DataConfig:
     def validate(self) -> None:
         if self.source not in SOURCES:
             raise RecipeError(f"data.source must be one of {list(SOURCES)}, but got source={self.source!r}.")
-        if self.source == "folder" and not self.root:
-            raise RecipeError("data.source='folder' needs data.root, e.g. --set data.root=/path/to/images.")
+        if self.source == "folder" and not (self.root or self.url):
+            raise RecipeError("data.source='folder' needs data.root or data.url, e.g. --set data.root=/path/to/images "
+                              "or --set data.url=file:///path/to/archive.tgz.")
         if not 4 <= self.image_size <= 1024:
             raise RecipeError(f"data.image_size must be between 4 and 1024 pixels, but got {self.image_size=}.")
         for name in ("val_fraction", "test_fraction"):
@@ -45,8 +54,17 @@ class DataConfig:
         return 1 if self.grayscale or self.source == "digits" else 3
 
     @property
+    def cache_path(self) -> Path:
+        """``cache_dir``, else ``$HPSEARCH_CACHE``, else ``$XDG_CACHE_HOME/hpsearch`` or ``~/.cache/hpsearch``."""
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        if os.environ.get("HPSEARCH_CACHE"):
+            return Path(os.environ["HPSEARCH_CACHE"]).expanduser()
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hpsearch"
+
+    @property
     def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std applied after scaling pixels to [0, 1]."""
+        """Per-channel mean and std applied after scaling pixels to [0, 1] (``auto``: as ``unit``)."""
         if self.normalize == "imagenet":
             mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
             if self.in_chans == 1:

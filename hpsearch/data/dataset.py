@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ class TrialData:
     classes: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    normalize: str = "unit"
 
     @property
     def in_chans(self) -> int:
@@ -46,23 +46,11 @@ class TrialData:
         return int(self.train.images.shape[-1])
 
 
-def default_cache_dir() -> Path:
-    """``$HPSEARCH_CACHE``, else ``$XDG_CACHE_HOME/hpsearch``, else ``~/.cache/hpsearch``."""
-    if os.environ.get("HPSEARCH_CACHE"):
-        return Path(os.environ["HPSEARCH_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "hpsearch"
-
-
-def cache_dir(config: DataConfig) -> Path:
-    return Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
-
-
 def decode_cached(source: Source, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Decode ``ids`` once and keep them on disk; return the images and a mask of readable ones."""
     cfg = source.config
     key = f"{source.fingerprint(ids)}_{cfg.image_size}px_{'L' if cfg.grayscale else 'C'}"
-    folder = cache_dir(cfg) / "decoded"
+    folder = cfg.cache_path / "decoded"
     path = folder / f"{key}.npz"
     if path.is_file():
         with np.load(path) as cached:
@@ -109,4 +97,4 @@ def prepare_trial_data(config: DataConfig, seed: int, run_dir: Path) -> TrialDat
     split, classes = prepare_split(config, seed, run_dir)
     mean, std = config.mean_std
     return TrialData(load_subset(config, split, "train"), load_subset(config, split, "val"),
-                     classes, mean, std)
+                     classes, mean, std, config.normalize)

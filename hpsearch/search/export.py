@@ -18,11 +18,15 @@ HISTORY_COLUMNS = ["trial_id", "optuna_trial", "epoch", "train_loss", "train_acc
 STATUS = {"TERMINATED": "completed", "ERROR": "failed"}
 
 
-def sampled_names(study: optuna.Study) -> list[str]:
-    """Every parameter name the study sampled, in first-seen order."""
+def parameter_names(study: optuna.Study, configs: list[dict[str, Any]]) -> list[str]:
+    """Every parameter the study sampled, then every other config value that differs between trials."""
     names: dict[str, None] = {}
     for trial in study.get_trials(deepcopy=False):
         names.update(dict.fromkeys(trial.params))
+    for key in dict.fromkeys(k for config in configs for k in config):
+        if key not in names and key not in (TRIAL_NUMBER_KEY, "seed"):
+            if len({repr(config.get(key)) for config in configs}) > 1:
+                names[key] = None
     return list(names)
 
 
@@ -90,7 +94,7 @@ def export_experiment(run_dir: Path, experiment_dir: Path, study: optuna.Study, 
     from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(str(experiment_dir))
-    names = sampled_names(study)
+    names = parameter_names(study, [trial.config for trial in analysis.trials])
     rows, histories = [], []
     for trial in sorted(analysis.trials, key=lambda t: (t.config.get(TRIAL_NUMBER_KEY) or 0, t.trial_id)):
         history = trial_history(analysis, trial)

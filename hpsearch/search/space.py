@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from hpsearch.config import field_types
 from hpsearch.errors import RecipeError, did_you_mean
-from hpsearch.models import check_backbone
+from hpsearch.data import DataConfig
+from hpsearch.models import check_backbone, check_input_size, create_model
 from hpsearch.training import TrialConfig
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ class TrialSpace:
         self.overrides = list(overrides or [])
         self.seed = recipe.seed
         self.defaults = {**dataclasses.asdict(recipe.train), "epochs": recipe.budget.max_epochs}
+        self.options = dict(recipe.options)
         self._space = recipe.space
 
     def __getstate__(self) -> dict[str, Any]:
@@ -50,7 +53,8 @@ class TrialSpace:
         return self._space
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        returned = self.space(trial) or {}
+        takes_options = len(inspect.signature(self.space).parameters) >= 2
+        returned = (self.space(trial, self.options) if takes_options else self.space(trial)) or {}
         if not isinstance(returned, dict):
             raise RecipeError(f"space(trial) must return None or a dict of constants, but got {returned!r}.")
         sampled = set(trial.params)
@@ -68,10 +72,12 @@ def split_trial_config(config: dict[str, Any]) -> tuple[TrialConfig, int | None]
     return TrialConfig.from_dict(values), number
 
 
-def validate_space(space: TrialSpace, samples: int = 8, seed: int = 0) -> None:
-    """Run the space on a few in-memory trials: every name must be a train knob, every backbone exist."""
+def validate_space(space: TrialSpace, data: DataConfig | None = None, samples: int = 8, seed: int = 0) -> None:
+    """Run the space on a few in-memory trials: every name must be a train knob, every backbone exist
+    (and, given ``data``, take its image size)."""
     known = field_types(TrialConfig)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    backbones: set[str] = set()
     for _ in range(samples):
         trial = study.ask()
         config = space(trial)
@@ -82,5 +88,10 @@ def validate_space(space: TrialSpace, samples: int = 8, seed: int = 0) -> None:
         backbone = trial.distributions.get("backbone")
         for name in getattr(backbone, "choices", [config.get("backbone")]):
             check_backbone(str(name))
+            backbones.add(str(name))
         split_trial_config(config)
         study.tell(trial, 0.0)
+    if data is not None:
+        for name in sorted(backbones):
+            check_input_size(create_model(name, 2, data.in_chans, data.image_size), name, data.in_chans,
+                             data.image_size)

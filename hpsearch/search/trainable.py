@@ -14,18 +14,20 @@ from ray import tune
 from hpsearch.data import TrialData
 from hpsearch.io import write_json
 from hpsearch.search.space import split_trial_config
-from hpsearch.training import BestState, TrialConfig, train_trial
+from hpsearch.training import BestState, Trainer, TrialConfig
 
 MODEL_FILE, PROBS_FILE, BEST_FILE = "model.pt", "val_probs.npy", "best.json"
 
 
-def save_best(folder: Path, best: BestState, config: TrialConfig, optuna_trial: int | None) -> None:
-    """Write the best epoch's weights, validation probabilities and metrics into ``folder``."""
+def save_best(folder: Path, best: BestState, config: TrialConfig, optuna_trial: int | None,
+              mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    """Write the best epoch's weights, validation probabilities, metrics and normalization into ``folder``."""
     torch.save(best.state_dict, folder / MODEL_FILE)
     np.save(folder / PROBS_FILE, best.val_probs.astype(np.float32))
     write_json(folder / BEST_FILE, {
         "epoch": best.epoch, "val_acc": best.val_acc, "val_loss": best.val_loss, "train_acc": best.train_acc,
         "train_loss": best.train_loss, "optuna_trial": optuna_trial, "config": config.to_dict(),
+        "mean": list(mean), "std": list(std),
     })
 
 
@@ -39,7 +41,8 @@ def run_trial(config: dict[str, Any], data: TrialData, threads: float = 1.0) -> 
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory(prefix="hpsearch-best-") as tmp:
-            save_best(Path(tmp), best, trial_config, optuna_trial)
+            save_best(Path(tmp), best, trial_config, optuna_trial, trainer.mean, trainer.std)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    train_trial(trial_config, data, on_epoch, threads=max(1, int(threads)))
+    trainer = Trainer(trial_config, data, threads=max(1, int(threads)))
+    trainer.fit(on_epoch)

@@ -134,7 +134,7 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
     if restorable and not options.resume:
         raise SearchError(f"{str(run_dir)!r} already holds a search. Continue it with --resume, "
                           f"or choose a new --out folder.")
-    validate_space(TrialSpace(recipe, options.overrides), seed=recipe.seed)
+    validate_space(TrialSpace(recipe, options.overrides), recipe.data, seed=recipe.seed)
     record_run(run_dir, recipe.path, {**recipe.resolved(), "overrides": options.overrides}, recipe.seed)
     started = start_ray(options.address)
     try:

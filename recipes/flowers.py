@@ -1,0 +1,70 @@
+"""TensorFlow's flowers photos (5 classes, 3,670 JPEGs): the tutorial's dataset, trained from scratch.
+
+The defaults are a GPU-sized search at the tutorial's 180x180. On a CPU, shrink it (see the README):
+    hpsearch tune recipes/flowers.py --set data.image_size=64 --num-samples 12 --max-epochs 30 \\
+        --set options.backbones=tutorial_cnn,resnet10t,mobilenetv3_large_100
+Offline, point it at a copy of the archive: --set data.url=file:///path/flower_photos.tgz,
+or at an extracted folder: --set data.root=/path/flower_photos.
+"""
+
+name = "flowers"
+seed = 0
+
+data = dict(
+    source="folder",
+    url="https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz",
+    classes=("daisy", "dandelion", "roses", "sunflowers", "tulips"),
+    min_images=3000,
+    image_size=180,
+    val_fraction=0.15,
+    test_fraction=0.15,
+)
+
+train = dict(
+    batch_size=32,
+    warmup_epochs=1.0,
+    flip=True,          # the tutorial's RandomFlip("horizontal"), RandomRotation(0.1), RandomZoom(0.1)
+    rotation=0.1,
+    zoom=0.1,
+    translate=0.05,
+    patience=8,
+)
+
+budget = dict(
+    num_samples=40,
+    max_epochs=40,
+    grace_period=4,
+    reduction_factor=3,
+    cpus_per_trial=4,
+    gpus_per_trial=0.5,
+)
+
+# The five families the tutorial names (ResNet, VGG, Inception, DenseNet, MobileNet), EfficientNet,
+# and the tutorial's own CNN; each with the ranges that suit it. Backbones need a minimum input size
+# (inception_v3: 75 px, the others 32 px); `hpsearch tune` checks it before any trial starts.
+FAMILIES = {
+    "tutorial_cnn": dict(lr=(3e-4, 3e-3), drop=(0.0, 0.5), drop_path=None),
+    "resnet10t": dict(lr=(5e-4, 5e-3), drop=(0.0, 0.3), drop_path=(0.0, 0.1)),
+    "resnet18": dict(lr=(5e-4, 5e-3), drop=(0.0, 0.3), drop_path=(0.0, 0.1)),
+    "vgg11_bn": dict(lr=(1e-4, 1e-3), drop=(0.0, 0.5), drop_path=None),
+    "inception_v3": dict(lr=(3e-4, 3e-3), drop=(0.0, 0.3), drop_path=None),
+    "densenet121": dict(lr=(3e-4, 3e-3), drop=(0.0, 0.3), drop_path=None),
+    "mobilenetv3_large_100": dict(lr=(1e-3, 1e-2), drop=(0.0, 0.3), drop_path=(0.0, 0.1)),
+    "efficientnet_b0": dict(lr=(1e-3, 1e-2), drop=(0.0, 0.3), drop_path=(0.0, 0.2)),
+}
+
+options = dict(backbones=list(FAMILIES))
+
+
+def space(trial, options):
+    backbone = trial.suggest_categorical("backbone", options["backbones"])
+    family = FAMILIES.get(backbone, FAMILIES["resnet18"])
+    trial.suggest_float("lr", *family["lr"], log=True)
+    trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True)
+    trial.suggest_float("drop_rate", *family["drop"])
+    if family["drop_path"]:
+        trial.suggest_float("drop_path_rate", *family["drop_path"])
+    trial.suggest_float("label_smoothing", 0.0, 0.2)
+    trial.suggest_float("aug_strength", 0.0, 2.0)
+    trial.suggest_categorical("mixup_alpha", [0.0, 0.2])
+    trial.suggest_categorical("cutmix_alpha", [0.0, 1.0])

