@@ -1,4 +1,19 @@
 """Ensembles of search trials, built from their saved validation predictions and weights.
 
-This package never imports Ray or Optuna.
+Probability-level methods follow scikit-learn's estimator contract on stacks of shape
+(n_models, n_samples, n_classes); soups work on state dicts. This package never imports Ray or Optuna.
 """
+
+from ensembles.averaging import HardVoting, SoftVoting
+from ensembles.bagging import Bagging, bootstrap_indices
+from ensembles.base import ProbaEnsemble, check_stack
+from ensembles.boosting import AdaBoostSAMME, samme_step
+from ensembles.greedy import GreedySelection
+from ensembles.soup import SoupResult, average_state_dicts, greedy_soup, uniform_soup
+from ensembles.stacking import Stacking, stack_features
+
+__all__ = [
+    "AdaBoostSAMME", "Bagging", "GreedySelection", "HardVoting", "ProbaEnsemble", "SoftVoting", "SoupResult",
+    "Stacking", "average_state_dicts", "bootstrap_indices", "check_stack", "greedy_soup", "samme_step",
+    "stack_features", "uniform_soup",
+]

@@ -35,6 +35,28 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--resume", action="store_true", help="continue the search in --out")
     tune.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
+    ensemble = commands.add_parser("ensemble", help="combine the top trials of a finished search")
+    ensemble.add_argument("run_dir", type=Path)
+    ensemble.add_argument("--top-k", type=int, default=5, help="trials to combine (default 5)")
+    ensemble.add_argument("--methods", default="average,vote,greedy,stacking,bagging,boosting,soup",
+                          help="comma-separated subset of average,vote,greedy,stacking,bagging,boosting,soup")
+    ensemble.add_argument("--members", type=int, default=5, help="members trained by bagging and boosting")
+    ensemble.add_argument("--member-epochs", type=int, help="epochs per trained member (default: the best trial's)")
+    ensemble.add_argument("--cpus-per-member", type=float, default=1.0)
+    ensemble.add_argument("--address", help="Ray cluster for bagging members")
+    ensemble.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    evaluate = commands.add_parser("evaluate", help="the one test-set evaluation: best trial vs every ensemble")
+    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    predict = commands.add_parser("predict", help="classify image files or folders with a run's model")
+    predict.add_argument("run_dir", type=Path)
+    predict.add_argument("paths", type=Path, nargs="+")
+    predict.add_argument("--model", default="best", help="best, or an ensemble method (e.g. greedy)")
+    predict.add_argument("--output", type=Path, help="write the table as CSV here (default: print it)")
+    predict.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
     show = commands.add_parser("show", help="write PNGs of training images and of augmented versions of one")
     show.add_argument("recipe", type=Path)
     show.add_argument("--out", type=Path, help="folder for the PNGs (default: runs/<recipe>-show)")
@@ -90,6 +112,43 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from hpsearch.evaluation import EnsembleOptions, build_ensembles, parse_methods
+
+    if args.top_k < 1 or args.members < 1:
+        raise HpsearchError(f"--top-k and --members must be at least 1, but got {args.top_k=}, {args.members=}.")
+    options = EnsembleOptions(top_k=args.top_k, members=args.members, member_epochs=args.member_epochs,
+                              cpus_per_member=args.cpus_per_member, address=args.address)
+    table = build_ensembles(args.run_dir, parse_methods(args.methods), options)
+    print(f"\n{table.to_string(index=False)}\n\nWrote {args.run_dir}/ensembles/<method>.json and "
+          f"{args.run_dir}/ensembles.csv (validation scores). Next: hpsearch evaluate {args.run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from hpsearch.evaluation import evaluate_run
+
+    table = evaluate_run(args.run_dir)
+    columns = ["model", "members", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "f1_macro", "log_loss",
+               "ece", "mcnemar_p_vs_best_single", "parameters", "ms_per_image"]
+    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"\nWrote {args.run_dir}/test_metrics.csv and {args.run_dir}/evaluation/ (confusion, per-class tables).")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hpsearch.evaluation import predict_files
+    from hpsearch.io import atomic_write
+
+    table = predict_files(args.run_dir, args.paths, args.model)
+    if args.output:
+        atomic_write(args.output, table.to_csv(index=False))
+        print(f"Wrote {len(table)} predictions to {args.output}")
+    else:
+        print(table[["path", "class", "probability"]].to_string(index=False))
+    return 0
+
+
 def print_summary(trials, best, run_dir: Path, seconds: float) -> None:
     counts = trials["status"].value_counts().to_dict()
     early = int(trials["stopped_early"].sum())
@@ -105,7 +164,8 @@ def print_summary(trials, best, run_dir: Path, seconds: float) -> None:
 
 NON_PARAM_COLUMNS = {"trial_id", "optuna_trial", "status", "epochs", "stopped_early", "stop_reason", "best_epoch",
                      "val_acc", "val_loss", "train_acc", "wall_s", "error", "checkpoint"}
-COMMANDS = {"tune": cmd_tune, "show": cmd_show}
+COMMANDS = {"tune": cmd_tune, "show": cmd_show, "ensemble": cmd_ensemble, "evaluate": cmd_evaluate,
+            "predict": cmd_predict}
 
 
 def main(argv: list[str] | None = None) -> int:

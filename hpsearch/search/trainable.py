@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from ray import tune
 
-from hpsearch.data import TrialData
+from hpsearch.data import ImageArrays, TrialData
 from hpsearch.io import write_json
 from hpsearch.search.space import split_trial_config
 from hpsearch.training import BestState, Trainer, TrialConfig
@@ -33,8 +34,22 @@ def save_best(folder: Path, best: BestState, config: TrialConfig, optuna_trial: 
 
 def run_trial(config: dict[str, Any], data: TrialData, threads: float = 1.0) -> None:
     """Train one sampled configuration; report every epoch, checkpoint only when validation improves."""
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
     trial_config, optuna_trial = split_trial_config(config)
+    train_and_report(trial_config, data, optuna_trial, threads)
+
+
+def run_member(config: dict[str, Any], data: TrialData, samples: list[np.ndarray], threads: float = 1.0) -> None:
+    """Train ensemble member ``config["member"]`` on its resample of the training split (bagging)."""
+    values = dict(config)
+    member = int(values.pop("member"))
+    trial_config, _ = split_trial_config(values)
+    index = samples[member]
+    resampled = ImageArrays(data.train.images[index], data.train.labels[index])
+    train_and_report(trial_config, replace(data, train=resampled), None, threads)
+
+
+def train_and_report(trial_config: TrialConfig, data: TrialData, optuna_trial: int | None, threads: float) -> None:
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
 
     def on_epoch(metrics: dict[str, Any], best: BestState | None) -> None:
         if best is None:

@@ -71,6 +71,19 @@ def start_ray(address: str | None):
     return True
 
 
+def check_resources(budget) -> None:
+    """A trial that asks for more than the cluster has would wait forever: say so at once."""
+    import ray
+
+    have = ray.cluster_resources()
+    for kind, flag, wanted in (("CPU", "--cpus-per-trial", budget.cpus_per_trial),
+                               ("GPU", "--gpus-per-trial", budget.gpus_per_trial)):
+        if wanted > have.get(kind, 0):
+            raise SearchError(f"Each trial asks for {wanted:g} {kind}(s) but the Ray cluster has "
+                              f"{have.get(kind, 0):g}; lower it with {flag} (e.g. {flag} "
+                              f"{'0' if kind == 'GPU' else '1'}).")
+
+
 def default_concurrency(cpus_per_trial: float) -> int:
     import ray
 
@@ -138,6 +151,7 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
     record_run(run_dir, recipe.path, {**recipe.resolved(), "overrides": options.overrides}, recipe.seed)
     started = start_ray(options.address)
     try:
+        check_resources(recipe.budget)
         trainable = make_trainable(recipe, run_dir)
         if restorable:
             tuner = tune.Tuner.restore(str(experiment.resolve()), trainable, resume_unfinished=True,

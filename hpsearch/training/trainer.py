@@ -175,8 +175,12 @@ class Trainer:
             seen += len(index)
         return total_loss / seen, correct / seen
 
+    def predict(self, arrays: ImageArrays) -> np.ndarray:
+        """Class probabilities of ``arrays`` under the current weights."""
+        return predict_proba(self.model, arrays, self.normalize, self.config.eval_batch_size, self.device)
+
     def evaluate(self) -> tuple[float, float, np.ndarray]:
-        probs = predict_proba(self.model, self.data.val, self.normalize, self.config.eval_batch_size, self.device)
+        probs = self.predict(self.data.val)
         labels = self.data.val.labels
         loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
         return loss, float((probs.argmax(1) == labels).mean()), probs

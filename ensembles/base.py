@@ -1,0 +1,49 @@
+"""The estimator contract every ensemble follows, on stacks of class probabilities.
+
+A stack has shape (n_models, n_samples, n_classes). ``fit(probas, y)`` learns from validation
+predictions and returns ``self``; learned state ends in ``_``; ``predict`` is the argmax of
+``predict_proba``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+def check_stack(probas: np.ndarray, n_models: int | None = None) -> np.ndarray:
+    """Validate a (n_models, n_samples, n_classes) stack of probabilities and return it as float64."""
+    stack = np.asarray(probas, dtype=np.float64)
+    if stack.ndim != 3:
+        raise ValueError(f"probas must have shape (n_models, n_samples, n_classes), but got shape={stack.shape}")
+    if n_models is not None and stack.shape[0] != n_models:
+        raise ValueError(f"the ensemble was fit on {n_models} models, but got {stack.shape[0]}")
+    if not np.all(np.isfinite(stack)) or stack.min() < 0:
+        raise ValueError("probas must be finite and non-negative")
+    return stack
+
+
+def check_labels(y: np.ndarray, stack: np.ndarray) -> np.ndarray:
+    labels = np.asarray(y)
+    if labels.shape != (stack.shape[1],):
+        raise ValueError(f"y must have one label per sample ({stack.shape[1]}), but got shape={labels.shape}")
+    if labels.min() < 0 or labels.max() >= stack.shape[2]:
+        raise ValueError(f"labels must be in [0, {stack.shape[2]}), but got min={labels.min()}, max={labels.max()}")
+    return labels.astype(np.int64)
+
+
+class ProbaEnsemble(ClassifierMixin, BaseEstimator):
+    """Base class: subclasses implement ``fit`` and ``predict_proba``."""
+
+    def predict(self, probas: np.ndarray) -> np.ndarray:
+        return self.predict_proba(probas).argmax(axis=1)
+
+    def score(self, probas: np.ndarray, y: np.ndarray, sample_weight=None) -> float:
+        return float(np.mean(self.predict(probas) == np.asarray(y)))
+
+    def members(self) -> dict[int, float]:
+        """Weight of each member model by its index in the stack (members with weight 0 left out)."""
+        weights = getattr(self, "weights_", None)
+        if weights is None:
+            raise AttributeError(f"{type(self).__name__} is not fitted or has no per-member weights")
+        return {int(i): float(w) for i, w in enumerate(weights) if w > 0}

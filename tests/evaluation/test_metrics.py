@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from hpsearch.evaluation.metrics import (bootstrap_ci, classification_metrics, confusion_table,
+                                         expected_calibration_error, mcnemar, per_class_table)
+
+
+def test_mcnemar_matches_known_tables():
+    # Wikipedia's example: b = 121, c = 59 discordant pairs; with continuity correction chi2 = 20.67
+    a = np.array([True] * 101 + [True] * 121 + [False] * 59 + [False] * 33)
+    b = np.array([True] * 101 + [False] * 121 + [True] * 59 + [False] * 33)
+    expected = stats.chi2.sf((abs(121 - 59) - 1) ** 2 / 180, df=1)
+    assert mcnemar(a, b) == pytest.approx(expected) and mcnemar(a, b) == pytest.approx(5.45e-6, rel=0.02)
+    # few discordant pairs: exact two-sided binomial, 1 vs 9 -> p = 2 * P(X <= 1 | n=10, 0.5) = 22/1024
+    a = np.array([True] * 1 + [False] * 9 + [True] * 20)
+    b = np.array([False] * 1 + [True] * 9 + [True] * 20)
+    assert mcnemar(a, b) == pytest.approx(22 / 1024)
+    assert mcnemar(a, a) == 1.0
+
+
+def test_bootstrap_ci_covers_the_truth_at_about_the_nominal_rate():
+    rng = np.random.default_rng(0)
+    truth, n, runs = 0.8, 300, 300
+    covered = 0
+    for run in range(runs):
+        correct = rng.random(n) < truth
+        low, high = bootstrap_ci(correct, resamples=1000, seed=run)
+        covered += low <= truth <= high
+    assert 0.91 <= covered / runs <= 0.98
+
+
+def test_bootstrap_ci_is_seeded_and_ordered():
+    correct = np.random.default_rng(1).random(200) < 0.7
+    assert bootstrap_ci(correct, seed=3) == bootstrap_ci(correct, seed=3)
+    low, high = bootstrap_ci(correct)
+    assert low < correct.mean() < high
+
+
+def test_ece_is_zero_for_calibrated_and_large_for_overconfident():
+    y = np.array([0, 1] * 50)
+    perfect = np.eye(2)[y]
+    assert expected_calibration_error(perfect, y) == pytest.approx(0.0)
+    overconfident = np.eye(2)[1 - y] * 0.99 + 0.005  # always wrong, 99.5% sure
+    assert expected_calibration_error(overconfident, y) == pytest.approx(0.995)
+
+
+def test_classification_metrics_of_a_known_prediction():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.full((6, 3), 0.1)
+    pred = np.array([0, 0, 1, 2, 2, 2])
+    probs[np.arange(6), pred] = 0.8
+    row = classification_metrics(probs, y)
+    assert row["accuracy"] == pytest.approx(5 / 6)
+    assert row["recall_macro"] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert row["precision_macro"] == pytest.approx((1 + 1 + 2 / 3) / 3)
+    assert 0 < row["log_loss"] and 0 <= row["ece"] <= 1 and 0.5 < row["roc_auc_ovr_macro"] <= 1
+    assert row["accuracy_ci_low"] <= row["accuracy"] <= row["accuracy_ci_high"]
+    table = per_class_table(probs, y, ["a", "b", "c"])
+    assert table["support"].tolist() == [2, 2, 2] and table.loc[1, "recall"] == 0.5
+    assert confusion_table(probs, y, ["a", "b", "c"]).loc["b", "c"] == 1

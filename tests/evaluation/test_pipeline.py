@@ -1,0 +1,113 @@
+"""tune -> ensemble -> evaluate -> predict on a small digits run, with the test split guarded."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import hpsearch.data.dataset as dataset_module
+from hpsearch.cli import main
+from hpsearch.evaluation.ensemble import METHODS
+from tests.conftest import write_recipe
+
+RECIPE = '''
+name = "pipeline"
+seed = 1
+data = dict(source="digits", image_size=12)
+train = dict(batch_size=32, flip=False, patience=3)
+budget = dict(num_samples=4, max_epochs=3, grace_period=2, reduction_factor=2, max_concurrent=2)
+
+def space(trial):
+    trial.suggest_categorical("backbone", ["tutorial_cnn", "resnet10t"])
+    trial.suggest_float("lr", 2e-3, 1e-2, log=True)
+'''
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A search and every ensemble, with test-split reads recorded."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    run_dir = folder / "run"
+    reads = []
+    original = dataset_module.load_subset
+
+    def spy(config, split, subset):
+        reads.append(subset)
+        return original(config, split, subset)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(dataset_module, "load_subset", spy)
+    patch.setattr("hpsearch.evaluation.rundir.load_subset", spy)
+    patch.setattr("hpsearch.data.load_subset", spy, raising=False)
+    try:
+        assert main(["tune", str(write_recipe(folder, RECIPE)), "--out", str(run_dir)]) == 0
+        assert main(["ensemble", str(run_dir), "--top-k", "3", "--members", "2", "--member-epochs", "2"]) == 0
+        before_evaluate = list(reads)
+        assert main(["evaluate", str(run_dir)]) == 0
+    finally:
+        patch.undo()
+    return run_dir, before_evaluate, reads
+
+
+@pytest.mark.slow
+def test_no_stage_before_evaluate_reads_the_test_split(finished_run):
+    run_dir, before, everything = finished_run
+    assert "test" not in before and {"train", "val"} <= set(before)
+    assert everything.count("test") == 1
+
+
+@pytest.mark.slow
+def test_ensemble_writes_every_method(finished_run):
+    run_dir = finished_run[0]
+    table = pd.read_csv(run_dir / "ensembles.csv")
+    assert table["method"].tolist() == ["best_single", *METHODS]
+    for method in METHODS:
+        record = json.loads((run_dir / "ensembles" / f"{method}.json").read_text())
+        assert record["method"] == method and record["members"]
+        assert abs(sum(m["weight"] for m in record["members"]) - 1.0) < 1e-6 or method == "soup"
+        assert 0.0 <= record["val_accuracy"] <= 1.0
+    bagging = json.loads((run_dir / "ensembles" / "bagging.json").read_text())
+    first, second = [np.load(run_dir / m["path"] / "val_probs.npy") for m in bagging["members"]]
+    assert not np.allclose(first, second)  # members trained on different resamples differ
+    greedy = json.loads((run_dir / "ensembles" / "greedy.json").read_text())
+    assert greedy["trajectory"][0]["member"] == 0  # the best trial comes first
+
+
+@pytest.mark.slow
+def test_evaluate_writes_metrics_and_is_repeatable(finished_run):
+    run_dir = finished_run[0]
+    first = pd.read_csv(run_dir / "test_metrics.csv")
+    assert first["model"].tolist() == ["best_single", *METHODS]
+    for column in ("accuracy", "balanced_accuracy", "precision_macro", "recall_weighted", "f1_macro",
+                   "f1_weighted", "roc_auc_ovr_macro", "log_loss", "ece", "accuracy_ci_low", "accuracy_ci_high",
+                   "mcnemar_p_vs_best_single", "parameters", "ms_per_image"):
+        assert first[column].notna().all(), column
+    assert first.loc[0, "mcnemar_p_vs_best_single"] == 1.0
+    assert (run_dir / "evaluation" / "confusion_greedy.csv").is_file()
+    assert main(["evaluate", str(run_dir)]) == 0
+    second = pd.read_csv(run_dir / "test_metrics.csv")
+    timing = ["ms_per_image"]  # wall-clock time: the one column that may differ
+    pd.testing.assert_frame_equal(first.drop(columns=timing), second.drop(columns=timing))
+
+
+@pytest.mark.slow
+def test_predict_labels_a_folder(finished_run, tmp_path):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for i in range(8):
+        Image.fromarray(np.uint8(digits.images[i] * 255 / 16)).save(folder / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"nope")
+    out = tmp_path / "pred.csv"
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert main(["predict", str(finished_run[0]), str(folder), "--model", "average", "--output", str(out)]) == 0
+    table = pd.read_csv(out, dtype={"class": str})
+    assert len(table) == 8 and {"path", "class", "probability", "p_0", "p_9"} <= set(table.columns)
+    truth = [str(digits.target[int(p.split("/")[-1][0])]) for p in table["path"]]
+    assert (table["class"] == truth).mean() >= 0.75
