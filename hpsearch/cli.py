@@ -57,6 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", type=Path, help="write the table as CSV here (default: print it)")
     predict.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
+    sweep = commands.add_parser("sweep", help="vary regularization knobs one at a time around the best trial")
+    sweep.add_argument("run_dir", type=Path)
+    sweep.add_argument("--param", action="append", required=True, metavar="NAME",
+                       help="knob to vary (repeatable): weight_decay, l1, drop_rate, drop_path_rate, "
+                            "label_smoothing, mixup_alpha, cutmix_alpha, aug_strength")
+    sweep.add_argument("--values", action="append", default=[], metavar="V1,V2,...",
+                       help="values for the --param before it (default: a preset grid)")
+    sweep.add_argument("--epochs", type=int, help="epochs per run (default: the best trial's)")
+    sweep.add_argument("--cpus-per-run", type=float, default=1.0)
+    sweep.add_argument("--address", help="Ray cluster to run on")
+    sweep.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    report = commands.add_parser("report", help="tables, plots and index.html for a run")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("--formats", default="md,csv,tex,html,json", help="comma-separated: md,csv,tex,html,json")
+    report.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    compare = commands.add_parser("compare", help="one table across runs")
+    compare.add_argument("run_dirs", type=Path, nargs="+")
+    compare.add_argument("--output", type=Path, help="write the table here (.csv, .md, .tex, .html or .json)")
+    compare.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
     show = commands.add_parser("show", help="write PNGs of training images and of augmented versions of one")
     show.add_argument("recipe", type=Path)
     show.add_argument("--out", type=Path, help="folder for the PNGs (default: runs/<recipe>-show)")
@@ -74,6 +96,7 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from hpsearch.io import write_json
     from hpsearch.recipe import load_recipe
     from hpsearch.search.tune import SearchOptions, best_trial, run_search
 
@@ -86,7 +109,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     trials = run_search(recipe, run_dir, SearchOptions(address=args.address, resume=args.resume,
                                                        overrides=overrides))
     best = best_trial(trials)
-    print_summary(trials, best, run_dir, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    write_json(run_dir / "summary.json", {"wall_seconds": seconds, "trials": len(trials),
+                                          "best_trial": best["trial_id"], "best_val_acc": float(best["val_acc"])})
+    print_summary(trials, best, run_dir, seconds)
     return 0
 
 
@@ -149,6 +175,42 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from hpsearch.evaluation.sweep import parse_knobs, run_sweep
+
+    tables = run_sweep(args.run_dir, parse_knobs(args.param, args.values), epochs=args.epochs,
+                       cpus_per_run=args.cpus_per_run, address=args.address)
+    for param, table in tables.items():
+        print(f"\n{param}:\n{table.to_string(index=False, float_format=lambda v: f'{v:.4f}')}")
+    print(f"\nWrote {args.run_dir}/sweeps/<param>.csv")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hpsearch.report import parse_formats, write_report
+
+    report = write_report(args.run_dir, parse_formats(args.formats))
+    print(f"Wrote {report.folder}/ ({len(report.sections)} sections) and {report.folder / 'index.html'}")
+    for skipped in report.skipped:
+        print(f"  skipped: {skipped}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from hpsearch.io import atomic_write
+    from hpsearch.report import compare_runs, render
+
+    table = compare_runs(args.run_dirs)
+    if args.output:
+        fmt = args.output.suffix.lstrip(".")
+        if fmt not in ("csv", "md", "tex", "html", "json"):
+            raise HpsearchError(f"--output must end in .csv, .md, .tex, .html or .json, but got {str(args.output)!r}.")
+        atomic_write(args.output, render(table, fmt))
+        print(f"Wrote {args.output}")
+    print(table.to_string(index=False))
+    return 0
+
+
 def print_summary(trials, best, run_dir: Path, seconds: float) -> None:
     counts = trials["status"].value_counts().to_dict()
     early = int(trials["stopped_early"].sum())
@@ -165,7 +227,7 @@ def print_summary(trials, best, run_dir: Path, seconds: float) -> None:
 NON_PARAM_COLUMNS = {"trial_id", "optuna_trial", "status", "epochs", "stopped_early", "stop_reason", "best_epoch",
                      "val_acc", "val_loss", "train_acc", "wall_s", "error", "checkpoint"}
 COMMANDS = {"tune": cmd_tune, "show": cmd_show, "ensemble": cmd_ensemble, "evaluate": cmd_evaluate,
-            "predict": cmd_predict}
+            "predict": cmd_predict, "sweep": cmd_sweep, "report": cmd_report, "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

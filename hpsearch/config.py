@@ -75,6 +75,8 @@ def parse_value(key: str, text: str, hint: Any) -> Any:
         raise RecipeError(f"{key} must be true or false, but got value={text!r}.")
     try:
         value = ast.literal_eval(stripped)
+        if typing.get_origin(target) in (tuple, list) and not isinstance(value, (tuple, list)):
+            value = [value]  # --set key=0.5 for a list means [0.5]
     except (ValueError, SyntaxError):
         if typing.get_origin(target) in (tuple, list):
             value = [v.strip() for v in stripped.split(",") if v.strip()]

@@ -1,8 +1,9 @@
 """TensorFlow's flowers photos (5 classes, 3,670 JPEGs): the tutorial's dataset, trained from scratch.
 
 The defaults are a GPU-sized search at the tutorial's 180x180. On a CPU, shrink it (see the README):
-    hpsearch tune recipes/flowers.py --set data.image_size=64 --num-samples 12 --max-epochs 30 \\
-        --set options.backbones=tutorial_cnn,resnet10t,mobilenetv3_large_100
+    hpsearch tune recipes/flowers.py --set data.image_size=64 --num-samples 8 --max-epochs 20 \\
+        --set options.backbones=tutorial_cnn,resnet10t --set options.mixup_alpha=0 \\
+        --set options.cutmix_alpha=0 --set options.aug_strength=0.5,1.5 --cpus-per-trial 1 --gpus-per-trial 0
 Offline, point it at a copy of the archive: --set data.url=file:///path/flower_photos.tgz,
 or at an extracted folder: --set data.root=/path/flower_photos.
 """
@@ -53,7 +54,12 @@ FAMILIES = {
     "efficientnet_b0": dict(lr=(1e-3, 1e-2), drop=(0.0, 0.3), drop_path=(0.0, 0.2)),
 }
 
-options = dict(backbones=list(FAMILIES))
+options = dict(
+    backbones=list(FAMILIES),
+    aug_strength=[0.0, 2.0],     # range searched; 1.0 is the tutorial's augmentation
+    mixup_alpha=[0.0, 0.2],      # choices searched (0: off)
+    cutmix_alpha=[0.0, 1.0],
+)
 
 
 def space(trial, options):
@@ -65,6 +71,6 @@ def space(trial, options):
     if family["drop_path"]:
         trial.suggest_float("drop_path_rate", *family["drop_path"])
     trial.suggest_float("label_smoothing", 0.0, 0.2)
-    trial.suggest_float("aug_strength", 0.0, 2.0)
-    trial.suggest_categorical("mixup_alpha", [0.0, 0.2])
-    trial.suggest_categorical("cutmix_alpha", [0.0, 1.0])
+    trial.suggest_float("aug_strength", *options["aug_strength"])
+    trial.suggest_categorical("mixup_alpha", options["mixup_alpha"])
+    trial.suggest_categorical("cutmix_alpha", options["cutmix_alpha"])

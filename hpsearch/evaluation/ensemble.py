@@ -81,7 +81,7 @@ def bagging(run: RunDir, best: SavedModel, best_row: pd.Series, options: Ensembl
     samples = bootstrap_indices(data.train.labels, options.members, random_state=run.seed)
     print(f"bagging: training {options.members} members of trial {best.name} ({config.backbone}, "
           f"{config.epochs} epochs) on bootstrap resamples, as Ray Tune trials")
-    folders = train_members(config, data, samples, run.path / "ensembles" / "bagging",
+    folders = train_members([config] * options.members, data, run.path / "ensembles" / "bagging", samples=samples,
                             cpus_per_member=options.cpus_per_member, address=options.address)
     members = [SavedModel(f"bagging:{f.name}", f) for f in folders]
     stack = np.stack([m.val_probs for m in members])

@@ -13,12 +13,13 @@ from hpsearch.search.tune import METRIC, MODE, check_resources, default_concurre
 from hpsearch.training import TrialConfig
 
 
-def train_members(config: TrialConfig, data: TrialData, samples: list[np.ndarray], out_dir: Path,
-                  cpus_per_member: float = 1.0, gpus_per_member: float = 0.0, address: str | None = None) -> list[Path]:
-    """Train one member per training resample in ``samples``; return their checkpoint folders.
+def train_members(configs: list[TrialConfig], data: TrialData, out_dir: Path, samples: list[np.ndarray] | None = None,
+                  measure_train: bool = False, cpus_per_member: float = 1.0, gpus_per_member: float = 0.0,
+                  address: str | None = None) -> list[Path]:
+    """Train one member per config (on ``samples[k]`` of the training split if given); return their folders.
 
-    Members run as a Ray Tune grid (one trial each, no early stopping); each keeps its best epoch
-    on the validation split in ``out_dir/member_<k>/``.
+    Members run in parallel as a Ray Tune grid (one trial each, no early stopping but their own
+    patience); each keeps its best epoch on the validation split in ``out_dir/member_<k>/``.
     """
     from ray import tune
     from ray.tune import CLIReporter, ExperimentAnalysis
@@ -29,13 +30,14 @@ def train_members(config: TrialConfig, data: TrialData, samples: list[np.ndarray
 
         check_resources(SimpleNamespace(cpus_per_trial=cpus_per_member, gpus_per_trial=gpus_per_member))
         trainable = tune.with_resources(
-            tune.with_parameters(run_member, data=data, samples=samples, threads=cpus_per_member),
+            tune.with_parameters(run_member, data=data, members=configs, samples=samples, measure_train=measure_train,
+                                 threads=cpus_per_member),
             {"cpu": cpus_per_member, "gpu": gpus_per_member})
         reporter = CLIReporter(metric_columns={"epoch": "epoch", "val_acc": "val_acc", METRIC: "best"},
                                parameter_columns=["member"], max_report_frequency=20)
         tuner = tune.Tuner(
             trainable,
-            param_space={**config.to_dict(), "member": tune.grid_search(list(range(len(samples))))},
+            param_space={"member": tune.grid_search(list(range(len(configs))))},
             tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, max_concurrent_trials=default_concurrency(cpus_per_member)),
             run_config=tune.RunConfig(name="ray", storage_path=str(out_dir.resolve()), verbose=1,
                                       progress_reporter=reporter, checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
@@ -50,6 +52,7 @@ def train_members(config: TrialConfig, data: TrialData, samples: list[np.ndarray
     for trial in ExperimentAnalysis(str((out_dir / "ray").resolve())).trials:
         folder = out_dir / f"member_{int(trial.config['member'])}"
         if not copy_best_checkpoint(trial, folder):
-            raise RuntimeError(f"bagging member {trial.config['member']} left no checkpoint (status {trial.status})")
+            raise RuntimeError(f"member {trial.config['member']} left no checkpoint (status {trial.status}); "
+                               f"see {out_dir / 'ray'}")
         folders.append(folder)
     return sorted(folders, key=lambda f: int(f.name.split("_")[1]))

@@ -21,14 +21,14 @@ MODEL_FILE, PROBS_FILE, BEST_FILE = "model.pt", "val_probs.npy", "best.json"
 
 
 def save_best(folder: Path, best: BestState, config: TrialConfig, optuna_trial: int | None,
-              mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+              mean: tuple[float, ...], std: tuple[float, ...], **extra: Any) -> None:
     """Write the best epoch's weights, validation probabilities, metrics and normalization into ``folder``."""
     torch.save(best.state_dict, folder / MODEL_FILE)
     np.save(folder / PROBS_FILE, best.val_probs.astype(np.float32))
     write_json(folder / BEST_FILE, {
         "epoch": best.epoch, "val_acc": best.val_acc, "val_loss": best.val_loss, "train_acc": best.train_acc,
         "train_loss": best.train_loss, "optuna_trial": optuna_trial, "config": config.to_dict(),
-        "mean": list(mean), "std": list(std),
+        "mean": list(mean), "std": list(std), **extra,
     })
 
 
@@ -38,25 +38,32 @@ def run_trial(config: dict[str, Any], data: TrialData, threads: float = 1.0) -> 
     train_and_report(trial_config, data, optuna_trial, threads)
 
 
-def run_member(config: dict[str, Any], data: TrialData, samples: list[np.ndarray], threads: float = 1.0) -> None:
-    """Train ensemble member ``config["member"]`` on its resample of the training split (bagging)."""
-    values = dict(config)
-    member = int(values.pop("member"))
-    trial_config, _ = split_trial_config(values)
-    index = samples[member]
-    resampled = ImageArrays(data.train.images[index], data.train.labels[index])
-    train_and_report(trial_config, replace(data, train=resampled), None, threads)
+def run_member(config: dict[str, Any], data: TrialData, members: list[TrialConfig],
+               samples: list[np.ndarray] | None = None, measure_train: bool = False, threads: float = 1.0) -> None:
+    """Train ``members[config["member"]]``, on its resample of the training split when ``samples`` is given."""
+    member = int(config["member"])
+    if samples is not None:
+        index = samples[member]
+        data = replace(data, train=ImageArrays(data.train.images[index], data.train.labels[index]))
+    train_and_report(members[member], data, None, threads, measure_train)
 
 
-def train_and_report(trial_config: TrialConfig, data: TrialData, optuna_trial: int | None, threads: float) -> None:
+def train_and_report(trial_config: TrialConfig, data: TrialData, optuna_trial: int | None, threads: float,
+                     measure_train: bool = False) -> None:
+    """Report every epoch to Ray Tune and checkpoint the best one; ``measure_train`` adds the accuracy on
+    the unaugmented training split whenever validation improves (for overfitting sweeps)."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
 
     def on_epoch(metrics: dict[str, Any], best: BestState | None) -> None:
         if best is None:
             tune.report(metrics)
             return
+        extra = {}
+        if measure_train:
+            extra["clean_train_acc"] = float((trainer.predict(data.train).argmax(1) == data.train.labels).mean())
+            metrics = {**metrics, **extra}
         with tempfile.TemporaryDirectory(prefix="hpsearch-best-") as tmp:
-            save_best(Path(tmp), best, trial_config, optuna_trial, trainer.mean, trainer.std)
+            save_best(Path(tmp), best, trial_config, optuna_trial, trainer.mean, trainer.std, **extra)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     trainer = Trainer(trial_config, data, threads=max(1, int(threads)))

@@ -48,6 +48,8 @@ def finished_run(tmp_path_factory):
         assert main(["ensemble", str(run_dir), "--top-k", "3", "--members", "2", "--member-epochs", "2"]) == 0
         before_evaluate = list(reads)
         assert main(["evaluate", str(run_dir)]) == 0
+        assert main(["sweep", str(run_dir), "--param", "drop_rate", "--values", "0,0.5", "--epochs", "1"]) == 0
+        assert main(["report", str(run_dir)]) == 0
     finally:
         patch.undo()
     return run_dir, before_evaluate, reads
@@ -57,7 +59,7 @@ def finished_run(tmp_path_factory):
 def test_no_stage_before_evaluate_reads_the_test_split(finished_run):
     run_dir, before, everything = finished_run
     assert "test" not in before and {"train", "val"} <= set(before)
-    assert everything.count("test") == 1
+    assert everything.count("test") == 1  # evaluate, once; sweep and report read no test data either
 
 
 @pytest.mark.slow
@@ -111,3 +113,22 @@ def test_predict_labels_a_folder(finished_run, tmp_path):
     assert len(table) == 8 and {"path", "class", "probability", "p_0", "p_9"} <= set(table.columns)
     truth = [str(digits.target[int(p.split("/")[-1][0])]) for p in table["path"]]
     assert (table["class"] == truth).mean() >= 0.75
+
+
+@pytest.mark.slow
+def test_sweep_and_full_report(finished_run):
+    run_dir = finished_run[0]
+    sweep = pd.read_csv(run_dir / "sweeps" / "drop_rate.csv")
+    assert sweep["value"].tolist() == [0.0, 0.5]
+    assert np.allclose(sweep["gap"], sweep["train_acc"] - sweep["val_acc"])
+    report = run_dir / "report"
+    for name in ("leaderboard", "ensemble_comparison", "per_class", "sweep_drop_rate"):
+        for fmt in ("md", "csv", "tex", "html", "json"):
+            assert (report / f"{name}.{fmt}").is_file(), f"{name}.{fmt}"
+    for png in ("learning_curves.png", "asha.png", "greedy.png", "cost.png", "confusion.png", "sweep_drop_rate.png"):
+        with Image.open(report / png) as image:
+            image.verify()
+    page = (report / "index.html").read_text()
+    for title in ("Trial leaderboard", "Sweep: drop_rate", "Test set: best single model vs ensembles",
+                  "Greedy selection trajectory", "Per-class metrics"):
+        assert title in page, title

@@ -1,0 +1,86 @@
+"""Result tables from a run directory, written in every format a paper or a README needs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from hpsearch.io import atomic_write
+
+FORMATS = ("md", "csv", "tex", "html", "json")
+LEADERBOARD_FIXED = ["trial_id", "status", "val_acc", "val_loss", "train_acc", "best_epoch", "epochs", "stopped_early",
+                     "stop_reason", "wall_s"]
+NOT_PARAMS = set(LEADERBOARD_FIXED) | {"optuna_trial", "error", "checkpoint"}
+COMPARISON_COLUMNS = ["model", "members", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "balanced_accuracy",
+                      "f1_macro", "roc_auc_ovr_macro", "log_loss", "ece", "mcnemar_p_vs_best_single", "parameters",
+                      "ms_per_image"]
+
+
+def parse_formats(text: str) -> list[str]:
+    from hpsearch.errors import HpsearchError
+
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise HpsearchError(f"--formats takes a comma-separated list of {', '.join(FORMATS)}, but got {text!r}.")
+    return formats
+
+
+def render(table: pd.DataFrame, fmt: str, caption: str = "") -> str:
+    """One table as text in ``fmt``; floats get 4 decimals except in CSV and JSON (exact)."""
+    if fmt == "csv":
+        return table.to_csv(index=False)
+    if fmt == "json":
+        return table.to_json(orient="records", indent=2, double_precision=15) + "\n"
+    shown = table.copy()
+    for column in shown.select_dtypes("float").columns:
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
+    if fmt == "md":
+        return shown.to_markdown(index=False) + "\n"
+    if fmt == "html":
+        return shown.to_html(index=False, na_rep="", border=0, classes="table") + "\n"
+    return shown.to_latex(index=False, escape=True, caption=caption or None, na_rep="") + "\n"
+
+
+def write_table(table: pd.DataFrame, name: str, folder: Path, formats: list[str], caption: str = "") -> list[Path]:
+    paths = []
+    for fmt in formats:
+        paths.append(atomic_write(folder / f"{name}.{fmt}", render(table, fmt, caption)))
+    return paths
+
+
+def read_back(path: Path) -> pd.DataFrame:
+    """Read a CSV or JSON table written by ``write_table``."""
+    if path.suffix == ".json":
+        return pd.DataFrame(json.loads(path.read_text()))
+    return pd.read_csv(path)
+
+
+def leaderboard(trials: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    params = [c for c in trials.columns if c not in NOT_PARAMS]
+    ranked = trials.sort_values(["val_acc", "val_loss"], ascending=[False, True], na_position="last")
+    columns = ["trial_id", *params, *[c for c in LEADERBOARD_FIXED[1:] if c in trials.columns]]
+    table = ranked[columns].head(top).reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table
+
+
+def ensemble_comparison(test_metrics: pd.DataFrame) -> pd.DataFrame:
+    return test_metrics[[c for c in COMPARISON_COLUMNS if c in test_metrics.columns]].copy()
+
+
+def importance(study) -> pd.DataFrame | None:
+    """Optuna's fANOVA importance of each sampled parameter, or None with fewer than 2 finished trials."""
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(finished) < 2 or not any(t.params for t in finished):
+        return None
+    try:
+        scores = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
+    except (RuntimeError, ValueError):
+        return None
+    return pd.DataFrame({"parameter": list(scores), "importance": list(scores.values())})
