@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import time
@@ -33,7 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractional allowed")
     tune.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
     tune.add_argument("--resume", action="store_true", help="continue the search in --out")
-    tune.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    tune.add_argument("--storage", help="where Ray keeps trial state and checkpoints: a folder every node can "
+                      "reach, or a URI Ray Tune supports (default: the run directory)")
+    tune.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    resume = commands.add_parser("resume", help="continue an interrupted search in its run directory")
+    resume.add_argument("run_dir", type=Path)
+    resume.add_argument("--address", help="join an existing Ray cluster")
+    resume.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     ensemble = commands.add_parser("ensemble", help="combine the top trials of a finished search")
     ensemble.add_argument("run_dir", type=Path)
@@ -44,18 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--member-epochs", type=int, help="epochs per trained member (default: the best trial's)")
     ensemble.add_argument("--cpus-per-member", type=float, default=1.0)
     ensemble.add_argument("--address", help="Ray cluster for bagging members")
-    ensemble.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    ensemble.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     evaluate = commands.add_parser("evaluate", help="the one test-set evaluation: best trial vs every ensemble")
     evaluate.add_argument("run_dir", type=Path)
-    evaluate.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    evaluate.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     predict = commands.add_parser("predict", help="classify image files or folders with a run's model")
     predict.add_argument("run_dir", type=Path)
     predict.add_argument("paths", type=Path, nargs="+")
     predict.add_argument("--model", default="best", help="best, or an ensemble method (e.g. greedy)")
     predict.add_argument("--output", type=Path, help="write the table as CSV here (default: print it)")
-    predict.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    predict.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     sweep = commands.add_parser("sweep", help="vary regularization knobs one at a time around the best trial")
     sweep.add_argument("run_dir", type=Path)
@@ -67,17 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--epochs", type=int, help="epochs per run (default: the best trial's)")
     sweep.add_argument("--cpus-per-run", type=float, default=1.0)
     sweep.add_argument("--address", help="Ray cluster to run on")
-    sweep.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    sweep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     report = commands.add_parser("report", help="tables, plots and index.html for a run")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--formats", default="md,csv,tex,html,json", help="comma-separated: md,csv,tex,html,json")
-    report.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    report.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     compare = commands.add_parser("compare", help="one table across runs")
     compare.add_argument("run_dirs", type=Path, nargs="+")
     compare.add_argument("--output", type=Path, help="write the table here (.csv, .md, .tex, .html or .json)")
-    compare.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    compare.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     show = commands.add_parser("show", help="write PNGs of training images and of augmented versions of one")
     show.add_argument("recipe", type=Path)
@@ -86,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--strength", type=float, help="augmentation strength to show (default: the recipe's, "
                       "or 1.0 where the recipe turns augmentation off)")
     show.add_argument("--seed", type=int, help="which images to show")
-    show.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    show.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -96,18 +104,40 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from hpsearch.io import write_json
     from hpsearch.recipe import load_recipe
-    from hpsearch.search.tune import SearchOptions, best_trial, run_search
+    from hpsearch.search.tune import SearchOptions
 
     overrides = overrides_from(args)
     recipe = load_recipe(args.recipe, overrides)
     if args.resume and args.out is None:
         raise HpsearchError("--resume needs the run directory to continue: add --out RUN_DIR.")
     run_dir = args.out or Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    args.out = run_dir  # so that an interruption can name it
+    options = SearchOptions(address=args.address, resume=args.resume, overrides=overrides, storage=args.storage)
+    return search_and_summarize(recipe, run_dir, options)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from hpsearch.io import read_json
+    from hpsearch.recipe import load_recipe
+    from hpsearch.search.tune import SearchOptions
+
+    config_path = args.run_dir / "config.json"
+    if not config_path.is_file() or not (args.run_dir / "recipe.py").is_file():
+        raise HpsearchError(f"{str(args.run_dir)!r} is not an hpsearch run directory (no config.json and recipe.py).")
+    config = read_json(config_path)
+    overrides = list(config.get("overrides", []))
+    recipe = load_recipe(config["recipe"], overrides, source=(args.run_dir / "recipe.py").read_text())
+    options = SearchOptions(address=args.address, resume=True, overrides=overrides, storage=config.get("storage"))
+    return search_and_summarize(recipe, args.run_dir, options)
+
+
+def search_and_summarize(recipe, run_dir: Path, options) -> int:
+    from hpsearch.io import write_json
+    from hpsearch.search.tune import best_trial, run_search
+
     start = time.perf_counter()
-    trials = run_search(recipe, run_dir, SearchOptions(address=args.address, resume=args.resume,
-                                                       overrides=overrides))
+    trials = run_search(recipe, run_dir, options)
     best = best_trial(trials)
     seconds = time.perf_counter() - start
     write_json(run_dir / "summary.json", {"wall_seconds": seconds, "trials": len(trials),
@@ -224,9 +254,13 @@ def print_summary(trials, best, run_dir: Path, seconds: float) -> None:
     print(f"Dashboard: optuna-dashboard sqlite:///{(run_dir / 'study.db').resolve()}")
 
 
+DISK_ERRORS = {errno.ENOSPC: "Free some disk space, or choose another --out.",
+               errno.EACCES: "Choose a folder you can write to with --out.",
+               errno.EROFS: "The file system is read-only; choose another --out.",
+               errno.EDQUOT: "The disk quota is exhausted; free space or choose another --out."}
 NON_PARAM_COLUMNS = {"trial_id", "optuna_trial", "status", "epochs", "stopped_early", "stop_reason", "best_epoch",
-                     "val_acc", "val_loss", "train_acc", "wall_s", "error", "checkpoint"}
-COMMANDS = {"tune": cmd_tune, "show": cmd_show, "ensemble": cmd_ensemble, "evaluate": cmd_evaluate,
+                     "val_acc", "val_loss", "train_acc", "wall_s", "error", "checkpoint", "node_id"}
+COMMANDS = {"tune": cmd_tune, "resume": cmd_resume, "show": cmd_show, "ensemble": cmd_ensemble, "evaluate": cmd_evaluate,
             "predict": cmd_predict, "sweep": cmd_sweep, "report": cmd_report, "compare": cmd_compare}
 
 
@@ -245,11 +279,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"hpsearch {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:
+        if args.debug or err.errno not in DISK_ERRORS:
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        print(f"hpsearch {args.command}: error: cannot write{where}: {err.strerror}. {DISK_ERRORS[err.errno]} "
+              f"Finished work already on disk is kept.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        out = getattr(args, "out", None)
-        hint = f" --out {out} --resume" if out else " --out RUN_DIR --resume"
-        print(f"\nInterrupted. Finished trials are kept; continue with: hpsearch {args.command} "
-              f"{getattr(args, 'recipe', '')}{hint}", file=sys.stderr)
+        run_dir = getattr(args, "out", None) or getattr(args, "run_dir", None) or "RUN_DIR"
+        print(f"\nInterrupted. Finished work is kept; continue a search with: hpsearch resume {run_dir}",
+              file=sys.stderr)
         return 130
 
 

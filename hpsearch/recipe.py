@@ -1,13 +1,12 @@
 """Recipes: plain Python files that define ``data``, ``train``, ``space``, ``budget`` and ``seed``.
 
 A recipe is trusted code (it is executed); it should only define names, with no side effects.
-It is loaded with importlib so tracebacks point into the recipe file itself.
+It is compiled under its own file name, so tracebacks point into the recipe file itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
 import sys
 from collections.abc import Callable
@@ -52,20 +51,22 @@ def module_name(path: Path) -> str:
     return "hpsearch_recipe_" + re.sub(r"\W", "_", path.stem)
 
 
-def load_module(path: str | Path) -> ModuleType:
-    """Execute the recipe file as a module; errors inside it keep their traceback into the file."""
+def load_module(path: str | Path, source: str | None = None) -> ModuleType:
+    """Execute the recipe (the file, or ``source`` in its name) as a module; tracebacks point into the file."""
     path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise RecipeError(f"Recipe file {str(path)!r} does not exist; pass the path to a .py recipe, "
-                          f"e.g. recipes/digits.py.")
-    if path.suffix != ".py":
-        raise RecipeError(f"A recipe is a Python file ending in .py, but got {str(path)!r}.")
+    if source is None:
+        if not path.is_file():
+            raise RecipeError(f"Recipe file {str(path)!r} does not exist; pass the path to a .py recipe, "
+                              f"e.g. recipes/digits.py.")
+        if path.suffix != ".py":
+            raise RecipeError(f"A recipe is a Python file ending in .py, but got {str(path)!r}.")
+        source = path.read_text()
     name = module_name(path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+    module = ModuleType(name)
+    module.__file__ = str(path)
     sys.modules[name] = module  # lets pickle find the recipe's functions by reference
     try:
-        spec.loader.exec_module(module)
+        exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102  recipes are trusted code
     except SyntaxError as err:
         sys.modules.pop(name, None)
         raise RecipeError(f"Syntax error in recipe {err.filename}, line {err.lineno}: {err.msg}.\n"
@@ -122,9 +123,9 @@ def group_overrides(assignments: list[str]) -> tuple[dict[str, dict[str, str]], 
     return sections, scalars
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Load, validate and override a recipe."""
-    module = load_module(path)
+def load_recipe(path: str | Path, overrides: list[str] | None = None, source: str | None = None) -> Recipe:
+    """Load, validate and override a recipe (from ``source`` if given, e.g. the copy in a run directory)."""
+    module = load_module(path, source)
     names = vars(module)
     missing = [n for n in REQUIRED if n not in names]
     if missing:
@@ -149,4 +150,4 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     if "name" in scalars:
         name = parse_value("name", scalars["name"], str)
     return Recipe(Path(path).resolve(), name, seed, built["data"], built["train"], built["budget"],
-                  names["space"], Path(path).read_text(), options)
+                  names["space"], source if source is not None else Path(path).read_text(), options)

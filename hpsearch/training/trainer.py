@@ -99,6 +99,12 @@ def resolve_mean_std(data: TrialData, model: nn.Module, pretrained: bool) -> tup
     return mean, std
 
 
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu"
+
+
 def l1_penalty(model: nn.Module) -> torch.Tensor:
     """Sum of absolute weights of conv and linear kernels (biases and norms excluded)."""
     return sum(p.abs().sum() for p in model.parameters() if p.ndim > 1 and p.requires_grad)
@@ -120,7 +126,9 @@ class Trainer:
             weights=config.weights,
         )
         check_input_size(self.model, config.backbone, data.in_chans, data.image_size)
-        self.model.to(self.device)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model.to(self.device, memory_format=self.memory_format)
+        self.autocast_dtype = torch.bfloat16 if config.amp and bf16_supported(self.device) else None
         self.mean, self.std = resolve_mean_std(data, self.model, config.pretrained)
         self.normalize = Normalizer(self.mean, self.std).to(self.device)
         self.augment = BatchAugment(config.flip, config.rotation, config.zoom, config.translate, config.aug_strength)
@@ -153,13 +161,15 @@ class Trainer:
         for step in range(self.steps_per_epoch):
             index = np.sort(order[step * bs:(step + 1) * bs])
             x = self.augment(to_float(images, index, self.device), self.generator)
-            x = self.normalize(x)
+            x = self.normalize(x).contiguous(memory_format=self.memory_format)
             y = torch.from_numpy(labels[index]).to(self.device)
             target = y
             if self.mixup is not None:
                 x, target = self.mixup(x, y)
-            logits = self.model(x)
-            loss = self.criterion(logits, target)
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                                enabled=self.autocast_dtype is not None):
+                logits = self.model(x)
+                loss = self.criterion(logits.float(), target)
             if self.config.l1 > 0:
                 loss = loss + self.config.l1 * l1_penalty(self.model)
             if not torch.isfinite(loss):
