@@ -42,10 +42,17 @@ def stop_reason(status: str, last: dict[str, Any], max_epochs: int) -> str:
 
 
 def error_text(trial) -> str:
-    path = trial.error_file
-    if not path or not Path(path).is_file():
+    """The last line of the trial's error file (the exception and its message), read from Ray's storage."""
+    name = trial.run_metadata.error_filename
+    if not name:
         return ""
-    lines = [line for line in Path(path).read_text(errors="replace").strip().splitlines() if line.strip()]
+    storage = trial.storage
+    try:
+        with storage.storage_filesystem.open_input_stream(f"{storage.trial_fs_path}/{name}") as stream:
+            text = stream.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:500] if lines else ""
 
 

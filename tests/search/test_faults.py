@@ -36,8 +36,8 @@ class Exploding(TutorialCNN):
 
 
 @register_model
-def exploding_cnn(pretrained=False, **kwargs):
-    return Exploding(**kwargs)
+def exploding_cnn(pretrained=False, num_classes=10, in_chans=1, drop_rate=0.0, **ignored):
+    return Exploding(num_classes=num_classes, in_chans=in_chans, img_size=8, drop_rate=drop_rate)
 
 
 name = "faulty"
@@ -112,7 +112,9 @@ def free_port() -> int:
 def test_join_a_real_ray_head_on_localhost(tmp_path):
     port = free_port()
     ray_cli = Path(sys.executable).with_name("ray")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Ray >= 2.59 authenticates cluster clients: the head and the driver share a token (set in their
+    # environments only; the driver runs as its own process so this test leaves no Ray state behind)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()}
     head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", "--block"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -126,9 +128,10 @@ def test_join_a_real_ray_head_on_localhost(tmp_path):
         time.sleep(3)
         run = tmp_path / "run"
         storage = tmp_path / "shared-storage"
-        code = main(["tune", str(write_recipe(tmp_path, SMALL)), "--out", str(run), "--address", f"127.0.0.1:{port}",
-                     "--storage", str(storage)])
-        assert code == 0
+        result = subprocess.run([sys.executable, "-m", "hpsearch.cli", "tune", str(write_recipe(tmp_path, SMALL)),
+                                 "--out", str(run), "--address", f"127.0.0.1:{port}", "--storage", str(storage)],
+                                env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
         assert (storage / "run-ray").is_dir() and not (run / "ray").exists()
         trials = pd.read_csv(run / "trials.csv")
         assert len(trials) == 4 and set(trials["status"]) == {"completed"}

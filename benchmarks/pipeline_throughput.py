@@ -1,0 +1,129 @@
+"""Benchmark 1: training images per second of an hpsearch trial against two references, same run.
+
+(a) the common baseline: torchvision ImageFolder + PIL transforms + DataLoader, same model, batch and
+    augmentation (flip, rotation, zoom); (b) a bare loop over pre-decoded tensors with the same batched
+    augmentation (what is left is hpsearch's own overhead). Ratios, not absolute times, are the result.
+
+    python benchmarks/pipeline_throughput.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmarks.common import flowers_url, write_results
+from hpsearch.data import BatchAugment, DataConfig, prepare_trial_data
+from hpsearch.data.download import fetch_dataset
+from hpsearch.models import create_model
+from hpsearch.training import Trainer, TrialConfig
+
+
+def timed_steps(step, steps: int, warmup: int = 3) -> float:
+    """Images per second over ``steps`` calls of ``step() -> batch size`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        step()
+    start, seen = time.perf_counter(), 0
+    for _ in range(steps):
+        seen += step()
+    return seen / (time.perf_counter() - start)
+
+
+def baseline(root: Path, backbone: str, size: int, batch: int, steps: int, workers: int) -> float:
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose([
+        transforms.Resize((size, size)), transforms.RandomHorizontalFlip(),
+        transforms.RandomAffine(degrees=36, scale=(0.9, 1.1)), transforms.ToTensor(),
+    ])
+    loader = torch.utils.data.DataLoader(datasets.ImageFolder(str(root), transform=transform), batch_size=batch,
+                                         shuffle=True, num_workers=workers, drop_last=True, persistent_workers=workers > 0)
+    model = create_model(backbone, 5, 3, size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    batches = iter(loader)
+
+    def step() -> int:
+        nonlocal batches
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            x, y = next(batches)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return len(y)
+
+    return timed_steps(step, steps)
+
+
+def bare(data, backbone: str, size: int, batch: int, steps: int) -> float:
+    images = torch.from_numpy(np.array(data.train.images)).float().div_(255)
+    labels = torch.from_numpy(np.array(data.train.labels))
+    augment, generator = BatchAugment(True, 0.1, 0.1, 0.0, 1.0), torch.Generator().manual_seed(0)
+    model = create_model(backbone, 5, 3, size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+
+    def step() -> int:
+        index = torch.randint(0, len(labels), (batch,), generator=generator)
+        loss = torch.nn.functional.cross_entropy(model(augment(images[index], generator)), labels[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return batch
+
+    return timed_steps(step, steps)
+
+
+def hpsearch_trial(data, backbone: str, batch: int, steps: int) -> float:
+    config = TrialConfig(backbone=backbone, batch_size=batch, aug_strength=1.0, rotation=0.1, zoom=0.1, epochs=1)
+    trainer = Trainer(config, data, device="cpu")
+    trainer.steps_per_epoch = 3
+    trainer.train_epoch()  # warm-up
+    trainer.steps_per_epoch = steps
+    start = time.perf_counter()
+    trainer.train_epoch()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one size, one backbone, few steps (a smoke test)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sizes, backbones, steps = ([64], ["tutorial_cnn"], 4) if args.quick else ([64, 128], ["tutorial_cnn", "resnet10t"], 25)
+    cache = Path(tempfile.mkdtemp(prefix="hpsearch-bench-"))
+    root = fetch_dataset(flowers_url(), cache, progress=False)
+    rows = []
+    for size in sizes:
+        data = prepare_trial_data(DataConfig(source="folder", root=str(root), image_size=size, cache_dir=str(cache)),
+                                  0, cache / f"run{size}")
+        for backbone in backbones:
+            torch.manual_seed(0)
+            rates = {
+                "baseline_imagefolder": baseline(root, backbone, size, 32, steps, workers=args.threads),
+                "bare_tensor_loop": bare(data, backbone, size, 32, steps),
+                "hpsearch_trial": hpsearch_trial(data, backbone, 32, steps),
+            }
+            for method, rate in rates.items():
+                rows.append({"image_size": size, "backbone": backbone, "method": method, "images_per_s": rate,
+                             "vs_baseline": rate / rates["baseline_imagefolder"], "vs_bare": rate / rates["bare_tensor_loop"]})
+            print(rows[-3:], flush=True)
+    notes = [f"{args.threads} torch threads; baseline DataLoader with {args.threads} workers; batch 32; "
+             f"{steps} timed steps after warm-up.",
+             "Targets: hpsearch_trial >= 3x baseline_imagefolder and >= 0.95x bare_tensor_loop."]
+    write_results("pipeline_throughput", pd.DataFrame(rows), notes, args.quick)
+
+
+if __name__ == "__main__":
+    main()
