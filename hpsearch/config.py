@@ -109,11 +109,7 @@ def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
                 f"Known keys: {', '.join(sorted(types_))}."
             )
         checked[key] = check_value(f"{section}.{key}", value, types_[key])
-    instance = cls(**checked)
-    validate = getattr(instance, "validate", None)
-    if validate is not None:
-        validate()
-    return instance
+    return _validated(cls(**checked))
 
 
 def apply_overrides(section_obj: Any, section: str, assignments: dict[str, str]) -> Any:
@@ -127,11 +123,25 @@ def apply_overrides(section_obj: Any, section: str, assignments: dict[str, str])
                 f"Known keys in {section!r}: {', '.join(sorted(types_))}."
             )
         changes[key] = parse_value(f"{section}.{key}", text, types_[key])
-    instance = dataclasses.replace(section_obj, **changes)
+    return _validated(dataclasses.replace(section_obj, **changes))
+
+
+def _validated(instance: Any) -> Any:
+    """Run the section's own range checks, if it has any."""
     validate = getattr(instance, "validate", None)
     if validate is not None:
         validate()
     return instance
+
+
+def parse_choices(text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
+    """Split a comma-separated command-line list and check every item is in ``allowed``."""
+    from hpsearch.errors import HpsearchError
+
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items or any(item not in allowed for item in items):
+        raise HpsearchError(f"{flag} takes a comma-separated list of {', '.join(allowed)}, but got {text!r}.")
+    return items
 
 
 def split_assignment(text: str) -> tuple[str, str]:

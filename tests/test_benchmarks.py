@@ -38,3 +38,10 @@ def test_orchestration_overhead_quick(tmp_path):
     run_benchmark(tmp_path, "benchmarks/orchestration_overhead.py")
     table = pd.read_csv(tmp_path / "orchestration_overhead-quick.csv")
     assert table.loc[0, "trials"] == 3 and table.loc[0, "hpsearch_tune_s"] > 0
+
+
+@pytest.mark.slow
+def test_memory_quick(tmp_path):
+    run_benchmark(tmp_path, "benchmarks/memory.py")
+    table = pd.read_csv(tmp_path / "memory-quick.csv")
+    assert table["concurrent_trials"].tolist() == [1, 2] and (table["peak_rss_tree_mib"] > 0).all()

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ensembles import (AdaBoostSAMME, Bagging, GreedySelection, HardVoting, SoftVoting, Stacking,
                        bootstrap_indices, samme_step)
+from hpsearch.config import parse_choices
 from hpsearch.errors import HpsearchError
 from hpsearch.evaluation.rundir import RunDir, SavedModel
 from hpsearch.evaluation.soups import build_soups
@@ -32,11 +33,7 @@ class EnsembleOptions:
 
 
 def parse_methods(text: str) -> list[str]:
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise HpsearchError(f"--methods takes a comma-separated list of {', '.join(METHODS)}, but got {text!r}.")
-    return methods
+    return parse_choices(text, METHODS, "--methods")
 
 
 def spec(method: str, estimator, members: list[SavedModel], run: RunDir, stack: np.ndarray, y: np.ndarray,

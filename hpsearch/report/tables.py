@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hpsearch.config import parse_choices
 from hpsearch.io import atomic_write
 
 FORMATS = ("md", "csv", "tex", "html", "json")
@@ -19,13 +20,7 @@ COMPARISON_COLUMNS = ["model", "members", "accuracy", "accuracy_ci_low", "accura
 
 
 def parse_formats(text: str) -> list[str]:
-    from hpsearch.errors import HpsearchError
-
-    formats = [f.strip() for f in text.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise HpsearchError(f"--formats takes a comma-separated list of {', '.join(FORMATS)}, but got {text!r}.")
-    return formats
+    return parse_choices(text, FORMATS, "--formats")
 
 
 def render(table: pd.DataFrame, fmt: str, caption: str = "") -> str:
