@@ -159,12 +159,12 @@ def test_bad_input_gets_one_clear_line(case, tmp_path, capsys):
 
 
 def test_disk_full_while_saving_is_one_line(tmp_path, capsys, monkeypatch):
-    import hpsearch.io as io
+    import hpsearch.data.preview as preview
 
     def full(path, writer):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(io, "atomic_save", full)
+    monkeypatch.setattr(preview, "atomic_save", full)  # where `show` saves its PNGs
     code = main(["show", str(Path(__file__).parents[1] / "recipes" / "digits.py"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 1 and "No space left on device" in err and "Free some disk space" in err

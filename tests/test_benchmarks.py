@@ -45,3 +45,11 @@ def test_memory_quick(tmp_path):
     run_benchmark(tmp_path, "benchmarks/memory.py")
     table = pd.read_csv(tmp_path / "memory-quick.csv")
     assert table["concurrent_trials"].tolist() == [1, 2] and (table["peak_rss_tree_mib"] > 0).all()
+
+
+@pytest.mark.slow
+def test_search_efficiency_quick(tmp_path):
+    run_benchmark(tmp_path, "benchmarks/search_efficiency.py")
+    table = pd.read_csv(tmp_path / "search_efficiency-quick.csv")
+    assert set(table["searcher"]) == {"hpsearch", "random", "optuna"}
+    assert table["best_val_acc"].between(0, 1).all() and table["test_acc_of_best"].between(0, 1).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from hpsearch.errors import RecipeError
 
@@ -14,6 +15,8 @@ class BudgetConfig:
     ``grace_period``: epochs every trial gets before ASHA may stop it (at least 2: first-epoch
     validation scores of BatchNorm models are noise). ``max_concurrent``: trials at once
     (``None``: as many as the cluster's CPUs allow). ``max_failures``: retries of a crashed trial.
+    ``sampler="random"`` and ``scheduler="fifo"`` (no early stopping) give the naive baseline;
+    ``time_budget_s`` ends the search after that many seconds, whatever the trial count.
     """
 
     num_samples: int = 16
@@ -24,6 +27,9 @@ class BudgetConfig:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_failures: int = 0
+    sampler: Literal["tpe", "random"] = "tpe"
+    scheduler: Literal["asha", "fifo"] = "asha"
+    time_budget_s: float | None = None
 
     def validate(self) -> None:
         if self.num_samples < 1:
@@ -40,5 +46,7 @@ class BudgetConfig:
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise RecipeError(f"budget.cpus_per_trial must be > 0 and gpus_per_trial >= 0, but got "
                               f"{self.cpus_per_trial=}, {self.gpus_per_trial=}.")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise RecipeError(f"budget.time_budget_s must be positive, but got {self.time_budget_s=}.")
         if self.max_failures < 0:
             raise RecipeError(f"budget.max_failures must be >= 0, but got {self.max_failures=}.")

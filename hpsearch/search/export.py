@@ -15,7 +15,7 @@ from hpsearch.search.space import TRIAL_NUMBER_KEY
 from hpsearch.search.trainable import BEST_FILE
 
 HISTORY_COLUMNS = ["trial_id", "optuna_trial", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-                   "best_val_acc", "epoch_seconds", "time_total_s", "node_id"]
+                   "best_val_acc", "epoch_seconds", "time_total_s", "timestamp", "node_id"]
 STATUS = {"TERMINATED": "completed", "ERROR": "failed"}
 
 

@@ -119,18 +119,21 @@ def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions
 
     budget = recipe.budget
     space = TrialSpace(recipe, options.overrides)
-    searcher = OptunaSearch(
-        space=space, metric=METRIC, mode=MODE, study_name=recipe.name, storage=study_storage(run_dir),
-        sampler=optuna.samplers.TPESampler(seed=recipe.seed),
-    )
+    sampler = (optuna.samplers.TPESampler(seed=recipe.seed) if budget.sampler == "tpe"
+               else optuna.samplers.RandomSampler(seed=recipe.seed))
+    searcher = OptunaSearch(space=space, metric=METRIC, mode=MODE, study_name=recipe.name,
+                            storage=study_storage(run_dir), sampler=sampler)
     limit = budget.max_concurrent or default_concurrency(budget.cpus_per_trial)
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=budget.max_epochs,
-                              grace_period=budget.grace_period, reduction_factor=budget.reduction_factor)
+    scheduler = None
+    if budget.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=budget.max_epochs,
+                                  grace_period=budget.grace_period, reduction_factor=budget.reduction_factor)
     storage_path, name = experiment_location(run_dir, options.storage)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=ConcurrencyLimiter(searcher, limit),
-                                    scheduler=scheduler, num_samples=budget.num_samples),
+                                    scheduler=scheduler, num_samples=budget.num_samples,
+                                    time_budget_s=budget.time_budget_s),
         run_config=tune.RunConfig(
             name=name, storage_path=storage_path, verbose=options.verbose,
             progress_reporter=progress_table(recipe),
@@ -197,7 +200,8 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
     study = load_study(run_dir, recipe.name)
     trials = export_experiment(run_dir, experiment, study, recipe.budget.max_epochs)
     unfinished = int((trials["status"] == "incomplete").sum()) if len(trials) else 0
-    if unfinished or len(trials) < recipe.budget.num_samples:
+    cut_short = len(trials) < recipe.budget.num_samples and recipe.budget.time_budget_s is None
+    if unfinished or cut_short:
         raise SearchInterrupted(f"The search stopped with {len(trials) - unfinished} of {recipe.budget.num_samples} "
                                 f"trials finished; they are kept in {run_dir}. Continue with: hpsearch resume {run_dir}")
     close_orphaned_trials(study, set(trials["optuna_trial"].dropna().astype(int)))
