@@ -1,6 +1,6 @@
 """Benchmark 5: what each ensemble buys over the best single model, from a run's `hpsearch evaluate`.
 
-    python benchmarks/ensemble_value.py RUN_DIR [--quick]
+    python -m benchmarks.ensemble_value RUN_DIR [--quick]
 
 Reads RUN_DIR/test_metrics.csv (test accuracy with 95% bootstrap CIs, parameters, CPU milliseconds
 per image) and writes the table with gains and cost ratios against the best single model.

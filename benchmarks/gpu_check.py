@@ -3,7 +3,7 @@
 1. One trial on the GPU with bf16 autocast and channels-last, timed against fp32.
 2. `hpsearch tune` with --gpus-per-trial 0.5: two trials share the GPU (checked in trials.csv).
 
-    python benchmarks/gpu_check.py
+    python -m benchmarks.gpu_check
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ trials at a time, sampling /proc every 0.2 s: the resident memory of the whole p
 private (unshared) memory of each trial process. Trials map the decoded arrays from Ray's object
 store, so a trial's private memory should stay well below the dataset's size.
 
-    python benchmarks/memory.py [--quick]
+    python -m benchmarks.memory [--quick]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The same N short trials (digits, the tutorial CNN) run one at a time both ways, in one process;
 Ray's start-up is timed on its own.
 
-    python benchmarks/orchestration_overhead.py [--quick]
+    python -m benchmarks.orchestration_overhead [--quick]
 """
 
 from __future__ import annotations

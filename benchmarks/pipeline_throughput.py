@@ -4,7 +4,7 @@
     augmentation (flip, rotation, zoom); (b) a bare loop over pre-decoded tensors with the same batched
     augmentation (what is left is hpsearch's own overhead). Ratios, not absolute times, are the result.
 
-    python benchmarks/pipeline_throughput.py [--quick]
+    python -m benchmarks.pipeline_throughput [--quick]
 """
 
 from __future__ import annotations

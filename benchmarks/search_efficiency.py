@@ -7,7 +7,7 @@ Three searchers, each given the same wall-clock budget and run with 3 seeds on t
 Reported: best validation accuracy, test accuracy of that best trial (read here only, for this
 comparison), and the time each searcher needed to first reach the target validation accuracy.
 
-    python benchmarks/search_efficiency.py [--quick] [--budget-s 1200] [--target 0.8]
+    python -m benchmarks.search_efficiency [--quick] [--budget-s 1200] [--target 0.8]
 """
 
 from __future__ import annotations

@@ -133,14 +133,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def search_and_summarize(recipe, run_dir: Path, options) -> int:
-    from hpsearch.io import write_json
+    from hpsearch.io import read_json, write_json
     from hpsearch.search.tune import best_trial, run_search
 
     start = time.perf_counter()
     trials = run_search(recipe, run_dir, options)
     best = best_trial(trials)
     seconds = time.perf_counter() - start
-    write_json(run_dir / "summary.json", {"wall_seconds": seconds, "trials": len(trials),
+    earlier = read_json(run_dir / "summary.json")["wall_seconds"] if (run_dir / "summary.json").is_file() else 0.0
+    write_json(run_dir / "summary.json", {"wall_seconds": earlier + seconds, "trials": len(trials),  # resumes add up
                                           "best_trial": best["trial_id"], "best_val_acc": float(best["val_acc"])})
     print_summary(trials, best, run_dir, seconds)
     return 0

@@ -26,7 +26,7 @@ def run_benchmark(tmp_path, *args):
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason="needs ../shared/data/flower_photos_s160.tgz")
 def test_pipeline_throughput_quick(tmp_path):
-    run_benchmark(tmp_path, "benchmarks/pipeline_throughput.py")
+    run_benchmark(tmp_path, "-m", "benchmarks.pipeline_throughput")
     table = pd.read_csv(tmp_path / "pipeline_throughput-quick.csv")
     assert set(table["method"]) == {"baseline_imagefolder", "bare_tensor_loop", "hpsearch_trial"}
     assert (table["images_per_s"] > 0).all()
@@ -35,21 +35,21 @@ def test_pipeline_throughput_quick(tmp_path):
 
 @pytest.mark.slow
 def test_orchestration_overhead_quick(tmp_path):
-    run_benchmark(tmp_path, "benchmarks/orchestration_overhead.py")
+    run_benchmark(tmp_path, "-m", "benchmarks.orchestration_overhead")
     table = pd.read_csv(tmp_path / "orchestration_overhead-quick.csv")
     assert table.loc[0, "trials"] == 3 and table.loc[0, "hpsearch_tune_s"] > 0
 
 
 @pytest.mark.slow
 def test_memory_quick(tmp_path):
-    run_benchmark(tmp_path, "benchmarks/memory.py")
+    run_benchmark(tmp_path, "-m", "benchmarks.memory")
     table = pd.read_csv(tmp_path / "memory-quick.csv")
     assert table["concurrent_trials"].tolist() == [1, 2] and (table["peak_rss_tree_mib"] > 0).all()
 
 
 @pytest.mark.slow
 def test_search_efficiency_quick(tmp_path):
-    run_benchmark(tmp_path, "benchmarks/search_efficiency.py")
+    run_benchmark(tmp_path, "-m", "benchmarks.search_efficiency")
     table = pd.read_csv(tmp_path / "search_efficiency-quick.csv")
     assert set(table["searcher"]) == {"hpsearch", "random", "optuna"}
     assert table["best_val_acc"].between(0, 1).all() and table["test_acc_of_best"].between(0, 1).all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +34,14 @@ def space(trial):
 def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     recipe = write_recipe(folder, RECIPE)
-    run_dir = folder / "run"
-    code = main(["tune", str(recipe), "--out", str(run_dir), "--cpus-per-trial", "1"])
+    cwd = os.getcwd()
+    os.chdir(folder)  # a relative --out, as people type it
+    try:
+        code = main(["tune", str(recipe), "--out", "run", "--cpus-per-trial", "1"])
+    finally:
+        os.chdir(cwd)
     assert code == 0
-    return run_dir
+    return folder / "run"
 
 
 @pytest.mark.slow
