@@ -126,7 +126,7 @@ def main() -> None:
     quick = args.quick
     epochs, samples, seeds = (3, 4, 1) if quick else (20, 200, args.seeds)
     target = args.target or (0.9 if quick else 0.8)
-    budget = 40.0 if quick else args.budget_s
+    budget = 20.0 if quick else args.budget_s
     folder = Path(tempfile.mkdtemp(prefix="hpsearch-efficiency-"))
     os.environ["HPSEARCH_CACHE"] = str(folder / "cache")
     rows = []
