@@ -18,11 +18,25 @@ FLAG_OVERRIDES = {  # flag attribute -> recipe key it sets
 }
 
 
+def command(commands, name: str, help: str) -> argparse.ArgumentParser:
+    """A sub-command that also accepts --debug after its name."""
+    parser = commands.add_parser(name, help=help)
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpsearch", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
-    tune = commands.add_parser("tune", help="run a hyperparameter search from a recipe")
+    add_search_commands(commands)
+    add_after_search_commands(commands)
+    add_report_commands(commands)
+    return parser
+
+
+def add_search_commands(commands) -> None:
+    tune = command(commands, "tune", help="run a hyperparameter search from a recipe")
     tune.add_argument("recipe", type=Path, help="recipe file, e.g. recipes/digits.py")
     tune.add_argument("--out", type=Path, help="run directory (default: runs/<recipe>-<time>)")
     tune.add_argument("--num-samples", type=int, help="number of trials (budget.num_samples)")
@@ -36,14 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--resume", action="store_true", help="continue the search in --out")
     tune.add_argument("--storage", help="where Ray keeps trial state and checkpoints: a folder every node can "
                       "reach, or a URI Ray Tune supports (default: the run directory)")
-    tune.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    resume = commands.add_parser("resume", help="continue an interrupted search in its run directory")
+    resume = command(commands, "resume", help="continue an interrupted search in its run directory")
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--address", help="join an existing Ray cluster")
-    resume.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    ensemble = commands.add_parser("ensemble", help="combine the top trials of a finished search")
+
+def add_after_search_commands(commands) -> None:
+    ensemble = command(commands, "ensemble", help="combine the top trials of a finished search")
     ensemble.add_argument("run_dir", type=Path)
     ensemble.add_argument("--top-k", type=int, default=5, help="trials to combine (default 5)")
     ensemble.add_argument("--methods", default="average,vote,greedy,stacking,bagging,boosting,soup",
@@ -52,20 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--member-epochs", type=int, help="epochs per trained member (default: the best trial's)")
     ensemble.add_argument("--cpus-per-member", type=float, default=1.0)
     ensemble.add_argument("--address", help="Ray cluster for bagging members")
-    ensemble.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    evaluate = commands.add_parser("evaluate", help="the one test-set evaluation: best trial vs every ensemble")
+    evaluate = command(commands, "evaluate", help="the one test-set evaluation: best trial vs every ensemble")
     evaluate.add_argument("run_dir", type=Path)
-    evaluate.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    predict = commands.add_parser("predict", help="classify image files or folders with a run's model")
+    predict = command(commands, "predict", help="classify image files or folders with a run's model")
     predict.add_argument("run_dir", type=Path)
     predict.add_argument("paths", type=Path, nargs="+")
     predict.add_argument("--model", default="best", help="best, or an ensemble method (e.g. greedy)")
     predict.add_argument("--output", type=Path, help="write the table as CSV here (default: print it)")
-    predict.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    sweep = commands.add_parser("sweep", help="vary regularization knobs one at a time around the best trial")
+    sweep = command(commands, "sweep", help="vary regularization knobs one at a time around the best trial")
     sweep.add_argument("run_dir", type=Path)
     sweep.add_argument("--param", action="append", required=True, metavar="NAME",
                        help="knob to vary (repeatable): weight_decay, l1, drop_rate, drop_path_rate, "
@@ -75,27 +86,24 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--epochs", type=int, help="epochs per run (default: the best trial's)")
     sweep.add_argument("--cpus-per-run", type=float, default=1.0)
     sweep.add_argument("--address", help="Ray cluster to run on")
-    sweep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    report = commands.add_parser("report", help="tables, plots and index.html for a run")
+
+def add_report_commands(commands) -> None:
+    report = command(commands, "report", help="tables, plots and index.html for a run")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--formats", default="md,csv,tex,html,json", help="comma-separated: md,csv,tex,html,json")
-    report.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    compare = commands.add_parser("compare", help="one table across runs")
+    compare = command(commands, "compare", help="one table across runs")
     compare.add_argument("run_dirs", type=Path, nargs="+")
     compare.add_argument("--output", type=Path, help="write the table here (.csv, .md, .tex, .html or .json)")
-    compare.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    show = commands.add_parser("show", help="write PNGs of training images and of augmented versions of one")
+    show = command(commands, "show", help="write PNGs of training images and of augmented versions of one")
     show.add_argument("recipe", type=Path)
     show.add_argument("--out", type=Path, help="folder for the PNGs (default: runs/<recipe>-show)")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     show.add_argument("--strength", type=float, help="augmentation strength to show (default: the recipe's, "
                       "or 1.0 where the recipe turns augmentation off)")
     show.add_argument("--seed", type=int, help="which images to show")
-    show.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    return parser
 
 
 def overrides_from(args: argparse.Namespace) -> list[str]:
