@@ -152,9 +152,10 @@ def build_ensembles(run_dir: Path, methods: list[str], options: EnsembleOptions)
                 data = TrialData(train, val, tuple(run.classes), mean, std, run.data_config.normalize)
             record = (bagging if method == "bagging" else boosting)(run, best, best_row, options, data, y_val)
         write_json(run.path / "ensembles" / f"{method}.json", record)
-        rows.append({"method": method, "members": len(record["members"]), "val_accuracy": record["val_accuracy"],
+        used = sum(m["weight"] > 0 for m in record["members"])
+        rows.append({"method": method, "members": used, "val_accuracy": record["val_accuracy"],
                      "val_log_loss": record["val_log_loss"], "cv_accuracy": record.get("cv_accuracy")})
-        print(f"{method}: {len(record['members'])} member(s), val_accuracy {record['val_accuracy']:.4f}")
+        print(f"{method}: {used} member(s) with weight, val_accuracy {record['val_accuracy']:.4f}")
     table = pd.DataFrame(rows)
     single = {"method": "best_single", "members": 1, "val_accuracy": float(best_row["val_acc"]),
               "val_log_loss": float(best_row["val_loss"]), "cv_accuracy": None}

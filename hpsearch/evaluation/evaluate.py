@@ -59,7 +59,9 @@ def evaluate_run(run_dir: Path) -> pd.DataFrame:
         outputs = [predict(m) for m in members]
         stack = np.stack([o[0] for o in outputs])
         combined = stack[0] if estimator is None else estimator.predict_proba(stack)
-        models[record["method"]] = (combined, sum(o[1] for o in outputs), sum(o[2] for o in outputs), len(members))
+        # inference cost counts only the members that carry weight (greedy selection may drop some)
+        used = [o for o, m in zip(outputs, record["members"]) if m["weight"] > 0] if estimator is not None else outputs
+        models[record["method"]] = (combined, sum(o[1] for o in used), sum(o[2] for o in used), len(used))
     best_correct = models["best_single"][0].argmax(1) == test.labels
     rows = []
     out = run.path / "evaluation"
