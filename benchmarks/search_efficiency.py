@@ -66,7 +66,10 @@ def run_ray(folder: Path, quick: bool, seed: int, epochs: int, samples: int, nai
     trials = run_search(load_recipe(path), run_dir, SearchOptions(verbose=0))
     wall = time.time() - start
     history = pd.read_csv(run_dir / "history.csv")
-    done = trials[trials["status"] == "completed"].sort_values("val_acc", ascending=False)
+    done = trials[trials["val_acc"].notna()].sort_values("val_acc", ascending=False)
+    if done.empty:  # the time budget ran out before any trial finished an epoch
+        return {"best_val_acc": float("nan"), "test_acc_of_best": float("nan"), "wall_s": wall, "trials": len(trials),
+                "time_to_target_s": float("nan")}
     test = evaluate_run(run_dir).set_index("model").loc["best_single", "accuracy"]
     return {"best_val_acc": float(done["val_acc"].iloc[0]), "test_acc_of_best": float(test), "wall_s": wall,
             "trials": len(trials), "time_to_target_s": first_time(history["timestamp"] - start, history["val_acc"], target)}
@@ -126,7 +129,7 @@ def main() -> None:
     quick = args.quick
     epochs, samples, seeds = (3, 4, 1) if quick else (20, 200, args.seeds)
     target = args.target or (0.9 if quick else 0.8)
-    budget = 20.0 if quick else args.budget_s
+    budget = 60.0 if quick else args.budget_s
     folder = Path(tempfile.mkdtemp(prefix="hpsearch-efficiency-"))
     os.environ["HPSEARCH_CACHE"] = str(folder / "cache")
     rows = []

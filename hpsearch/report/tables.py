@@ -13,7 +13,7 @@ from hpsearch.io import atomic_write
 FORMATS = ("md", "csv", "tex", "html", "json")
 LEADERBOARD_FIXED = ["trial_id", "status", "val_acc", "val_loss", "train_acc", "best_epoch", "epochs", "stopped_early",
                      "stop_reason", "wall_s"]
-NOT_PARAMS = set(LEADERBOARD_FIXED) | {"optuna_trial", "error", "checkpoint"}
+NOT_PARAMS = set(LEADERBOARD_FIXED) | {"optuna_trial", "error", "checkpoint", "node_id"}
 COMPARISON_COLUMNS = ["model", "members", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "balanced_accuracy",
                       "f1_macro", "roc_auc_ovr_macro", "log_loss", "ece", "mcnemar_p_vs_best_single", "parameters",
                       "ms_per_image"]

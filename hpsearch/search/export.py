@@ -63,7 +63,8 @@ def trial_row(trial, history: pd.DataFrame, names: list[str], max_epochs: int) -
     row.update({name: trial.config.get(name) for name in names})
     epochs = int(history["epoch"].max()) if len(history) else 0
     reason = stop_reason(status, last, max_epochs)
-    row.update({"epochs": epochs, "stopped_early": reason in ("asha", "patience"), "stop_reason": reason})
+    row.update({"epochs": epochs, "stopped_early": reason in ("asha", "patience"), "stop_reason": reason,
+                "best_epoch": None, "val_acc": None, "val_loss": None, "train_acc": None, "wall_s": None})
     if len(history):
         best = history.sort_values(["val_acc", "val_loss"], ascending=[False, True]).iloc[0]
         row.update({"best_epoch": int(best["epoch"]), "val_acc": float(best["val_acc"]),
