@@ -66,7 +66,7 @@ def probability_ensembles(method: str, members: list[SavedModel], run: RunDir, y
                 note="val_accuracy is in-sample for the meta-learner; cv_accuracy is its out-of-fold estimate")
 
 
-def member_config(run: RunDir, best: SavedModel, options: EnsembleOptions, best_row: pd.Series):
+def member_config(best: SavedModel, options: EnsembleOptions, best_row: pd.Series):
     epochs = options.member_epochs or int(best_row["epochs"])
     return dataclasses.replace(best.config, epochs=epochs)
 
@@ -74,7 +74,7 @@ def member_config(run: RunDir, best: SavedModel, options: EnsembleOptions, best_
 def bagging(run: RunDir, best: SavedModel, best_row: pd.Series, options: EnsembleOptions, data, y_val) -> dict:
     from hpsearch.search.members import train_members
 
-    config = member_config(run, best, options, best_row)
+    config = member_config(best, options, best_row)
     samples = bootstrap_indices(data.train.labels, options.members, random_state=run.seed)
     print(f"bagging: training {options.members} members of trial {best.name} ({config.backbone}, "
           f"{config.epochs} epochs) on bootstrap resamples, as Ray Tune trials")
@@ -90,7 +90,7 @@ def boosting(run: RunDir, best: SavedModel, best_row: pd.Series, options: Ensemb
     from hpsearch.search.trainable import save_best
     from hpsearch.training import Trainer
 
-    config = member_config(run, best, options, best_row)
+    config = member_config(best, options, best_row)
     n_classes, labels = len(run.classes), data.train.labels
     weight = np.full(len(labels), 1.0 / len(labels))
     rng = np.random.default_rng(run.seed)

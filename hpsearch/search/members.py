@@ -26,9 +26,7 @@ def train_members(configs: list[TrialConfig], data: TrialData, out_dir: Path, sa
 
     started = start_ray(address)
     try:
-        from types import SimpleNamespace
-
-        check_resources(SimpleNamespace(cpus_per_trial=cpus_per_member, gpus_per_trial=gpus_per_member))
+        check_resources(cpus_per_member, gpus_per_member)
         trainable = tune.with_resources(
             tune.with_parameters(run_member, data=data, members=configs, samples=samples, measure_train=measure_train,
                                  threads=cpus_per_member),

@@ -92,13 +92,12 @@ def start_ray(address: str | None):
     return True
 
 
-def check_resources(budget) -> None:
+def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
     """A trial that asks for more than the cluster has would wait forever: say so at once."""
     import ray
 
     have = ray.cluster_resources()
-    for kind, flag, wanted in (("CPU", "--cpus-per-trial", budget.cpus_per_trial),
-                               ("GPU", "--gpus-per-trial", budget.gpus_per_trial)):
+    for kind, flag, wanted in (("CPU", "--cpus-per-trial", cpus_per_trial), ("GPU", "--gpus-per-trial", gpus_per_trial)):
         if wanted > have.get(kind, 0):
             raise SearchError(f"Each trial asks for {wanted:g} {kind}(s) but the Ray cluster has "
                               f"{have.get(kind, 0):g}; lower it with {flag} (e.g. {flag} "
@@ -184,7 +183,7 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
     data = prepare_trial_data(recipe.data, recipe.seed, run_dir)  # data problems surface before Ray starts
     started = start_ray(options.address)
     try:
-        check_resources(recipe.budget)
+        check_resources(recipe.budget.cpus_per_trial, recipe.budget.gpus_per_trial)
         trainable = make_trainable(recipe, data)
         if restorable:
             tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=False,
