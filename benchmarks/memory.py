@@ -1,8 +1,8 @@
 """Benchmark 4: peak memory with 1 and with 2 concurrent trials; the dataset must be held once.
 
-Runs `hpsearch tune` on flowers at 128 px (digits at 64 px in --quick mode) with one and then two
-trials at a time, sampling /proc every 0.2 s: the resident memory of the whole process tree, and the
-private (unshared) memory of each trial process. Trials map the decoded arrays from Ray's object
+Runs `hpsearch tune` (the tutorial CNN, one epoch per trial) on flowers at 128 px (digits at 64 px in
+--quick mode) with one and then two trials at a time, sampling /proc every 0.2 s: the resident memory of
+the whole process tree, and the private (unshared) memory of each trial process. Trials map the decoded arrays from Ray's object
 store, so a trial's private memory should stay well below the dataset's size.
 
     python -m benchmarks.memory [--quick]
@@ -26,7 +26,7 @@ RECIPE = '''
 name = "memory"
 seed = 0
 data = dict({data})
-train = dict(backbone="resnet10t", batch_size=32)
+train = dict(backbone="tutorial_cnn", batch_size=32)
 budget = dict(num_samples=2, max_epochs=1, grace_period=1, cpus_per_trial=1, max_concurrent={concurrent})
 
 def space(trial):

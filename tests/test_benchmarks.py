@@ -54,3 +54,22 @@ def test_search_efficiency_quick(tmp_path):
     assert set(table["searcher"]) == {"hpsearch", "random", "optuna"}
     finished = table.dropna(subset=["best_val_acc"])  # on a loaded machine a searcher may finish no epoch
     assert len(finished) >= 1 and finished["best_val_acc"].between(0, 1).all()
+
+
+def test_search_efficiency_times_every_searcher_to_the_accuracy_all_runs_reached():
+    from benchmarks.search_efficiency import summarize
+
+    rows = [  # (seconds, val_acc) per epoch; hpsearch gets to 0.7 at 30 s, random at 90 s
+        {"searcher": "hpsearch", "seed": 0, "best_val_acc": 0.75, "test_acc_of_best": 0.7, "trials": 9, "wall_s": 100,
+         "curve": ([10, 30, 50], [0.5, 0.72, 0.75])},
+        {"searcher": "random", "seed": 0, "best_val_acc": 0.70, "test_acc_of_best": 0.6, "trials": 3, "wall_s": 100,
+         "curve": ([40, 90], [0.6, 0.70])},
+        {"searcher": "optuna", "seed": 0, "best_val_acc": float("nan"), "test_acc_of_best": float("nan"), "trials": 0,
+         "wall_s": 100, "curve": ([], [])},
+    ]
+    table, summary, target = summarize(rows, None)
+    assert target == 0.70  # the lowest best accuracy; a run with no epoch does not count
+    assert table["time_to_target_s"].tolist()[:2] == [30.0, 90.0] and pd.isna(table["time_to_target_s"].iloc[2])
+    assert summary.set_index("searcher").loc["hpsearch", "time_vs_random"] == pytest.approx(1 / 3)
+    _, _, given = summarize(rows, 0.74)
+    assert given == 0.74

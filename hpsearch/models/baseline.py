@@ -20,13 +20,14 @@ class TutorialCNN(nn.Module):
         self,
         num_classes: int = 1000,
         in_chans: int = 3,
-        img_size: int = 180,
+        img_size: int | tuple[int, int] = 180,
         widths: tuple[int, ...] = (16, 32, 64),
         hidden: int = 128,
         drop_rate: float = 0.0,
         global_pool: str = "flatten",
     ):
         super().__init__()
+        img_size = min(img_size) if isinstance(img_size, (tuple, list)) else img_size  # timm passes (H, W)
         if img_size < 2 ** len(widths):
             raise ValueError(f"tutorial_cnn needs img_size >= {2 ** len(widths)}, but got {img_size=}")
         self.num_classes, self.drop_rate, self.global_pool = num_classes, drop_rate, global_pool

@@ -90,19 +90,3 @@ def load_weights(model: nn.Module, backbone: str, weights: str) -> None:
             load_by_name(model, load_checkpoint_file(Path(weights).expanduser()))
     except PretrainedMappingError as err:
         raise PretrainedMappingError(f"Cannot load {weights!r} into {backbone}: {err}.") from None
-
-
-def freeze_backbone(model: nn.Module, frozen: bool) -> None:
-    """Train only the classifier (``frozen``) or everything; frozen BatchNorm layers stay in eval mode."""
-    head = {id(p) for p in model.get_classifier().parameters()}
-    for param in model.parameters():
-        param.requires_grad_(not frozen or id(param) in head)
-    model.frozen_backbone = frozen
-
-
-def apply_frozen_mode(model: nn.Module) -> None:
-    """After ``model.train()``: keep normalization statistics of a frozen backbone fixed."""
-    if getattr(model, "frozen_backbone", False):
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()

@@ -11,7 +11,7 @@ import optuna
 from hpsearch.config import field_types
 from hpsearch.errors import RecipeError, did_you_mean
 from hpsearch.data import DataConfig
-from hpsearch.models import check_backbone, check_input_size, create_model
+from hpsearch.models import check_backbone, check_frozen_blocks, check_input_size, create_model
 from hpsearch.training import TrialConfig
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ def validate_space(space: TrialSpace, data: DataConfig | None = None, samples: i
     known = field_types(TrialConfig)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     backbones: set[str] = set()
+    most_frozen = 0
     for _ in range(samples):
         trial = study.ask()
         config = space(trial)
@@ -91,9 +92,21 @@ def validate_space(space: TrialSpace, data: DataConfig | None = None, samples: i
         for name in getattr(backbone, "choices", [config.get("backbone")]):
             check_backbone(str(name))
             backbones.add(str(name))
+        most_frozen = max(most_frozen, largest_value(trial, config, "frozen_blocks"))
         split_trial_config(config)
         study.tell(trial, 0.0)
     if data is not None:
         for name in sorted(backbones):
-            check_input_size(create_model(name, 2, data.in_chans, data.image_size), name, data.in_chans,
-                             data.image_size)
+            model = create_model(name, 2, data.in_chans, data.image_size)
+            check_input_size(model, name, data.in_chans, data.image_size)
+            check_frozen_blocks(model, most_frozen)
+
+
+def largest_value(trial: optuna.Trial, config: dict, name: str) -> int:
+    """The largest value ``name`` can take: its distribution's top, or the constant the space returned."""
+    distribution = trial.distributions.get(name)
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return max(int(choice) for choice in distribution.choices)
+    if isinstance(distribution, (optuna.distributions.IntDistribution, optuna.distributions.FloatDistribution)):
+        return int(distribution.high)
+    return int(config.get(name) or 0)

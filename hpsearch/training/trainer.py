@@ -17,7 +17,7 @@ from timm.scheduler import CosineLRScheduler
 from torch import nn
 
 from hpsearch.data import BatchAugment, ImageArrays, TrialData
-from hpsearch.models import apply_frozen_mode, check_input_size, create_model, freeze_backbone
+from hpsearch.models import apply_frozen_mode, check_frozen_blocks, check_input_size, create_model, set_trainable
 from hpsearch.training.config import TrialConfig
 
 
@@ -125,6 +125,7 @@ class Trainer:
             weights=config.weights,
         )
         check_input_size(self.model, config.backbone, data.in_chans, data.image_size)
+        check_frozen_blocks(self.model, config.frozen_blocks)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
         self.autocast_dtype = torch.bfloat16 if config.amp and bf16_supported(self.device) else None
@@ -133,7 +134,8 @@ class Trainer:
         self.augment = BatchAugment(config.flip, config.rotation, config.zoom, config.translate, config.aug_strength)
         self.steps_per_epoch = max(1, len(data.train) // config.batch_size)
         self.optimizer = create_optimizer_v2(self.model, opt=config.optimizer, lr=config.lr,
-                                             weight_decay=config.weight_decay, momentum=config.momentum)
+                                             weight_decay=config.weight_decay, momentum=config.momentum,
+                                             layer_decay=config.layer_decay)
         total = config.epochs * self.steps_per_epoch
         self.scheduler = CosineLRScheduler(
             self.optimizer, t_initial=total, lr_min=config.lr * 1e-2, warmup_t=int(config.warmup_epochs * self.steps_per_epoch),
@@ -199,7 +201,8 @@ class Trainer:
         history: list[dict[str, Any]] = []
         stop_reason = "max_epochs"
         for epoch in range(1, self.config.epochs + 1):
-            freeze_backbone(self.model, frozen=epoch <= self.config.freeze_epochs)
+            set_trainable(self.model, head_only=epoch <= self.config.freeze_epochs,
+                          frozen_blocks=self.config.frozen_blocks)
             start = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             train_loss, train_acc = self.train_epoch()

