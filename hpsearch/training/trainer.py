@@ -204,7 +204,7 @@ class Trainer:
             set_trainable(self.model, head_only=epoch <= self.config.freeze_epochs,
                           frozen_blocks=self.config.frozen_blocks)
             start = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
+            lr = max(group["lr"] for group in self.optimizer.param_groups)  # the head's, under layer_decay
             train_loss, train_acc = self.train_epoch()
             val_loss, val_acc, val_probs = self.evaluate()
             improved = best is None or best.beats(val_acc, val_loss)
