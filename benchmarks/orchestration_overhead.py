@@ -29,15 +29,19 @@ def space(trial):
 '''
 
 
-def timed_search(recipe_text: str, folder: Path, name: str) -> float:
+def timed_search(recipe_text: str, folder: Path, name: str) -> tuple[float, int]:
+    """Seconds the search took, and how many of its trials completed every epoch (the slope needs all)."""
     from hpsearch.recipe import load_recipe
     from hpsearch.search.tune import SearchOptions, run_search
 
     path = folder / f"{name}.py"
     path.write_text(recipe_text)
+    recipe = load_recipe(path)
     start = time.perf_counter()
-    run_search(load_recipe(path), folder / name, SearchOptions(verbose=0))
-    return time.perf_counter() - start
+    trials = run_search(recipe, folder / name, SearchOptions(verbose=0))
+    seconds = time.perf_counter() - start
+    full = (trials["status"] == "completed") & (trials["epochs"] == recipe.budget.max_epochs)
+    return seconds, int(full.sum())
 
 
 def main() -> None:
@@ -80,13 +84,15 @@ def measure(folder: Path, n: int, epochs: int, cpus: int) -> pd.DataFrame:
     start_ray(None)
     ray_start = time.perf_counter() - start
     timed_search(texts[n], folder, "warm-up")  # starts Ray's worker processes (imports torch, timm) once
-    small, large = timed_search(texts[n], folder, "run-n"), timed_search(texts[3 * n], folder, "run-3n")
+    (small, done_small), (large, done_large) = timed_search(texts[n], folder, "run-n"), \
+        timed_search(texts[3 * n], folder, "run-3n")
     import ray
 
     ray.shutdown()
     marginal = (large - small) / (2 * n) - plain_per_trial
     fixed = small - n * (plain_per_trial + marginal)
-    return pd.DataFrame([{"trials": n, "epochs_per_trial": epochs, "plain_loop_s": plain_per_trial * n,
+    return pd.DataFrame([{"trials": n, "epochs_per_trial": epochs, "trials_completed_n": done_small,
+                          "trials_completed_3n": done_large, "plain_loop_s": plain_per_trial * n,
                           "hpsearch_tune_s": small, "hpsearch_tune_3n_s": large, "ray_startup_s": ray_start,
                           "marginal_overhead_per_trial_s": marginal, "fixed_overhead_s": fixed,
                           "average_overhead_per_trial_s": (small - plain_per_trial * n) / n}])

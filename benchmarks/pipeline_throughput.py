@@ -43,7 +43,8 @@ def baseline(root: Path, backbone: str, size: int, batch: int, steps: int, worke
         transforms.RandomAffine(degrees=36, scale=(0.9, 1.1)), transforms.ToTensor(),
     ])
     loader = torch.utils.data.DataLoader(datasets.ImageFolder(str(root), transform=transform), batch_size=batch,
-                                         shuffle=True, num_workers=workers, drop_last=True, persistent_workers=workers > 0)
+                                         shuffle=True, num_workers=workers, drop_last=True,
+                                         persistent_workers=workers > 0)
     model = create_model(backbone, 5, 3, size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
@@ -102,7 +103,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    sizes, backbones, steps = ([64], ["tutorial_cnn"], 4) if args.quick else ([64, 128], ["tutorial_cnn", "resnet10t"], 25)
+    if args.quick:
+        sizes, backbones, steps = [64], ["tutorial_cnn"], 4
+    else:
+        sizes, backbones, steps = [64, 128], ["tutorial_cnn", "resnet10t"], 25
     rounds = 1 if args.quick else args.rounds
     cache = scratch_folder("hpsearch-bench-")
     root = fetch_dataset(flowers_url(), cache, progress=False)
@@ -122,7 +126,8 @@ def main() -> None:
                 rates = {method: max(rates[method], rate) for method, rate in measured.items()}
             for method, rate in rates.items():
                 rows.append({"image_size": size, "backbone": backbone, "method": method, "images_per_s": rate,
-                             "vs_baseline": rate / rates["baseline_imagefolder"], "vs_bare": rate / rates["bare_tensor_loop"]})
+                             "vs_baseline": rate / rates["baseline_imagefolder"],
+                             "vs_bare": rate / rates["bare_tensor_loop"]})
             print(rows[-3:], flush=True)
     notes = [f"{args.threads} torch threads; baseline DataLoader with {args.threads} workers; batch 32; "
              f"{steps} timed steps after warm-up; best of {rounds} rounds.",

@@ -82,9 +82,8 @@ def run_ray(folder: Path, quick: bool, seed: int, epochs: int, samples: int, nai
 
 def run_optuna(folder: Path, quick: bool, seed: int, epochs: int, budget_s: float) -> dict:
     """Optuna's TPE with its MedianPruner, trials back to back in this process, no Ray."""
-    from hpsearch.data import prepare_trial_data
+    from hpsearch.data import load_split, load_subset, prepare_trial_data
     from hpsearch.evaluation.metrics import classification_metrics
-    from hpsearch.data import load_split, load_subset
     from hpsearch.recipe import load_recipe
     from hpsearch.search.space import TrialSpace, split_trial_config
     from hpsearch.training import Trainer
@@ -139,8 +138,10 @@ def summarize(rows: list[dict], target: float | None) -> tuple[pd.DataFrame, pd.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S, help="wall-clock budget per searcher and seed")
-    parser.add_argument("--target", type=float, help="validation accuracy to reach (default: the lowest best of all runs)")
+    parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S,
+                        help="wall-clock budget per searcher and seed")
+    parser.add_argument("--target", type=float,
+                        help="validation accuracy to reach (default: the lowest best of all runs)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-epochs", type=int, default=8)
     args = parser.parse_args()

@@ -6,14 +6,14 @@ Probability-level methods follow scikit-learn's estimator contract on stacks of 
 
 from ensembles.averaging import HardVoting, SoftVoting
 from ensembles.bagging import Bagging, bootstrap_indices
-from ensembles.base import ProbaEnsemble, check_stack
+from ensembles.base import LOG_LOSS_CLIP, ProbaEnsemble, check_stack, log_loss
 from ensembles.boosting import AdaBoostSAMME, samme_step
 from ensembles.greedy import GreedySelection
 from ensembles.soup import SoupResult, average_state_dicts, greedy_soup, uniform_soup
 from ensembles.stacking import Stacking, stack_features
 
 __all__ = [
-    "AdaBoostSAMME", "Bagging", "GreedySelection", "HardVoting", "ProbaEnsemble", "SoftVoting", "SoupResult",
-    "Stacking", "average_state_dicts", "bootstrap_indices", "check_stack", "greedy_soup", "samme_step",
-    "stack_features", "uniform_soup",
+    "LOG_LOSS_CLIP", "AdaBoostSAMME", "Bagging", "GreedySelection", "HardVoting", "ProbaEnsemble", "SoftVoting",
+    "SoupResult", "Stacking", "average_state_dicts", "bootstrap_indices", "check_stack", "greedy_soup", "log_loss",
+    "samme_step", "stack_features", "uniform_soup",
 ]

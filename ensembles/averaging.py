@@ -19,7 +19,8 @@ class SoftVoting(ProbaEnsemble):
             check_labels(y, stack)
         weights = np.ones(stack.shape[0]) if self.weights is None else np.asarray(self.weights, dtype=np.float64)
         if weights.shape != (stack.shape[0],) or weights.min() < 0 or weights.sum() <= 0:
-            raise ValueError(f"weights must be {stack.shape[0]} non-negative numbers, not all 0, but got {self.weights=}")
+            raise ValueError(f"weights must be {stack.shape[0]} non-negative numbers, not all 0, "
+                             f"but got {self.weights=}")
         self.weights_ = weights / weights.sum()
         self.n_classes_ = stack.shape[2]
         return self

@@ -10,6 +10,19 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+LOG_LOSS_CLIP = 1e-15  # the one clip every log-loss in hpsearch uses
+
+
+def log_loss(probas: np.ndarray, y: np.ndarray) -> float | np.ndarray:
+    """Mean negative log-probability of the true classes, probabilities clipped at ``LOG_LOSS_CLIP``.
+
+    ``probas`` has shape (n_samples, n_classes), or (..., n_samples, n_classes) for one loss per leading index.
+    """
+    probas, labels = np.asarray(probas), np.asarray(y, dtype=np.int64)
+    picked = probas[..., np.arange(len(labels)), labels]
+    loss = -np.log(np.clip(picked, LOG_LOSS_CLIP, 1.0)).mean(axis=-1)
+    return float(loss) if np.ndim(loss) == 0 else loss
+
 
 def check_stack(probas: np.ndarray, n_models: int | None = None) -> np.ndarray:
     """Validate a (n_models, n_samples, n_classes) stack of probabilities and return it as float64."""

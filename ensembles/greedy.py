@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ensembles.base import ProbaEnsemble, check_labels, check_stack
+from ensembles.base import ProbaEnsemble, check_labels, check_stack, log_loss
 
 
 def _scores(mean_probas: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy and log-loss of candidate ensembles, shape (n_candidates,) each."""
     accuracy = (mean_probas.argmax(axis=2) == y[None, :]).mean(axis=1)
-    picked = mean_probas[:, np.arange(len(y)), y]
-    log_loss = -np.log(np.clip(picked, 1e-15, 1.0)).mean(axis=1)
-    return accuracy, log_loss
+    return accuracy, log_loss(mean_probas, y)
 
 
 class GreedySelection(ProbaEnsemble):

@@ -26,7 +26,7 @@ def average_state_dicts(states: Sequence[StateDict], weights: Sequence[float] | 
         if not torch.is_floating_point(first):
             soup[key] = first.clone()
             continue
-        total = sum(wi * s[key].to(torch.float64) for wi, s in zip(w.tolist(), states))
+        total = sum(wi * s[key].to(torch.float64) for wi, s in zip(w.tolist(), states, strict=True))
         soup[key] = total.to(first.dtype)
     return soup
 

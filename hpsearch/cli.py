@@ -128,30 +128,26 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from hpsearch.io import read_json
     from hpsearch.recipe import load_recipe
+    from hpsearch.rundir import CONFIG_FILE, RECIPE_FILE
     from hpsearch.search.tune import SearchOptions
 
-    config_path = args.run_dir / "config.json"
-    if not config_path.is_file() or not (args.run_dir / "recipe.py").is_file():
-        raise HpsearchError(f"{str(args.run_dir)!r} is not an hpsearch run directory (no config.json and recipe.py).")
+    config_path, recipe_path = args.run_dir / CONFIG_FILE, args.run_dir / RECIPE_FILE
+    if not config_path.is_file() or not recipe_path.is_file():
+        raise HpsearchError(f"{str(args.run_dir)!r} is not an hpsearch run directory (no {CONFIG_FILE} and "
+                            f"{RECIPE_FILE}).")
     config = read_json(config_path)
     overrides = list(config.get("overrides", []))
-    recipe = load_recipe(config["recipe"], overrides, source=(args.run_dir / "recipe.py").read_text())
+    recipe = load_recipe(config["recipe"], overrides, source=recipe_path.read_text())
     options = SearchOptions(address=args.address, resume=True, overrides=overrides, storage=config.get("storage"))
     return search_and_summarize(recipe, args.run_dir, options)
 
 
 def search_and_summarize(recipe, run_dir: Path, options) -> int:
-    from hpsearch.io import read_json, write_json
     from hpsearch.search.tune import best_trial, run_search
 
     start = time.perf_counter()
     trials = run_search(recipe, run_dir, options)
-    best = best_trial(trials)
-    seconds = time.perf_counter() - start
-    earlier = read_json(run_dir / "summary.json")["wall_seconds"] if (run_dir / "summary.json").is_file() else 0.0
-    write_json(run_dir / "summary.json", {"wall_seconds": earlier + seconds, "trials": len(trials),  # resumes add up
-                                          "best_trial": best["trial_id"], "best_val_acc": float(best["val_acc"])})
-    print_summary(trials, best, run_dir, seconds)
+    print_summary(trials, best_trial(trials), run_dir, time.perf_counter() - start)
     return 0
 
 
@@ -178,7 +174,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from hpsearch.evaluation import EnsembleOptions, build_ensembles, parse_methods
+    from hpsearch.ensemble import EnsembleOptions, build_ensembles, parse_methods
 
     if args.top_k < 1 or args.members < 1:
         raise HpsearchError(f"--top-k and --members must be at least 1, but got {args.top_k=}, {args.members=}.")
@@ -192,11 +188,10 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from hpsearch.evaluation import evaluate_run
+    from hpsearch.rundir import TEST_SUMMARY_COLUMNS
 
     table = evaluate_run(args.run_dir)
-    columns = ["model", "members", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "f1_macro", "log_loss",
-               "ece", "mcnemar_p_vs_best_single", "parameters", "ms_per_image"]
-    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(table[TEST_SUMMARY_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nWrote {args.run_dir}/test_metrics.csv and {args.run_dir}/evaluation/ (confusion, per-class tables).")
     return 0
 
@@ -215,7 +210,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from hpsearch.evaluation.sweep import parse_knobs, run_sweep
+    from hpsearch.search.sweep import parse_knobs, run_sweep
 
     tables = run_sweep(args.run_dir, parse_knobs(args.param, args.values), epochs=args.epochs,
                        cpus_per_run=args.cpus_per_run, address=args.address)
@@ -251,26 +246,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def print_summary(trials, best, run_dir: Path, seconds: float) -> None:
+    from hpsearch.rundir import parameter_columns, study_url
+
     counts = trials["status"].value_counts().to_dict()
     early = int(trials["stopped_early"].sum())
-    params = {k: best[k] for k in trials.columns if k not in NON_PARAM_COLUMNS}
+    params = {k: best[k] for k in parameter_columns(trials)}
     print(f"\nSearch finished in {seconds:.0f} s: {len(trials)} trials ({counts}), {early} stopped early.")
     print(f"Best trial {best['trial_id']} (Optuna #{best['optuna_trial']}): val_acc={best['val_acc']:.4f} "
           f"val_loss={best['val_loss']:.4f} at epoch {best['best_epoch']}")
     for key, value in params.items():
         print(f"    {key} = {value}")
     print(f"Results in {run_dir}/: trials.csv, history.csv, study.db, trials/<trial_id>/")
-    print(f"Dashboard: optuna-dashboard sqlite:///{(run_dir / 'study.db').resolve()}")
+    print(f"Dashboard: optuna-dashboard {study_url(run_dir)}")
 
 
 DISK_ERRORS = {errno.ENOSPC: "Free some disk space, or choose another --out.",
                errno.EACCES: "Choose a folder you can write to with --out.",
                errno.EROFS: "The file system is read-only; choose another --out.",
                errno.EDQUOT: "The disk quota is exhausted; free space or choose another --out."}
-NON_PARAM_COLUMNS = {"trial_id", "optuna_trial", "status", "epochs", "stopped_early", "stop_reason", "best_epoch",
-                     "val_acc", "val_loss", "train_acc", "wall_s", "error", "checkpoint", "node_id"}
-COMMANDS = {"tune": cmd_tune, "resume": cmd_resume, "show": cmd_show, "ensemble": cmd_ensemble, "evaluate": cmd_evaluate,
-            "predict": cmd_predict, "sweep": cmd_sweep, "report": cmd_report, "compare": cmd_compare}
+COMMANDS = {"tune": cmd_tune, "resume": cmd_resume, "show": cmd_show, "ensemble": cmd_ensemble,
+            "evaluate": cmd_evaluate, "predict": cmd_predict, "sweep": cmd_sweep, "report": cmd_report,
+            "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

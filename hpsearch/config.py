@@ -67,7 +67,8 @@ def parse_value(key: str, text: str, hint: Any) -> Any:
         return None
     inner = [a for a in typing.get_args(hint) if a is not type(None)] if _is_optional(hint) else [hint]
     target = inner[0] if len(inner) == 1 else hint
-    if target is str or (typing.get_origin(target) is Literal and all(isinstance(a, str) for a in typing.get_args(target))):
+    literal_text = typing.get_origin(target) is Literal and all(isinstance(a, str) for a in typing.get_args(target))
+    if target is str or literal_text:
         return check_value(key, stripped, target)
     if target is bool:
         if stripped.lower() in _TRUE | _FALSE:
@@ -80,7 +81,7 @@ def parse_value(key: str, text: str, hint: Any) -> Any:
     except (ValueError, SyntaxError):
         if typing.get_origin(target) in (tuple, list):
             value = [v.strip() for v in stripped.split(",") if v.strip()]
-            value = [_literal_or_text(v) for v in value]
+            value = [literal_or_text(v) for v in value]
         else:
             raise RecipeError(
                 f"{key} must be of type {_type_name(hint)}, but got value={text!r}; "
@@ -89,7 +90,8 @@ def parse_value(key: str, text: str, hint: Any) -> Any:
     return check_value(key, value, hint)
 
 
-def _literal_or_text(text: str) -> Any:
+def literal_or_text(text: str) -> Any:
+    """A Python literal if ``text`` is one (``0.5``, ``[1, 2]``), else the text itself."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hpsearch.config import apply_overrides, build_section, check_value, parse_value, split_assignment
+from hpsearch.config import apply_overrides, build_section, check_value, literal_or_text, parse_value, split_assignment
 from hpsearch.data import DataConfig
 from hpsearch.errors import RecipeError, did_you_mean
 from hpsearch.search.budget import BudgetConfig
@@ -52,7 +52,11 @@ def module_name(path: Path) -> str:
 
 
 def load_module(path: str | Path, source: str | None = None) -> ModuleType:
-    """Execute the recipe (the file, or ``source`` in its name) as a module; tracebacks point into the file."""
+    """Execute the recipe (the file, or ``source`` under its name) as a module; tracebacks point into the file.
+
+    The one way a recipe runs, in the driver and in every Ray worker: a worker that already ran the same
+    text reuses that module (models it registered with timm stay registered once).
+    """
     path = Path(path).expanduser().resolve()
     if source is None:
         if not path.is_file():
@@ -62,8 +66,12 @@ def load_module(path: str | Path, source: str | None = None) -> ModuleType:
             raise RecipeError(f"A recipe is a Python file ending in .py, but got {str(path)!r}.")
         source = path.read_text()
     name = module_name(path)
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__recipe_source__", None) == source:
+        return loaded
     module = ModuleType(name)
     module.__file__ = str(path)
+    module.__recipe_source__ = source
     sys.modules[name] = module  # lets pickle find the recipe's functions by reference
     try:
         exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102  recipes are trusted code
@@ -92,17 +100,8 @@ def apply_option_overrides(options: dict[str, Any], assignments: dict[str, str])
             raise RecipeError(f"Unknown --set key {OPTIONS}.{key!r}.{did_you_mean(key, options)} "
                               f"The recipe's options are: {', '.join(sorted(options)) or 'none'}.")
         hint = infer_hint(options[key])
-        result[key] = parse_value(f"{OPTIONS}.{key}", text, hint) if hint is not Any else _literal(text)
+        result[key] = parse_value(f"{OPTIONS}.{key}", text, hint) if hint is not Any else literal_or_text(text)
     return result
-
-
-def _literal(text: str) -> Any:
-    import ast
-
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
 
 
 def group_overrides(assignments: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:

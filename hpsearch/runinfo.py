@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import Any
 
 from hpsearch.errors import HpsearchError
 from hpsearch.io import atomic_write, write_json
+from hpsearch.rundir import CONFIG_FILE, ENV_FILE, RECIPE_FILE
 
 PACKAGES = ("hpsearch", "torch", "torchvision", "timm", "optuna", "ray", "scikit-learn", "pandas", "numpy",
             "matplotlib", "pillow")
@@ -63,15 +63,6 @@ def ensure_writable(run_dir: Path) -> None:
 def record_run(run_dir: Path, recipe_path: Path, resolved: dict[str, Any], seed: int, source: str) -> None:
     """Copy the recipe and write ``config.json`` and ``env.json`` into ``run_dir``."""
     ensure_writable(run_dir)
-    atomic_write(run_dir / "recipe.py", source)
-    write_json(run_dir / "config.json", resolved)
-    write_json(run_dir / "env.json", environment(seed, recipe_path))
-
-
-def copy_tree(src: Path, dst: Path) -> None:
-    """Replace ``dst`` with a copy of ``src`` (copied aside, then renamed into place)."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    shutil.rmtree(dst, ignore_errors=True)
-    os.replace(tmp, dst)
+    atomic_write(run_dir / RECIPE_FILE, source)
+    write_json(run_dir / CONFIG_FILE, resolved)
+    write_json(run_dir / ENV_FILE, environment(seed, recipe_path))

@@ -21,8 +21,9 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def tiny_data():
     """A small, real TrialData: 600 training and 200 validation digits at 8x8."""
-    from hpsearch.data import ImageArrays, TrialData
     from sklearn.datasets import load_digits
+
+    from hpsearch.data import ImageArrays, TrialData
 
     digits = load_digits()
     images = np.round(digits.images * 255 / 16).astype(np.uint8)[:, None]
@@ -45,3 +46,44 @@ budget = dict(num_samples=2, max_epochs=2)
 def space(trial):
     trial.suggest_float("lr", 1e-3, 1e-2, log=True)
 '''
+
+
+def make_run(run_dir: Path, trials: int = 3, epochs: int = 1, image_size: int = 8, seed: int = 0) -> Path:
+    """A finished run directory as `hpsearch tune` leaves it, trained in-process (no Ray): a digits split,
+    `trials` tiny tutorial CNNs with their best epoch saved, trials.csv and config.json."""
+    import json
+
+    import pandas as pd
+
+    from hpsearch.data import DataConfig, prepare_trial_data
+    from hpsearch.rundir import CONFIG_FILE, TRIALS_DIR, TRIALS_FILE, save_model_folder
+    from hpsearch.training import Trainer, TrialConfig
+
+    cache = str(run_dir.parent / f"{run_dir.name}-cache")  # its own cache: session fixtures run outside tests
+    config = DataConfig(source="digits", image_size=image_size, cache_dir=cache)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = prepare_trial_data(config, seed, run_dir)
+    rows = []
+    for n in range(trials):
+        trial = TrialConfig(backbone="tutorial_cnn", lr=3e-3 * (n + 1), epochs=epochs, batch_size=32, flip=False,
+                            seed=seed + n)
+        trainer = Trainer(trial, data)
+        best = trainer.fit().best
+        trial_id = f"t{n:05d}"
+        save_model_folder(run_dir / TRIALS_DIR / trial_id, best, trial, n, trainer.mean, trainer.std)
+        rows.append({"trial_id": trial_id, "optuna_trial": n, "status": "completed", "lr": trial.lr,
+                     "epochs": epochs, "stopped_early": False, "stop_reason": "max_epochs", "best_epoch": best.epoch,
+                     "val_acc": best.val_acc, "val_loss": best.val_loss, "train_acc": best.train_acc, "wall_s": 1.0,
+                     "node_id": "local", "error": "", "checkpoint": True})
+    pd.DataFrame(rows).to_csv(run_dir / TRIALS_FILE, index=False)
+    data_section = {"source": "digits", "image_size": image_size, "cache_dir": cache}
+    resolved = {"name": "made", "seed": seed, "data": data_section,
+                "train": {"backbone": "tutorial_cnn"}}
+    (run_dir / CONFIG_FILE).write_text(json.dumps(resolved))
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def made_run(tmp_path_factory):
+    """One run directory made without Ray, shared by the tests that only read it (copy it to write)."""
+    return make_run(tmp_path_factory.mktemp("made") / "run")

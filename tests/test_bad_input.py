@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from hpsearch.cli import main
@@ -19,8 +20,8 @@ from tests.conftest import MINIMAL_RECIPE, write_recipe
 
 
 def folder_recipe(tmp_path: Path, root: Path) -> Path:
-    return write_recipe(tmp_path, MINIMAL_RECIPE.replace('data = dict(source="digits", image_size=8)',
-                                                         f'data = dict(source="folder", root={str(root)!r}, image_size=8)'))
+    data = f'data = dict(source="folder", root={str(root)!r}, image_size=8)'
+    return write_recipe(tmp_path, MINIMAL_RECIPE.replace('data = dict(source="digits", image_size=8)', data))
 
 
 def image_folder(root: Path, classes: dict[str, int], junk: bool = False) -> Path:
@@ -56,11 +57,13 @@ def case_no_recipe(tmp_path):
 
 
 def case_unknown_set_key(tmp_path):
-    return ["tune", str(write_recipe(tmp_path, MINIMAL_RECIPE)), "--set", "train.learning_rate=0.1"], "Unknown --set key"
+    recipe = str(write_recipe(tmp_path, MINIMAL_RECIPE))
+    return ["tune", recipe, "--set", "train.learning_rate=0.1"], "Unknown --set key"
 
 
 def case_wrong_set_type(tmp_path):
-    return ["tune", str(write_recipe(tmp_path, MINIMAL_RECIPE)), "--set", "budget.max_epochs=many"], "must be of type int"
+    recipe = str(write_recipe(tmp_path, MINIMAL_RECIPE))
+    return ["tune", recipe, "--set", "budget.max_epochs=many"], "must be of type int"
 
 
 def case_unknown_backbone(tmp_path):
@@ -108,7 +111,8 @@ def case_too_few_per_class(tmp_path):
 def case_unwritable_out(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
-    return ["tune", str(write_recipe(tmp_path, MINIMAL_RECIPE)), "--out", str(blocker / "run")], "Cannot write to the output folder"
+    recipe = str(write_recipe(tmp_path, MINIMAL_RECIPE))
+    return ["tune", recipe, "--out", str(blocker / "run")], "Cannot write to the output folder"
 
 
 def case_bad_url_scheme(tmp_path):
@@ -196,7 +200,8 @@ def test_recipe_validator_accepts_or_explains(values):
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(["num_samples", "max_epochs", "grace_period", "cpus_per_trial", "gpus_per_trial",
                                         "max_concurrent", "reduction_factor"]),
-                       st.one_of(st.none(), st.integers(-3, 50), st.floats(-1, 8, allow_nan=False), st.text(max_size=3)),
+                       st.one_of(st.none(), st.integers(-3, 50), st.floats(-1, 8, allow_nan=False),
+                                 st.text(max_size=3)),
                        max_size=4))
 def test_budget_validator_accepts_or_explains(values):
     try:

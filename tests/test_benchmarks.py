@@ -39,10 +39,9 @@ def test_orchestration_overhead_quick(tmp_path):
     run_benchmark(tmp_path, "-m", "benchmarks.orchestration_overhead")
     table = pd.read_csv(tmp_path / "orchestration_overhead-quick.csv")
     row = table.iloc[0]
-    assert row["trials"] == 3 and row["hpsearch_tune_3n_s"] > 0 and row["hpsearch_tune_s"] > 0
+    # the slope compares searches of n and 3n trials: it only means something if every trial ran all its epochs
+    assert row["trials"] == 3 and row["trials_completed_n"] == 3 and row["trials_completed_3n"] == 9
     assert np.isfinite(row["marginal_overhead_per_trial_s"]) and row["ray_startup_s"] > 0
-    assert row["plain_loop_s"] + row["fixed_overhead_s"] + 3 * row["marginal_overhead_per_trial_s"] == pytest.approx(
-        row["hpsearch_tune_s"])
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from hpsearch.cli import main, overrides_from, build_parser
+from hpsearch.cli import build_parser, main, overrides_from
 from tests.conftest import MINIMAL_RECIPE, write_recipe
 
 

@@ -4,7 +4,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hpsearch.config import apply_overrides, build_section, check_value, parse_value, split_assignment
 from hpsearch.errors import RecipeError

@@ -35,6 +35,7 @@ class DataConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     cache_dir: str | None = None
+    max_image_pixels: int = 50_000_000  # larger images (decompression bombs) are skipped as unreadable
 
     def validate(self) -> None:
         if self.source not in SOURCES:
@@ -48,6 +49,8 @@ class DataConfig:
             value = getattr(self, name)
             if not 0.0 < value < 0.5:
                 raise RecipeError(f"data.{name} must be in (0, 0.5), but got {value=}.")
+        if self.max_image_pixels < 1:
+            raise RecipeError(f"data.max_image_pixels must be positive, but got {self.max_image_pixels=}.")
 
     @property
     def in_chans(self) -> int:

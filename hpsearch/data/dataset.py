@@ -10,7 +10,7 @@ import pandas as pd
 
 from hpsearch.data.config import DataConfig
 from hpsearch.data.sources import CorruptImages, Source, make_source, warn_corrupt
-from hpsearch.data.split import load_split, save_split, stratified_split, subset_rows
+from hpsearch.data.split import SPLIT_FILE, load_split, save_split, stratified_split, subset_rows
 from hpsearch.errors import DataError
 from hpsearch.io import atomic_save
 
@@ -66,13 +66,36 @@ def decode_cached(source: Source, ids: list[str]) -> tuple[np.ndarray, np.ndarra
     return images, ok
 
 
-def load_subset(config: DataConfig, split: pd.DataFrame, subset: str) -> ImageArrays:
-    """Decode (or read from cache) one subset of the split; unreadable images are dropped with a warning."""
+class TestSplitLocked(RuntimeError):
+    """A stage other than ``evaluate`` asked for the test split."""
+
+
+class TestSplitKey:
+    """The capability to decode the test split. ``hpsearch evaluate`` makes one per evaluation; nothing else
+    should: selection, weights, stacking and every other choice are made without the test images."""
+
+    __test__ = False  # not a pytest test class
+    reads = 0  # test-split decodes in this process, counted by the guard (what the tests assert on)
+
+    def __init__(self, purpose: str):
+        self.purpose = purpose
+
+
+def load_subset(config: DataConfig, split: pd.DataFrame, subset: str, key: TestSplitKey | None = None) -> ImageArrays:
+    """Decode (or read from cache) one subset of the split; unreadable images are dropped with a warning.
+
+    The test subset needs a ``TestSplitKey``: without one this raises, so no stage reads it by accident.
+    """
+    if subset == "test":
+        if not isinstance(key, TestSplitKey):
+            raise TestSplitLocked("The test split is read once, by `hpsearch evaluate`; this stage must use the "
+                                  "training and validation splits only.")
+        TestSplitKey.reads += 1
     rows = subset_rows(split, subset)
     ids = rows["id"].tolist()
     images, ok = decode_cached(make_source(config), ids)
     if not ok.all():
-        warn_corrupt([i for i, good in zip(ids, ok) if not good])
+        warn_corrupt([i for i, good in zip(ids, ok, strict=True) if not good])
     labels = rows["label"].to_numpy(dtype=np.int64)
     return ImageArrays(np.ascontiguousarray(images[ok]), labels[ok])
 
@@ -80,7 +103,7 @@ def load_subset(config: DataConfig, split: pd.DataFrame, subset: str) -> ImageAr
 def prepare_split(config: DataConfig, seed: int, run_dir: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Create the run's split (or reuse the one already saved there) and return it with class names."""
     listing = make_source(config).list()
-    path = run_dir / "split.csv"
+    path = run_dir / SPLIT_FILE
     if path.is_file():
         split = load_split(path)
         if sorted(split["id"]) != sorted(listing.ids):

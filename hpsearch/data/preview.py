@@ -40,7 +40,7 @@ def plot_samples(train: ImageArrays, classes: tuple[str, ...], path: Path, seed:
 
     pick = np.random.default_rng(seed).choice(len(train), size=min(count, len(train)), replace=False)
     fig, axes = plt.subplots(3, 3, figsize=(7, 7))
-    for ax, index in zip(axes.flat, pick):
+    for ax, index in zip(axes.flat, pick, strict=False):
         _imshow(ax, train.images[index])
         ax.set_title(classes[train.labels[index]])
     for ax in axes.flat[len(pick):]:

@@ -129,23 +129,7 @@ class FolderSource(Source):
         return Listing(tuple(ids), np.asarray(labels, dtype=np.int64), tuple(classes))
 
     def decode(self, ids: list[str]) -> np.ndarray:
-        from PIL import Image
-
-        size, mode = self.config.image_size, "L" if self.config.grayscale else "RGB"
-        out = np.zeros((len(ids), 1 if mode == "L" else 3, size, size), dtype=np.uint8)
-        bad = []
-        for n, sample_id in enumerate(ids):
-            try:
-                with Image.open(self.root / sample_id) as image:
-                    image = image.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-                    array = np.asarray(image, dtype=np.uint8)
-            except (OSError, ValueError, SyntaxError):
-                bad.append(sample_id)
-                continue
-            out[n] = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-        if bad:
-            raise CorruptImages(bad, out)
-        return out
+        return decode_images([self.root / i for i in ids], ids, self.config)
 
     def fingerprint(self, ids: list[str]) -> str:
         stats = []
@@ -153,6 +137,53 @@ class FolderSource(Source):
             st = os.stat(self.root / sample_id)
             stats.append(f"{sample_id}:{st.st_size}:{st.st_mtime_ns}")
         return _hash([str(self.root.resolve()), *stats])
+
+
+class FileListSource(Source):
+    """Image files named one by one (what ``predict`` classifies), decoded exactly like the run's images.
+
+    Its ids are the files' absolute paths; it has no labels and no classes.
+    """
+
+    def __init__(self, config: DataConfig, files: list[Path]):
+        super().__init__(config)
+        self.files = [Path(f).resolve() for f in files]
+
+    def list(self) -> Listing:
+        ids = tuple(str(f) for f in self.files)
+        return Listing(ids, np.zeros(len(ids), dtype=np.int64), ())
+
+    def decode(self, ids: list[str]) -> np.ndarray:
+        return decode_images([Path(i) for i in ids], ids, self.config)
+
+    def fingerprint(self, ids: list[str]) -> str:
+        return _hash([f"{i}:{os.stat(i).st_size}:{os.stat(i).st_mtime_ns}" for i in ids])
+
+
+def decode_images(paths: list[Path], ids: list[str], config: DataConfig) -> np.ndarray:
+    """Decode ``paths`` to uint8 (N, C, size, size); unreadable ones raise CorruptImages with the rest decoded.
+
+    Images with more than ``config.max_image_pixels`` pixels (decompression bombs) count as unreadable.
+    """
+    from PIL import Image
+
+    size, mode = config.image_size, "L" if config.grayscale else "RGB"
+    out = np.zeros((len(ids), 1 if mode == "L" else 3, size, size), dtype=np.uint8)
+    bad = []
+    for n, (path, sample_id) in enumerate(zip(paths, ids, strict=True)):
+        try:
+            with Image.open(path) as image:
+                if image.size[0] * image.size[1] > config.max_image_pixels:
+                    raise ValueError(f"{image.size[0]}x{image.size[1]} pixels exceed data.max_image_pixels")
+                image = image.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+                array = np.asarray(image, dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            bad.append(sample_id)
+            continue
+        out[n] = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    if bad:
+        raise CorruptImages(bad, out)
+    return out
 
 
 class CorruptImages(Exception):
@@ -171,7 +202,7 @@ def _hash(parts: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-SOURCES: dict[str, type[Source]] = {"digits": DigitsSource, "folder": FolderSource}
+SOURCES: dict[str, type[Source]] = {"digits": DigitsSource, "folder": FolderSource}  # what data.source names
 
 
 def make_source(config: DataConfig) -> Source:

@@ -13,6 +13,7 @@ from hpsearch.errors import DataError
 from hpsearch.io import atomic_write
 
 SUBSETS = ("train", "val", "test")
+SPLIT_FILE = "split.csv"  # its name in the run directory (re-exported by hpsearch.rundir)
 MIN_PER_CLASS = 3  # one image each for train, val and test
 
 
@@ -44,10 +45,23 @@ def save_split(split: pd.DataFrame, path: Path) -> None:
     atomic_write(path, split.to_csv(index=False))
 
 
+SPLIT_COLUMNS = ["id", "label", "class", "subset"]
+
+
 def load_split(path: Path) -> pd.DataFrame:
+    """Read ``split.csv`` exactly as written: every class name is text (``NA``, ``None`` and ``1e5`` included)."""
     if not path.is_file():
         raise DataError(f"No split file at {str(path)!r}; is this an hpsearch run directory?")
-    return pd.read_csv(path, dtype={"id": str, "label": np.int64, "class": str, "subset": str})
+    try:
+        split = pd.read_csv(path, dtype={"id": str, "label": np.int64, "class": str, "subset": str},
+                            keep_default_na=False, na_values=[])
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"{str(path)!r} is damaged ({str(err).splitlines()[0]}); restore it from a backup, or start "
+                        f"a new run directory.") from None
+    if list(split.columns) != SPLIT_COLUMNS or not split["subset"].isin(SUBSETS).all():
+        raise DataError(f"{str(path)!r} is damaged (expected columns {SPLIT_COLUMNS} and subsets {list(SUBSETS)}); "
+                        f"restore it from a backup, or start a new run directory.")
+    return split
 
 
 def subset_rows(split: pd.DataFrame, subset: str) -> pd.DataFrame:

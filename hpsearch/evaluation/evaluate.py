@@ -2,77 +2,101 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from ensembles import AdaBoostSAMME
-
-from hpsearch.evaluation.ensemble import ESTIMATORS, METHODS
+from hpsearch.data import ImageArrays, TestSplitKey
+from hpsearch.ensemble import METHODS, ensemble_combiner, record_models
 from hpsearch.evaluation.metrics import classification_metrics, confusion_table, mcnemar, per_class_table
-from hpsearch.evaluation.rundir import RunDir, SavedModel, model_probs
-from hpsearch.io import atomic_write, read_json
+from hpsearch.io import atomic_write
+from hpsearch.rundir import (
+    BEST_SINGLE,
+    EVALUATION_DIR,
+    TEST_METRICS_FILE,
+    EnsembleRecord,
+    RunDir,
+    SavedModel,
+    write_table,
+)
+from hpsearch.training import predict_proba
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """One model's class probabilities on a set of images, with what it cost to compute them."""
+
+    probs: np.ndarray
+    ms_per_image: float
+    parameters: int
+
+
+def model_output(run: RunDir, saved: SavedModel, arrays: ImageArrays, batch_size: int = 256) -> ModelOutput:
+    """Class probabilities of ``arrays`` under ``saved``, timed on the CPU."""
+    in_chans, size = run.image_shape
+    model = saved.build(len(run.classes), in_chans, size)
+    start = time.perf_counter()
+    probs = predict_proba(model, arrays, saved.normalizer(), batch_size, torch.device("cpu"))
+    ms = 1000.0 * (time.perf_counter() - start) / max(1, len(arrays))
+    return ModelOutput(probs, ms, sum(p.numel() for p in model.parameters()))
 
 
 class Predictor:
-    """Test probabilities per saved model, computed once each, with their cost."""
+    """Probabilities per saved model on one set of images, computed once each."""
 
-    def __init__(self, run: RunDir, arrays):
+    def __init__(self, run: RunDir, arrays: ImageArrays):
         self.run, self.arrays = run, arrays
-        self._cache: dict[Path, tuple[np.ndarray, float, int]] = {}
+        self._cache: dict[Path, ModelOutput] = {}
 
-    def __call__(self, saved: SavedModel) -> tuple[np.ndarray, float, int]:
+    def __call__(self, saved: SavedModel) -> ModelOutput:
         if saved.folder not in self._cache:
-            self._cache[saved.folder] = model_probs(saved, self.arrays, self.run)
+            self._cache[saved.folder] = model_output(self.run, saved, self.arrays)
         return self._cache[saved.folder]
 
+    def ensemble(self, record: EnsembleRecord, y_val: np.ndarray) -> tuple[np.ndarray, ModelOutput]:
+        """The ensemble's probabilities; the cost counts only the models that carry weight."""
+        models = record_models(self.run, record)
+        outputs = [self(m) for m in models]
+        probs = ensemble_combiner(self.run, record, y_val)(np.stack([o.probs for o in outputs]))
+        if record.model is None:
+            outputs = [o for o, m in zip(outputs, record.members, strict=True) if m.weight > 0]
+        cost = ModelOutput(probs, sum(o.ms_per_image for o in outputs), sum(o.parameters for o in outputs))
+        return probs, cost
 
-def load_ensemble(run: RunDir, record: dict, y_val: np.ndarray):
-    """Rebuild an ensemble from its JSON record: refit on the members' validation predictions."""
-    members = [SavedModel(m["name"], run.path / m["path"]) for m in record["members"]]
-    if "model" in record:  # a soup: one model
-        return [SavedModel("soup", run.path / record["model"])], None
-    if record["estimator"] == "AdaBoostSAMME":  # boosted on training data: its rounds are recorded
-        return members, AdaBoostSAMME.from_rounds(record["alphas"], len(run.classes), record.get("train_errors"))
-    stack = np.stack([m.val_probs for m in members])
-    return members, ESTIMATORS[record["estimator"]](**record["params"]).fit(stack, y_val)
 
-
-def ensemble_records(run: RunDir) -> list[dict]:
-    folder = run.path / "ensembles"
-    return [read_json(folder / f"{m}.json") for m in METHODS if (folder / f"{m}.json").is_file()]
+def ordered_records(run: RunDir) -> list[EnsembleRecord]:
+    """The run's ensembles: registered methods in registry order, then any others by name."""
+    records = run.records()
+    return [records[m] for m in METHODS if m in records] + [r for m, r in records.items() if m not in METHODS]
 
 
 def evaluate_run(run_dir: Path) -> pd.DataFrame:
     """Write ``test_metrics.csv`` and per-model confusion and per-class tables under ``evaluation/``."""
     run = RunDir(run_dir)
     y_val = run.arrays("val").labels
-    test = run.arrays("test")  # the only place any stage reads the test split
+    records = ordered_records(run)
+    test = run.arrays("test", key=TestSplitKey("evaluate"))  # the only place any stage reads the test split
     predict = Predictor(run, test)
-    best_id = run.ranked_trials().iloc[0]["trial_id"]
-    models: dict[str, tuple[np.ndarray, float, int, int]] = {}
-    probs, ms, params = predict(run.trial_model(best_id))
-    models["best_single"] = (probs, ms, params, 1)
-    for record in ensemble_records(run):
-        members, estimator = load_ensemble(run, record, y_val)
-        outputs = [predict(m) for m in members]
-        stack = np.stack([o[0] for o in outputs])
-        combined = stack[0] if estimator is None else estimator.predict_proba(stack)
-        # inference cost counts only the members that carry weight (greedy selection may drop some)
-        used = [o for o, m in zip(outputs, record["members"]) if m["weight"] > 0] if estimator is not None else outputs
-        models[record["method"]] = (combined, sum(o[1] for o in used), sum(o[2] for o in used), len(used))
-    best_correct = models["best_single"][0].argmax(1) == test.labels
+    models = {BEST_SINGLE: predict(run.best_model())}
+    members = {BEST_SINGLE: 1}
+    for record in records:
+        _, models[record.method] = predict.ensemble(record, y_val)
+        members[record.method] = 1 if record.model is not None else len(record.used_members())
+    best_correct = models[BEST_SINGLE].probs.argmax(1) == test.labels
     rows = []
-    out = run.path / "evaluation"
-    for name, (probs, ms, params, n_members) in models.items():
-        row = {"model": name, "members": n_members, **classification_metrics(probs, test.labels, seed=run.seed)}
-        row["mcnemar_p_vs_best_single"] = mcnemar(probs.argmax(1) == test.labels, best_correct)
-        row.update({"parameters": params, "ms_per_image": ms})
+    out = run.path / EVALUATION_DIR
+    for name, output in models.items():
+        row = {"model": name, "members": members[name], **classification_metrics(output.probs, test.labels, run.seed)}
+        row["mcnemar_p_vs_best_single"] = mcnemar(output.probs.argmax(1) == test.labels, best_correct)
+        row.update({"parameters": output.parameters, "ms_per_image": output.ms_per_image})
         rows.append(row)
-        atomic_write(out / f"confusion_{name}.csv", confusion_table(probs, test.labels, run.classes).to_csv())
-        atomic_write(out / f"per_class_{name}.csv", per_class_table(probs, test.labels, run.classes).to_csv(index=False))
+        atomic_write(out / f"confusion_{name}.csv", confusion_table(output.probs, test.labels, run.classes).to_csv())
+        write_table(out / f"per_class_{name}.csv", per_class_table(output.probs, test.labels, run.classes))
     table = pd.DataFrame(rows)
     table.insert(1, "n_test", len(test.labels))
-    atomic_write(run.path / "test_metrics.csv", table.to_csv(index=False))
+    write_table(run.path / TEST_METRICS_FILE, table)
     return table

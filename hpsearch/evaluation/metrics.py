@@ -7,6 +7,8 @@ import pandas as pd
 from scipy import stats
 from sklearn import metrics
 
+from ensembles import log_loss
+
 
 def expected_calibration_error(probas: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
@@ -69,7 +71,7 @@ def classification_metrics(probas: np.ndarray, y: np.ndarray, seed: int = 0) -> 
                                                               labels=np.arange(n_classes)))
     except ValueError:
         row["roc_auc_ovr_macro"] = float("nan")  # a class absent from y
-    row["log_loss"] = float(metrics.log_loss(y, clipped, labels=np.arange(n_classes)))
+    row["log_loss"] = log_loss(probas, y)
     row["ece"] = expected_calibration_error(probas, y)
     return row
 

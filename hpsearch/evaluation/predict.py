@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 
 from hpsearch.data import ImageArrays
-from hpsearch.data.sources import IMAGE_EXTENSIONS, CorruptImages, FolderSource, warn_corrupt
+from hpsearch.data.sources import IMAGE_EXTENSIONS, CorruptImages, FileListSource, warn_corrupt
 from hpsearch.errors import HpsearchError
-from hpsearch.evaluation.evaluate import load_ensemble
-from hpsearch.evaluation.rundir import RunDir, model_probs
-from hpsearch.io import read_json
+from hpsearch.evaluation.evaluate import Predictor
+from hpsearch.rundir import RunDir
 
 
 def image_files(paths: list[Path]) -> list[Path]:
@@ -34,30 +33,30 @@ def image_files(paths: list[Path]) -> list[Path]:
 def decode_files(run: RunDir, files: list[Path]) -> tuple[list[Path], np.ndarray]:
     """Decode with the run's image size and colour mode; unreadable files are skipped with a warning."""
     config = run.data_config
-    source = FolderSource(replace(config, source="folder", root="/", url=None, grayscale=config.in_chans == 1))
-    ids = [str(f.resolve()) for f in files]
+    source = FileListSource(replace(config, grayscale=config.in_chans == 1), files)
+    ids = list(source.list().ids)
     try:
         return files, source.decode(ids)
     except CorruptImages as bad:
+        unreadable = set(bad.ids)
+        if len(unreadable) == len(ids):
+            raise HpsearchError(f"None of the {len(ids)} file(s) given could be read as an image "
+                                f"(corrupt, truncated, or larger than data.max_image_pixels).") from None
         warn_corrupt(bad.ids)
-        keep = [i for i, sample in enumerate(ids) if sample not in set(bad.ids)]
+        keep = [i for i, sample in enumerate(ids) if sample not in unreadable]
         return [files[i] for i in keep], bad.partial[keep]
 
 
 def predict_files(run_dir: Path, paths: list[Path], model: str = "best") -> pd.DataFrame:
+    """One row per readable image: path, predicted class, its probability and every class's probability."""
     run = RunDir(run_dir)
+    record = None if model == "best" else run.record(model)
     files, images = decode_files(run, image_files(paths))
-    arrays = ImageArrays(images, np.zeros(len(files), dtype=np.int64))
-    if model == "best":
-        probs = model_probs(run.trial_model(run.ranked_trials().iloc[0]["trial_id"]), arrays, run)[0]
+    predictor = Predictor(run, ImageArrays(images, np.zeros(len(files), dtype=np.int64)))
+    if record is None:
+        probs = predictor(run.best_model()).probs
     else:
-        record_path = run.path / "ensembles" / f"{model}.json"
-        if not record_path.is_file():
-            raise HpsearchError(f"No ensemble {model!r} in {str(run.path)!r}; run `hpsearch ensemble {run.path} "
-                                f"--methods {model}` first, or use --model best.")
-        members, estimator = load_ensemble(run, read_json(record_path), run.arrays("val").labels)
-        stack = np.stack([model_probs(m, arrays, run)[0] for m in members])
-        probs = stack[0] if estimator is None else estimator.predict_proba(stack)
+        probs, _ = predictor.ensemble(record, run.arrays("val").labels)
     table = pd.DataFrame({"path": [str(f) for f in files], "class": [run.classes[i] for i in probs.argmax(1)],
                           "probability": probs.max(1)})
     for index, name in enumerate(run.classes):

@@ -7,8 +7,8 @@ filters, optional Dropout, Flatten, Dense(128, ReLU), Dense(num_classes).
 from __future__ import annotations
 
 import torch
-from torch import nn
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import nn
 
 __all__ = ["TutorialCNN"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
 from typing import Any
 
@@ -61,19 +63,29 @@ def create_model(
     if img_size is not None and takes_img_size(name):
         args["img_size"] = img_size
     args = {k: v for k, v in args.items() if v is not None}
-    from_hub = pretrained and not weights
-    try:
-        model = _create(name, from_hub, args)
-    except TypeError as err:
-        if "drop_path_rate" not in str(err):
-            raise
+    if "drop_path_rate" in args and not accepts_argument(name, "drop_path_rate"):
         warnings.warn(f"Backbone {name!r} has no stochastic depth; drop_path_rate={drop_path_rate} is ignored.",
                       stacklevel=2)
         del args["drop_path_rate"]
-        model = _create(name, from_hub, args)
+    model = _create(name, pretrained and not weights, args)
     if pretrained and weights:
         load_weights(model, name, weights)
     return model
+
+
+@functools.lru_cache(maxsize=None)
+def model_class(name: str) -> type[nn.Module]:
+    """The class timm builds for ``name`` (probed once per process, on the meta device where it can be)."""
+    try:
+        with torch.device("meta"):
+            return type(timm.create_model(name, pretrained=False, num_classes=2))
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):
+        return type(timm.create_model(name, pretrained=False, num_classes=2))
+
+
+def accepts_argument(name: str, argument: str) -> bool:
+    """Whether the backbone's model class takes ``argument`` in its constructor."""
+    return argument in inspect.signature(model_class(name)).parameters
 
 
 def _create(name: str, from_hub: bool, args: dict[str, Any]) -> nn.Module:

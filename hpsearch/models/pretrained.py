@@ -45,7 +45,7 @@ def map_by_order(model: nn.Module, source: dict[str, torch.Tensor]) -> dict[str,
         raise PretrainedMappingError(f"checkpoint has {len(source)} tensors but the model has {len(target)}; "
                                      f"it was made for another architecture")
     mapped = {}
-    for index, ((tkey, tval), (skey, sval)) in enumerate(zip(target_items, source_items)):
+    for index, ((tkey, tval), (skey, sval)) in enumerate(zip(target_items, source_items, strict=True)):
         if index == 0 and sval.ndim == 4 and sval.shape[1] != tval.shape[1]:
             sval = adapt_input_conv(tval.shape[1], sval)
         if tuple(sval.shape) != tuple(tval.shape):

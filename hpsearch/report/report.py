@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from hpsearch.errors import HpsearchError
 from hpsearch.io import atomic_write
 from hpsearch.report import plots
 from hpsearch.report.tables import ensemble_comparison, importance, leaderboard, render, write_table
+from hpsearch.rundir import (
+    EVALUATION_DIR,
+    REPORT_DIR,
+    STUDY_FILE,
+    SWEEPS_DIR,
+    TEST_METRICS_FILE,
+    RunDir,
+    read_table,
+    study_url,
+)
 
 
 @dataclass
@@ -25,14 +35,18 @@ class Section:
 
 @dataclass
 class Report:
-    run_dir: Path
+    run: RunDir
     formats: list[str]
     sections: list[Section] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     @property
+    def run_dir(self) -> Path:
+        return self.run.path
+
+    @property
     def folder(self) -> Path:
-        return self.run_dir / "report"
+        return self.run_dir / REPORT_DIR
 
     def add(self, title: str, name: str | None, table: pd.DataFrame | None, images=(), note: str = "") -> None:
         if table is not None and name:
@@ -41,9 +55,7 @@ class Report:
 
 
 def search_sections(report: Report) -> None:
-    run_dir = report.run_dir
-    trials = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
-    history = pd.read_csv(run_dir / "history.csv", dtype={"trial_id": str}) if (run_dir / "history.csv").is_file() else None
+    trials, history = report.run.trials, report.run.history()
     board = leaderboard(trials)
     failed = int((trials["status"] == "failed").sum())
     note = f"{len(trials)} trials, {int(trials['stopped_early'].fillna(False).astype(bool).sum())} stopped early"
@@ -54,8 +66,12 @@ def search_sections(report: Report) -> None:
         report.add("Training vs validation (top trials)", None, None,
                    [plots.learning_curves(history, top, report.folder / "learning_curves.png"),
                     plots.asha(history, trials, report.folder / "asha.png")])
-    study = load_run_study(run_dir)
-    table = importance(study) if study is not None else None
+    try:
+        study = load_run_study(report.run)
+    except HpsearchError as err:
+        report.skipped.append(f"hyperparameter importance ({err})")
+        return
+    table = importance(study)
     if table is None:
         report.skipped.append("hyperparameter importance (needs a study with 2 or more finished trials)")
     else:
@@ -63,48 +79,54 @@ def search_sections(report: Report) -> None:
                    [plots.importance_bars(table, report.folder / "importance.png")])
 
 
-def load_run_study(run_dir: Path):
+def load_run_study(run: RunDir):
+    """The run's Optuna study, read-only; a missing or unreadable study.db is an HpsearchError saying which."""
     import optuna
+    import sqlalchemy.exc
 
-    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
-    if not (run_dir / "study.db").is_file():
-        return None
+    if not (run.path / STUDY_FILE).is_file():
+        raise HpsearchError(f"{STUDY_FILE} is missing from the run directory")
     try:
-        return optuna.load_study(study_name=config.get("name"), storage=f"sqlite:///{(run_dir / 'study.db').resolve()}")
+        return optuna.load_study(study_name=run.name, storage=study_url(run.path))
     except (KeyError, ValueError):
-        return None
+        raise HpsearchError(f"{STUDY_FILE} holds no study named {run.name!r}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, RuntimeError) as err:
+        raise HpsearchError(f"{STUDY_FILE} cannot be read: {str(err).splitlines()[0][:120]}") from None
 
 
 def sweep_sections(report: Report) -> None:
-    files = sorted((report.run_dir / "sweeps").glob("*.csv"))
+    files = sorted((report.run_dir / SWEEPS_DIR).glob("*.csv"))
     if not files:
         report.skipped.append("regularization sweeps (run `hpsearch sweep RUN_DIR --param NAME`)")
     for path in files:
-        table = pd.read_csv(path)
+        table = read_table(path)
         param = path.stem
-        report.add(f"Sweep: {param}", f"sweep_{param}", table, [plots.sweep(table, param, report.folder / f"sweep_{param}.png")],
-                   note="Training accuracy is measured on the training split without augmentation at each run's best epoch.")
+        plot = plots.sweep(table, param, report.folder / f"sweep_{param}.png")
+        report.add(f"Sweep: {param}", f"sweep_{param}", table, [plot],
+                   note="Training accuracy is measured on the training split without augmentation at each run's "
+                        "best epoch.")
 
 
 def evaluation_sections(report: Report) -> None:
     run_dir = report.run_dir
-    if (run_dir / "ensembles" / "greedy.json").is_file():
-        greedy = json.loads((run_dir / "ensembles" / "greedy.json").read_text())
+    greedy = report.run.records().get("greedy")
+    if greedy is not None and "trajectory" in greedy.details:
         report.add("Greedy selection trajectory", None, None,
-                   [plots.greedy_trajectory(greedy["trajectory"], greedy["best_step"], report.folder / "greedy.png")])
-    if not (run_dir / "test_metrics.csv").is_file():
+                   [plots.greedy_trajectory(greedy.details["trajectory"], greedy.details["best_step"],
+                                            report.folder / "greedy.png")])
+    if not (run_dir / TEST_METRICS_FILE).is_file():
         report.skipped.append("test-set comparison (run `hpsearch ensemble` then `hpsearch evaluate`)")
         return
-    comparison = ensemble_comparison(pd.read_csv(run_dir / "test_metrics.csv"))
+    comparison = ensemble_comparison(read_table(run_dir / TEST_METRICS_FILE))
     report.add("Test set: best single model vs ensembles", "ensemble_comparison", comparison,
                [plots.cost(comparison, report.folder / "cost.png")],
                note="95% bootstrap confidence intervals; McNemar p-values against the best single trial.")
     best = comparison.sort_values("accuracy", ascending=False).iloc[0]["model"]
-    per_class = run_dir / "evaluation" / f"per_class_{best}.csv"
-    matrix = run_dir / "evaluation" / f"confusion_{best}.csv"
+    per_class = run_dir / EVALUATION_DIR / f"per_class_{best}.csv"
+    matrix = run_dir / EVALUATION_DIR / f"confusion_{best}.csv"
     if per_class.is_file() and matrix.is_file():
-        confusion = pd.read_csv(matrix, index_col=0)
-        report.add(f"Per-class metrics ({best})", "per_class", pd.read_csv(per_class),
+        confusion = read_table(matrix, {"true": str}).set_index("true")
+        report.add(f"Per-class metrics ({best})", "per_class", read_table(per_class, {"class": str}),
                    [plots.confusion(confusion, f"Confusion matrix ({best}, test)", report.folder / "confusion.png")])
 
 
@@ -126,7 +148,8 @@ def write_html(report: Report) -> Path:
         parts.append("<h2>Not in this report</h2><ul>" +
                      "".join(f"<li>{html.escape(s)}</li>" for s in report.skipped) + "</ul>")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:13px;margin:1em 0;display:block;overflow-x:auto}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "table{border-collapse:collapse;font-size:13px;margin:1em 0;display:block;overflow-x:auto}"
+             "td,th{border:1px solid #ccc;padding:3px 6px}"
              "th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>hpsearch report</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
@@ -135,10 +158,7 @@ def write_html(report: Report) -> Path:
 
 def write_report(run_dir: Path, formats: list[str]) -> Report:
     """Write ``run_dir/report/``: tables in ``formats``, PNG plots and ``index.html``; missing stages are noted."""
-    from hpsearch.evaluation import RunDir
-
-    RunDir(run_dir)  # a clear error when this is no finished run
-    report = Report(Path(run_dir), formats)
+    report = Report(RunDir(run_dir), formats)
     report.folder.mkdir(parents=True, exist_ok=True)
     search_sections(report)
     sweep_sections(report)

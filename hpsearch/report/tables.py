@@ -9,14 +9,10 @@ import pandas as pd
 
 from hpsearch.config import parse_choices
 from hpsearch.io import atomic_write
+from hpsearch.rundir import TEST_SUMMARY_COLUMNS, TRIAL_COLUMNS, parameter_columns, rank_trials, read_table
 
 FORMATS = ("md", "csv", "tex", "html", "json")
-LEADERBOARD_FIXED = ["trial_id", "status", "val_acc", "val_loss", "train_acc", "best_epoch", "epochs", "stopped_early",
-                     "stop_reason", "wall_s"]
-NOT_PARAMS = set(LEADERBOARD_FIXED) | {"optuna_trial", "error", "checkpoint", "node_id"}
-COMPARISON_COLUMNS = ["model", "members", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "balanced_accuracy",
-                      "f1_macro", "roc_auc_ovr_macro", "log_loss", "ece", "mcnemar_p_vs_best_single", "parameters",
-                      "ms_per_image"]
+LEADERBOARD_HIDDEN = {"optuna_trial", "node_id", "error", "checkpoint"}  # trials.csv columns a paper needs not
 
 
 def parse_formats(text: str) -> list[str]:
@@ -50,20 +46,20 @@ def read_back(path: Path) -> pd.DataFrame:
     """Read a CSV or JSON table written by ``write_table``."""
     if path.suffix == ".json":
         return pd.DataFrame(json.loads(path.read_text()))
-    return pd.read_csv(path)
+    return read_table(path)
 
 
 def leaderboard(trials: pd.DataFrame, top: int = 10) -> pd.DataFrame:
-    params = [c for c in trials.columns if c not in NOT_PARAMS]
-    ranked = trials.sort_values(["val_acc", "val_loss"], ascending=[False, True], na_position="last")
-    columns = ["trial_id", *params, *[c for c in LEADERBOARD_FIXED[1:] if c in trials.columns]]
+    ranked = rank_trials(trials)
+    results = [c for c in TRIAL_COLUMNS[1:] if c in trials.columns and c not in LEADERBOARD_HIDDEN]
+    columns = ["trial_id", *parameter_columns(trials), *results]
     table = ranked[columns].head(top).reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     return table
 
 
 def ensemble_comparison(test_metrics: pd.DataFrame) -> pd.DataFrame:
-    return test_metrics[[c for c in COMPARISON_COLUMNS if c in test_metrics.columns]].copy()
+    return test_metrics[[c for c in TEST_SUMMARY_COLUMNS if c in test_metrics.columns]].copy()
 
 
 def importance(study) -> pd.DataFrame | None:

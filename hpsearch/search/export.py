@@ -10,14 +10,22 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from hpsearch.io import atomic_write
-from hpsearch.runinfo import copy_tree
+from hpsearch.rundir import (
+    BEST_FILE,
+    HISTORY_COLUMNS,
+    HISTORY_FILE,
+    TRIAL_COLUMNS,
+    TRIAL_KEY_COLUMNS,
+    TRIAL_RESULT_COLUMNS,
+    TRIALS_DIR,
+    TRIALS_FILE,
+    copy_tree,
+    rank_trials,
+    write_table,
+)
 from hpsearch.search.budget import BudgetConfig
 from hpsearch.search.space import TRIAL_NUMBER_KEY
-from hpsearch.search.trainable import BEST_FILE
 
-HISTORY_COLUMNS = ["trial_id", "optuna_trial", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-                   "best_val_acc", "epoch_seconds", "time_total_s", "timestamp", "node_id"]
 STATUS = {"TERMINATED": "completed", "ERROR": "failed"}
 
 
@@ -27,7 +35,7 @@ def parameter_names(study: optuna.Study, configs: list[dict[str, Any]]) -> list[
     for trial in study.get_trials(deepcopy=False):
         names.update(dict.fromkeys(trial.params))
     for key in dict.fromkeys(k for config in configs for k in config):
-        if key not in names and key not in (TRIAL_NUMBER_KEY, "seed"):
+        if key not in names and key not in (*TRIAL_COLUMNS, "seed"):
             if len({repr(config.get(key)) for config in configs}) > 1:
                 names[key] = None
     return list(names)
@@ -80,7 +88,7 @@ def trial_row(trial, history: pd.DataFrame, names: list[str], budget: BudgetConf
     row.update({"epochs": epochs, "stopped_early": reason in ("asha", "patience"), "stop_reason": reason,
                 "best_epoch": None, "val_acc": None, "val_loss": None, "train_acc": None, "wall_s": None})
     if len(history):
-        best = history.sort_values(["val_acc", "val_loss"], ascending=[False, True]).iloc[0]
+        best = rank_trials(history).iloc[0]
         row.update({"best_epoch": int(best["epoch"]), "val_acc": float(best["val_acc"]),
                     "val_loss": float(best["val_loss"]), "train_acc": float(best["train_acc"]),
                     "wall_s": float(history["time_total_s"].max())})
@@ -108,7 +116,8 @@ def copy_best_checkpoint(trial, target: Path) -> bool:
     checkpoint = trial.checkpoint
     if checkpoint is None:
         return False
-    with tempfile.TemporaryDirectory(prefix=".checkpoint-", dir=target.parent if target.parent.is_dir() else None) as tmp:
+    scratch = target.parent if target.parent.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix=".checkpoint-", dir=scratch) as tmp:
         source = Path(checkpoint.to_directory(tmp))
         if not (source / BEST_FILE).is_file():
             return False
@@ -123,18 +132,19 @@ def export_experiment(run_dir: Path, experiment: str, study: optuna.Study, budge
     from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(experiment)
-    (run_dir / "trials").mkdir(parents=True, exist_ok=True)
+    (run_dir / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
     names = parameter_names(study, [trial.config for trial in analysis.trials])
     rows, histories = [], []
     for trial in sorted(analysis.trials, key=lambda t: (t.config.get(TRIAL_NUMBER_KEY) or 0, t.trial_id)):
         history = trial_history(analysis, trial)
         histories.append(history)
         row = trial_row(trial, history, names, budget)
-        row["checkpoint"] = copy_best_checkpoint(trial, run_dir / "trials" / trial.trial_id)
+        row["checkpoint"] = copy_best_checkpoint(trial, run_dir / TRIALS_DIR / trial.trial_id)
         rows.append(row)
     trials = pd.DataFrame(rows)
+    trials = trials[[*TRIAL_KEY_COLUMNS, *names, *[c for c in TRIAL_RESULT_COLUMNS if c in trials]]]
     history = pd.concat([h for h in histories if len(h)], ignore_index=True) if any(len(h) for h in histories) \
         else pd.DataFrame(columns=HISTORY_COLUMNS)
-    atomic_write(run_dir / "trials.csv", trials.to_csv(index=False))
-    atomic_write(run_dir / "history.csv", history.to_csv(index=False))
+    write_table(run_dir / TRIALS_FILE, trials)
+    write_table(run_dir / HISTORY_FILE, history)
     return trials

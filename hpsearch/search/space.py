@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from hpsearch.config import field_types
-from hpsearch.errors import RecipeError, did_you_mean
 from hpsearch.data import DataConfig
+from hpsearch.errors import RecipeError, did_you_mean
 from hpsearch.models import check_backbone, check_frozen_blocks, check_input_size, create_model
 from hpsearch.training import TrialConfig
 

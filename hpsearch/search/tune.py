@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +15,7 @@ import pandas as pd
 
 from hpsearch.data import prepare_trial_data
 from hpsearch.errors import SearchError
+from hpsearch.rundir import EXPERIMENT_DIR, rank_trials, study_url, update_summary
 from hpsearch.runinfo import record_run
 from hpsearch.search.export import export_experiment
 from hpsearch.search.space import TrialSpace, validate_space
@@ -21,8 +25,6 @@ if TYPE_CHECKING:
     from hpsearch.recipe import Recipe
 
 METRIC, MODE = "best_val_acc", "max"
-EXPERIMENT = "ray"
-STUDY_FILE = "study.db"
 
 
 @dataclass
@@ -45,10 +47,10 @@ class SearchInterrupted(SearchError):
 def experiment_location(run_dir: Path, storage: str | None) -> tuple[str, str]:
     """(storage_path, experiment name) for Ray; the run directory itself unless ``storage`` is given."""
     if storage is None:
-        return str(run_dir.resolve()), EXPERIMENT
+        return str(run_dir.resolve()), EXPERIMENT_DIR
     local = "://" not in storage
     base = str(Path(storage).expanduser().resolve()) if local else storage.rstrip("/")
-    return base, f"{run_dir.resolve().name}-{EXPERIMENT}"
+    return base, f"{run_dir.resolve().name}-{EXPERIMENT_DIR}"
 
 
 def experiment_path(run_dir: Path, storage: str | None) -> str:
@@ -57,7 +59,7 @@ def experiment_path(run_dir: Path, storage: str | None) -> str:
 
 
 def study_storage(run_dir: Path) -> optuna.storages.RDBStorage:
-    return optuna.storages.RDBStorage(f"sqlite:///{(run_dir / STUDY_FILE).resolve()}")
+    return optuna.storages.RDBStorage(study_url(run_dir))
 
 
 def load_study(run_dir: Path, name: str) -> optuna.Study:
@@ -92,12 +94,26 @@ def start_ray(address: str | None):
     return True
 
 
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Ray for the duration of a stage: joined or started, and shut down on every exit if we started it."""
+    started = start_ray(address)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
 def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
     """A trial that asks for more than the cluster has would wait forever: say so at once."""
     import ray
 
     have = ray.cluster_resources()
-    for kind, flag, wanted in (("CPU", "--cpus-per-trial", cpus_per_trial), ("GPU", "--gpus-per-trial", gpus_per_trial)):
+    wants = (("CPU", "--cpus-per-trial", cpus_per_trial), ("GPU", "--gpus-per-trial", gpus_per_trial))
+    for kind, flag, wanted in wants:
         if wanted > have.get(kind, 0):
             raise SearchError(f"Each trial asks for {wanted:g} {kind}(s) but the Ray cluster has "
                               f"{have.get(kind, 0):g}; lower it with {flag} (e.g. {flag} "
@@ -158,7 +174,7 @@ def make_trainable(recipe: Recipe, data):
     resources = {"cpu": recipe.budget.cpus_per_trial, "gpu": recipe.budget.gpus_per_trial}
     # with_parameters puts the decoded arrays into Ray's object store once; trials map them zero-copy.
     trainable = tune.with_parameters(run_trial, data=data, threads=recipe.budget.cpus_per_trial,
-                                     recipe_source=recipe.source, recipe_name=recipe.path.stem)
+                                     recipe_source=recipe.source, recipe_path=str(recipe.path))
     return tune.with_resources(trainable, resources)
 
 
@@ -169,6 +185,7 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
     """
     from ray import tune
 
+    start = time.perf_counter()
     experiment = experiment_path(run_dir, options.storage)
     restorable = tune.Tuner.can_restore(experiment)
     if restorable and not options.resume:
@@ -181,8 +198,7 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
     record_run(run_dir, recipe.path, {**recipe.resolved(), "overrides": options.overrides,
                                       "storage": options.storage}, recipe.seed, recipe.source)
     data = prepare_trial_data(recipe.data, recipe.seed, run_dir)  # data problems surface before Ray starts
-    started = start_ray(options.address)
-    try:
+    with ray_session(options.address):
         check_resources(recipe.budget.cpus_per_trial, recipe.budget.gpus_per_trial)
         trainable = make_trainable(recipe, data)
         if restorable:
@@ -191,19 +207,16 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
         else:
             tuner = build_tuner(recipe, run_dir, trainable, options)
         tuner.fit()
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
     study = load_study(run_dir, recipe.name)
     trials = export_experiment(run_dir, experiment, study, recipe.budget)
     unfinished = int((trials["status"] == "incomplete").sum()) if len(trials) else 0
     cut_short = len(trials) < recipe.budget.num_samples and recipe.budget.time_budget_s is None
     if unfinished or cut_short:
         raise SearchInterrupted(f"The search stopped with {len(trials) - unfinished} of {recipe.budget.num_samples} "
-                                f"trials finished; they are kept in {run_dir}. Continue with: hpsearch resume {run_dir}")
+                                f"trials finished; they are kept in {run_dir}. Continue with: "
+                                f"hpsearch resume {run_dir}")
     close_orphaned_trials(study, set(trials["optuna_trial"].dropna().astype(int)))
+    update_summary(run_dir, time.perf_counter() - start, trials, best_trial(trials))
     return trials
 
 
@@ -220,9 +233,11 @@ def close_orphaned_trials(study: optuna.Study, known: set[int]) -> list[int]:
 
 def best_trial(trials: pd.DataFrame) -> pd.Series:
     """The completed trial with the highest validation accuracy (lowest loss on ties)."""
-    done = trials[(trials["status"] == "completed") & trials["val_acc"].notna()] if "val_acc" in trials else trials.iloc[0:0]
+    if "val_acc" not in trials:
+        trials = trials.assign(val_acc=float("nan"))
+    done = trials[(trials["status"] == "completed") & trials["val_acc"].notna()]
     if done.empty:
         reasons = trials.loc[trials["status"] == "failed", "error"].tolist() if "error" in trials else []
         first = f" First failure: {reasons[0]}" if reasons else ""
         raise SearchError(f"No trial finished successfully.{first} Rerun with --debug for the full traceback.")
-    return done.sort_values(["val_acc", "val_loss"], ascending=[False, True]).iloc[0]
+    return rank_trials(done).iloc[0]

@@ -1,8 +1,16 @@
 """Training of one configuration: knows nothing of Ray or Optuna."""
 
 from hpsearch.training.config import TrialConfig
-from hpsearch.training.trainer import (BestState, NonFiniteLoss, Normalizer, Trainer, TrialOutcome, predict_proba,
-                                       seed_everything, train_trial)
+from hpsearch.training.trainer import (
+                                       BestState,
+                                       NonFiniteLoss,
+                                       Normalizer,
+                                       Trainer,
+                                       TrialOutcome,
+                                       predict_proba,
+                                       seed_everything,
+                                       train_trial,
+)
 
 __all__ = ["BestState", "NonFiniteLoss", "Normalizer", "Trainer", "TrialConfig", "TrialOutcome", "predict_proba",
            "seed_everything", "train_trial"]

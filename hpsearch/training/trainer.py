@@ -16,6 +16,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from torch import nn
 
+from ensembles import log_loss
 from hpsearch.data import BatchAugment, ImageArrays, TrialData
 from hpsearch.models import apply_frozen_mode, check_frozen_blocks, check_input_size, create_model, set_trainable
 from hpsearch.training.config import TrialConfig
@@ -87,7 +88,10 @@ def predict_proba(model: nn.Module, arrays: ImageArrays, normalize: Normalizer, 
     return torch.cat(out).numpy()
 
 
-def resolve_mean_std(data: TrialData, model: nn.Module, pretrained: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
+MeanStd = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+def resolve_mean_std(data: TrialData, model: nn.Module, pretrained: bool) -> MeanStd:
     """``normalize="auto"`` with pretrained weights uses the backbone's own mean/std; else the data's."""
     if data.normalize != "auto" or not pretrained:
         return data.mean, data.std
@@ -138,11 +142,13 @@ class Trainer:
                                              layer_decay=config.layer_decay)
         total = config.epochs * self.steps_per_epoch
         self.scheduler = CosineLRScheduler(
-            self.optimizer, t_initial=total, lr_min=config.lr * 1e-2, warmup_t=int(config.warmup_epochs * self.steps_per_epoch),
-            warmup_lr_init=config.lr * 1e-2, warmup_prefix=True, t_in_epochs=False,
+            self.optimizer, t_initial=total, lr_min=config.lr * 1e-2,
+            warmup_t=int(config.warmup_epochs * self.steps_per_epoch), warmup_lr_init=config.lr * 1e-2,
+            warmup_prefix=True, t_in_epochs=False,
         )
         self.mixup = self._make_mixup()
-        self.criterion = SoftTargetCrossEntropy() if self.mixup else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.criterion = (SoftTargetCrossEntropy() if self.mixup
+                          else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing))
         self.updates = 0
 
     def _make_mixup(self) -> Mixup | None:
@@ -193,8 +199,7 @@ class Trainer:
     def evaluate(self) -> tuple[float, float, np.ndarray]:
         probs = self.predict(self.data.val)
         labels = self.data.val.labels
-        loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
-        return loss, float((probs.argmax(1) == labels).mean()), probs
+        return log_loss(probs, labels), float((probs.argmax(1) == labels).mean()), probs
 
     def fit(self, on_epoch: EpochCallback | None = None) -> TrialOutcome:
         best: BestState | None = None

@@ -28,11 +28,11 @@ def test_zero_strength_is_identity():
 def test_flip_only_mirrors_exactly_or_keeps():
     x = batch()
     out = BatchAugment(flip=True, rotation=0.0, zoom=0.0)(x, torch.Generator().manual_seed(0))
-    for original, augmented in zip(x, out):
+    for original, augmented in zip(x, out, strict=True):
         same = torch.allclose(augmented, original, atol=1e-5)
         mirrored = torch.allclose(augmented, original.flip(-1), atol=1e-5)
         assert same or mirrored
-    flips = [torch.allclose(a, o.flip(-1), atol=1e-5) for a, o in zip(out, x)]
+    flips = [torch.allclose(a, o.flip(-1), atol=1e-5) for a, o in zip(out, x, strict=True)]
     assert any(flips) and not all(flips)
 
 

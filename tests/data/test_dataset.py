@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hpsearch.data import DataConfig, load_subset, prepare_split, prepare_trial_data
+from hpsearch.data import DataConfig, TestSplitKey, load_subset, prepare_split, prepare_trial_data
 from hpsearch.errors import DataError, RecipeError
 
 
@@ -56,7 +56,7 @@ def test_corrupt_images_are_skipped_with_one_warning(tmp_path):
     split, _ = prepare_split(config, 0, tmp_path / "run")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        subsets = {s: load_subset(config, split, s) for s in ("train", "val", "test")}
+        subsets = {s: load_subset(config, split, s, key=TestSplitKey("test")) for s in ("train", "val", "test")}
     messages = [str(w.message) for w in caught if "unreadable" in str(w.message)]
     assert sum(int(m.split()[1]) for m in messages) == 2
     assert sum(len(a) for a in subsets.values()) == 20
@@ -91,3 +91,17 @@ def test_second_run_reads_the_cache_instead_of_decoding(tmp_path, monkeypatch):
     changed = DataConfig(source="folder", root=str(root), image_size=10)  # another size is another cache entry
     with pytest.raises(AssertionError, match="decoded again"):
         prepare_trial_data(changed, 0, tmp_path / "run3")
+
+
+def test_the_test_split_needs_the_key_that_only_evaluate_holds(tmp_path):
+    from hpsearch.data.dataset import TestSplitLocked
+
+    config = DataConfig(source="digits", image_size=8)
+    split, _ = prepare_split(config, seed=0, run_dir=tmp_path)
+    before = TestSplitKey.reads
+    with pytest.raises(TestSplitLocked, match="read once, by `hpsearch evaluate`"):
+        load_subset(config, split, "test")
+    load_subset(config, split, "val")
+    assert TestSplitKey.reads == before  # neither the refused read nor other subsets count
+    test = load_subset(config, split, "test", key=TestSplitKey("evaluate"))
+    assert TestSplitKey.reads == before + 1 and len(test) == (split["subset"] == "test").sum()

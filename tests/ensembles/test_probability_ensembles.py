@@ -68,7 +68,7 @@ def test_greedy_picks_the_best_member_first_and_never_loses_accuracy(problem):
     singles = [accuracy(p, y) for p in stack]
     assert model.trajectory_[0]["member"] == int(np.argmax(singles))
     best_so_far = [step["best_accuracy"] for step in model.trajectory_]
-    assert all(b >= a for a, b in zip(best_so_far, best_so_far[1:]))
+    assert all(b >= a for a, b in zip(best_so_far, best_so_far[1:], strict=False))
     kept = model.trajectory_[model.best_step_ - 1]
     assert kept["accuracy"] == max(step["accuracy"] for step in model.trajectory_)
     assert model.score(stack, y) == pytest.approx(kept["accuracy"])

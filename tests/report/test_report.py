@@ -42,8 +42,9 @@ def searched_run(tmp_path):
                      "learning_rate": lr, "drop_rate": drop, "epochs": epochs, "stopped_early": epochs < 5,
                      "stop_reason": "error" if failed else ("asha" if epochs < 5 else "max_epochs"),
                      "best_epoch": epochs or None, "val_acc": accs.max() if epochs else None,
-                     "val_loss": 1.1 - accs.max() if epochs else None, "train_acc": accs.max() + 0.05 if epochs else None,
-                     "wall_s": float(epochs), "error": "RuntimeError: boom" if failed else "", "checkpoint": not failed})
+                     "val_loss": 1.1 - accs.max() if epochs else None,
+                     "train_acc": accs.max() + 0.05 if epochs else None, "wall_s": float(epochs),
+                     "error": "RuntimeError: boom" if failed else "", "checkpoint": not failed})
     pd.DataFrame(rows).to_csv(run / "trials.csv", index=False)
     pd.DataFrame(history).to_csv(run / "history.csv", index=False)
     return run

@@ -114,7 +114,8 @@ def test_join_a_real_ray_head_on_localhost(tmp_path):
     ray_cli = Path(sys.executable).with_name("ray")
     # Ray >= 2.59 authenticates cluster clients: the head and the driver share a token (set in their
     # environments only; the driver runs as its own process so this test leaves no Ray state behind)
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": os.urandom(16).hex()}
     head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", "--block"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

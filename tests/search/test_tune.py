@@ -75,7 +75,7 @@ def test_trials_history_and_study_agree(tiny_run):
         assert math.isclose(st.value, row.val_acc)
         assert math.isclose(st.params["lr"], row.lr) and math.isclose(st.params["drop_rate"], row.drop_rate)
         # Ray hands Optuna every epoch but the last as an intermediate value; the last is the trial's value
-        best_so_far = dict(zip(frame["epoch"], frame["best_val_acc"]))
+        best_so_far = dict(zip(frame["epoch"], frame["best_val_acc"], strict=True))
         assert sorted(st.intermediate_values) == list(range(1, row.epochs))
         for step, value in st.intermediate_values.items():
             assert math.isclose(value, best_so_far[step])

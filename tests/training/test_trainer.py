@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hpsearch.training import NonFiniteLoss, TrialConfig, train_trial
 from hpsearch.errors import RecipeError
+from hpsearch.training import NonFiniteLoss, TrialConfig, train_trial
 
 FAST = TrialConfig(backbone="tutorial_cnn", lr=1e-2, batch_size=32, epochs=3, warmup_epochs=0.5, patience=5,
                    flip=False, aug_strength=0.5, drop_rate=0.1)

@@ -8,10 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from hpsearch.config import field_types
-from hpsearch.data import TrialData
 from hpsearch.errors import HpsearchError, did_you_mean
-from hpsearch.evaluation.rundir import RunDir, SavedModel
-from hpsearch.io import atomic_write
+from hpsearch.rundir import SWEEPS_DIR, RunDir, SavedModel, write_table
+from hpsearch.search.grid import train_grid
 from hpsearch.training import TrialConfig
 
 DEFAULT_VALUES = {
@@ -48,23 +47,19 @@ def parse_knobs(params: list[str], values: list[str]) -> list[tuple[str, list[fl
 def run_sweep(run_dir: Path, knobs: list[tuple[str, list[float]]], epochs: int | None = None,
               cpus_per_run: float = 1.0, address: str | None = None) -> dict[str, pd.DataFrame]:
     """Train the best configuration once per knob value (Ray Tune grid); write ``sweeps/<knob>.csv``."""
-    from hpsearch.search.members import train_members
-
     run = RunDir(run_dir)
     best_row = run.ranked_trials().iloc[0]
     base = run.trial_model(best_row["trial_id"]).config
     base = dataclasses.replace(base, epochs=epochs or int(best_row["epochs"]))
     variants = [(param, value) for param, grid in knobs for value in grid]
     configs = [dataclasses.replace(base, **{param: value}) for param, value in variants]
-    mean, std = run.data_config.mean_std
-    data = TrialData(run.arrays("train"), run.arrays("val"), tuple(run.classes), mean, std, run.data_config.normalize)
-    out = run.path / "sweeps"
+    data = run.trial_data()
+    out = run.path / SWEEPS_DIR
     print(f"sweep: {len(configs)} runs of trial {best_row['trial_id']}'s configuration ({base.backbone}, "
           f"{base.epochs} epochs): " + "; ".join(f"{p} in {g}" for p, g in knobs))
-    folders = train_members(configs, data, out / "runs", measure_train=True, cpus_per_member=cpus_per_run,
-                            address=address)
+    folders = train_grid(configs, data, out / "runs", measure_train=True, cpus_per_run=cpus_per_run, address=address)
     rows = []
-    for (param, value), folder in zip(variants, folders):
+    for (param, value), folder in zip(variants, folders, strict=True):
         info = SavedModel(folder.name, folder).info
         rows.append({"param": param, "value": value, "train_acc": info["clean_train_acc"], "val_acc": info["val_acc"],
                      "gap": info["clean_train_acc"] - info["val_acc"], "best_epoch": info["epoch"],
@@ -73,6 +68,6 @@ def run_sweep(run_dir: Path, knobs: list[tuple[str, list[float]]], epochs: int |
     results = {}
     for param, _ in knobs:
         part = table[table["param"] == param].sort_values("value").reset_index(drop=True)
-        atomic_write(out / f"{param}.csv", part.to_csv(index=False))
+        write_table(out / f"{param}.csv", part)
         results[param] = part
     return results

@@ -1,0 +1,96 @@
+"""Ensembles that train new members: bagging (bootstrap resamples, in parallel through Ray Tune) and SAMME
+boosting (in sequence, each member on training data reweighted by the previous ones' mistakes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import numpy as np
+
+from ensembles import AdaBoostSAMME, Bagging, bootstrap_indices, samme_step
+from hpsearch.ensemble.methods import Combiner, EnsembleMethod, FitContext, make_record, register_method
+from hpsearch.errors import HpsearchError
+from hpsearch.rundir import ENSEMBLES_DIR, EnsembleRecord, SavedModel, save_model_folder
+from hpsearch.training import Trainer, TrialConfig
+
+log = logging.getLogger(__name__)
+
+
+def member_config(ctx: FitContext) -> TrialConfig:
+    """The best trial's configuration, trained for ``--member-epochs`` or else the best trial's own epochs."""
+    epochs = ctx.options.member_epochs or int(ctx.best_row["epochs"])
+    return dataclasses.replace(ctx.best.config, epochs=epochs)
+
+
+@register_method
+class BaggingMethod(EnsembleMethod):
+    """The best configuration retrained on stratified bootstrap resamples of the training split, averaged."""
+
+    name, learns_from_validation = "bagging", False
+
+    def fit(self, ctx: FitContext) -> EnsembleRecord:
+        from hpsearch.search.grid import train_grid
+
+        config, count = member_config(ctx), ctx.options.members
+        samples = bootstrap_indices(ctx.trial_data.train.labels, count, random_state=ctx.run.seed)
+        log.info("bagging: training %d members of trial %s (%s, %d epochs) on bootstrap resamples, as Ray Tune "
+                 "trials", count, ctx.best.name, config.backbone, config.epochs)
+        folders = train_grid([config] * count, ctx.trial_data, ctx.run.path / ENSEMBLES_DIR / self.name,
+                             samples=samples, cpus_per_run=ctx.options.cpus_per_member, address=ctx.options.address)
+        models = [SavedModel(f"bagging:{f.name}", f) for f in folders]
+        stack = np.stack([m.val_probs for m in models])
+        estimator = Bagging().fit(stack, ctx.y)
+        return make_record(ctx, self.name, estimator, models, estimator.predict_proba(stack),
+                           base_trial=ctx.best.name, member_epochs=config.epochs)
+
+    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray, y_val: np.ndarray) -> Combiner:
+        return Bagging().fit(val_stack).predict_proba
+
+
+@register_method
+class BoostingMethod(EnsembleMethod):
+    """SAMME (multi-class AdaBoost): members trained in sequence on weight-resampled training data; each
+    member's vote weight comes from its weighted error on the training split, never from validation."""
+
+    name, learns_from_validation = "boosting", False
+
+    def fit(self, ctx: FitContext) -> EnsembleRecord:
+        config, data = member_config(ctx), ctx.trial_data
+        labels, n_classes = data.train.labels, len(ctx.run.classes)
+        weight = np.full(len(labels), 1.0 / len(labels))
+        rng = np.random.default_rng(ctx.run.seed)
+        folder = ctx.run.path / ENSEMBLES_DIR / self.name
+        models, alphas, errors = [], [], []
+        for k in range(ctx.options.members):
+            index = np.sort(rng.choice(len(labels), size=len(labels), replace=True, p=weight))
+            resampled = dataclasses.replace(data, train=type(data.train)(data.train.images[index], labels[index]))
+            trainer = Trainer(dataclasses.replace(config, seed=config.seed + 1000 + k), resampled,
+                              threads=os.cpu_count())
+            outcome = trainer.fit()
+            trainer.model.load_state_dict(outcome.best.state_dict)
+            alpha, new_weight, error = samme_step(weight, labels, trainer.predict(data.train).argmax(1), n_classes)
+            log.info("boosting: member %d/%d: weighted training error %.4f, alpha %.3f, val_acc %.4f", k + 1,
+                     ctx.options.members, error, alpha, outcome.best.val_acc)
+            if alpha == 0.0:
+                log.info("boosting: member no better than chance on the reweighted data; stopping")
+                break
+            member_dir = save_model_folder(folder / f"member_{k}", outcome.best, trainer.config, None, trainer.mean,
+                                           trainer.std)
+            models.append(SavedModel(f"boosting:member_{k}", member_dir))
+            alphas.append(alpha)
+            errors.append(error)
+            weight = new_weight
+            if error <= 1e-10:
+                break
+        if not models:
+            raise HpsearchError("boosting: no member beat chance on the training data; nothing to combine.")
+        estimator = AdaBoostSAMME.from_rounds(alphas, n_classes, errors)
+        probas = estimator.predict_proba(np.stack([m.val_probs for m in models]))
+        return make_record(ctx, self.name, estimator, models, probas, alphas=alphas, train_errors=errors,
+                           base_trial=ctx.best.name, member_epochs=config.epochs)
+
+    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray, y_val: np.ndarray) -> Combiner:
+        alphas, errors = record.details["alphas"], record.details.get("train_errors")
+        return AdaBoostSAMME.from_rounds(alphas, val_stack.shape[2], errors).predict_proba

@@ -1,0 +1,193 @@
+"""The registry of ensemble methods: how each is fit on validation predictions, how it is applied, what it saves.
+
+A method is one class registered with ``@register_method``. ``fit`` turns a ``FitContext`` (the top trials,
+their saved validation probabilities, the run) into an ``EnsembleRecord``; ``combiner`` rebuilds, from that
+record, the function that maps the members' probabilities to the ensemble's. ``evaluate``, ``predict``,
+``export`` and ``report`` use every method through these two calls only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ensembles import GreedySelection, HardVoting, ProbaEnsemble, SoftVoting, Stacking, log_loss
+from hpsearch.data import ImageArrays, TrialData
+from hpsearch.errors import HpsearchError, did_you_mean
+from hpsearch.rundir import EnsembleRecord, Member, RunDir, SavedModel
+
+
+@dataclass
+class EnsembleOptions:
+    """What ``hpsearch ensemble`` may spend: trials to combine, members to train and their budget."""
+
+    top_k: int = 5
+    members: int = 5
+    member_epochs: int | None = None  # None: the best trial's own number of epochs
+    cpus_per_member: float = 1.0
+    address: str | None = None
+
+
+@dataclass
+class FitContext:
+    """What a method is fit on: the run, its top trials (best first) and their validation predictions."""
+
+    run: RunDir
+    members: list[SavedModel]
+    top: pd.DataFrame
+    val: ImageArrays
+    options: EnsembleOptions = field(default_factory=EnsembleOptions)
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.val.labels
+
+    @cached_property
+    def val_stack(self) -> np.ndarray:
+        """(n_members, n_val, n_classes): the saved validation probabilities of the top trials."""
+        return np.stack([m.val_probs for m in self.members])
+
+    @cached_property
+    def trial_data(self) -> TrialData:
+        """Training and validation images, for methods that train new members."""
+        return dataclasses.replace(self.run.trial_data(), val=self.val)
+
+    @property
+    def best(self) -> SavedModel:
+        return self.members[0]
+
+    @property
+    def best_row(self) -> pd.Series:
+        return self.top.iloc[0]
+
+
+Combiner = Callable[[np.ndarray], np.ndarray]  # (n_members, n, n_classes) -> (n, n_classes)
+
+
+class EnsembleMethod:
+    """One way to combine models; subclasses set ``name`` and implement ``fit`` (and ``combiner`` if needed)."""
+
+    name: ClassVar[str]
+    learns_from_validation: ClassVar[bool] = True  # False: nothing is fit on validation predictions
+
+    def fit(self, ctx: FitContext) -> EnsembleRecord:
+        raise NotImplementedError
+
+    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray, y_val: np.ndarray) -> Combiner:
+        """The ensemble's combination rule, rebuilt from ``record`` (and, where it refits, validation data)."""
+        raise NotImplementedError
+
+
+METHODS: dict[str, EnsembleMethod] = {}
+
+
+def register_method(cls: type[EnsembleMethod]) -> type[EnsembleMethod]:
+    """Class decorator: make ``cls`` available to ``ensemble``, ``evaluate``, ``predict`` and ``export``."""
+    METHODS[cls.name] = cls()
+    return cls
+
+
+def get_method(name: str) -> EnsembleMethod:
+    if name not in METHODS:
+        raise HpsearchError(f"Unknown ensemble method {name!r}.{did_you_mean(name, METHODS)} "
+                            f"Choose from {', '.join(METHODS)}.")
+    return METHODS[name]
+
+
+def members_of(run: RunDir, models: list[SavedModel], weights: np.ndarray | None = None) -> tuple[Member, ...]:
+    """Record entries for ``models`` (uniform weights unless given), with paths relative to the run."""
+    weights = np.full(len(models), 1.0 / len(models)) if weights is None else weights
+    return tuple(Member(m.name, str(m.folder.relative_to(run.path)), float(w), m.trial_id)
+                 for m, w in zip(models, weights, strict=True))
+
+
+def make_record(ctx: FitContext, method: str, estimator: Any, models: list[SavedModel], probas: np.ndarray,
+                params: dict[str, Any] | None = None, model: str | None = None, **details: Any) -> EnsembleRecord:
+    """A record with the ensemble's validation accuracy and log-loss computed from its probabilities."""
+    weights = getattr(estimator, "weights_", None)
+    name = estimator if isinstance(estimator, str) else type(estimator).__name__
+    if params is None:
+        params = estimator.get_params() if hasattr(estimator, "get_params") else {}
+    return EnsembleRecord(method, name, members_of(ctx.run, models, weights), float((probas.argmax(1) == ctx.y).mean()),
+                          log_loss(probas, ctx.y), params, model, details)
+
+
+class ProbabilityMethod(EnsembleMethod):
+    """Combines the top trials' saved validation probabilities with an estimator from ``ensembles``."""
+
+    estimator: ClassVar[type[ProbaEnsemble]]
+
+    def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
+        return self.estimator()
+
+    def details(self, estimator: ProbaEnsemble) -> dict[str, Any]:
+        return {}
+
+    def fit(self, ctx: FitContext) -> EnsembleRecord:
+        estimator = self.make_estimator(ctx).fit(ctx.val_stack, ctx.y)
+        probas = estimator.predict_proba(ctx.val_stack)
+        return make_record(ctx, self.name, estimator, ctx.members, probas, **self.details(estimator))
+
+    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray, y_val: np.ndarray) -> Combiner:
+        """Refit on the members' saved validation predictions: deterministic, and no pickles on disk."""
+        return self.estimator(**record.params).fit(val_stack, y_val).predict_proba
+
+
+@register_method
+class Average(ProbabilityMethod):
+    name, estimator, learns_from_validation = "average", SoftVoting, False
+
+
+@register_method
+class Vote(ProbabilityMethod):
+    name, estimator, learns_from_validation = "vote", HardVoting, False
+
+
+@register_method
+class Greedy(ProbabilityMethod):
+    name, estimator = "greedy", GreedySelection
+
+    def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
+        return GreedySelection(max_size=25, random_state=ctx.run.seed)
+
+    def details(self, estimator: GreedySelection) -> dict[str, Any]:
+        return {"trajectory": estimator.trajectory_, "best_step": estimator.best_step_}
+
+
+@register_method
+class Stack(ProbabilityMethod):
+    name, estimator = "stacking", Stacking
+
+    def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
+        return Stacking(cv=5, random_state=ctx.run.seed)
+
+    def details(self, estimator: Stacking) -> dict[str, Any]:
+        return {"cv_accuracy": estimator.cv_accuracy_,
+                "note": "val_accuracy is in-sample for the meta-learner; cv_accuracy is its out-of-fold estimate"}
+
+
+class SingleModelMethod(EnsembleMethod):
+    """A method whose result is one new model (a soup, a distilled student) saved in ``record.model``."""
+
+    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Combiner:
+        return lambda stack: stack[0]
+
+
+def record_models(run: RunDir, record: EnsembleRecord) -> list[SavedModel]:
+    """The saved models whose probabilities the record's combiner takes, in order."""
+    if record.model is not None:
+        return [SavedModel(record.method, run.inside(record.model))]
+    return [run.member_model(m) for m in record.members]
+
+
+def ensemble_combiner(run: RunDir, record: EnsembleRecord, y_val: np.ndarray) -> Combiner:
+    """The function from the models' probabilities (in ``record_models`` order) to the ensemble's."""
+    method = get_method(record.method)
+    val_stack = None if record.model is not None else np.stack([run.member_model(m).val_probs for m in record.members])
+    return method.combiner(record, val_stack, y_val)
