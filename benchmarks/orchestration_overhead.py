@@ -65,11 +65,14 @@ def main() -> None:
 
 
 def measure(folder: Path, n: int, epochs: int, cpus: int) -> pd.DataFrame:
+    import torch
+
     from hpsearch.data import prepare_trial_data
     from hpsearch.recipe import load_recipe
-    from hpsearch.search.tune import start_ray
+    from hpsearch.search.session import start_ray
     from hpsearch.training import TrialConfig, train_trial
 
+    torch.set_num_threads(cpus)  # as a trial with cpus_per_trial=cpus sets it
     texts = {count: RECIPE.format(n=count, epochs=epochs, cpus=cpus) for count in (n, 3 * n)}
     (folder / "plain.py").write_text(texts[n])
     recipe = load_recipe(folder / "plain.py")
@@ -77,7 +80,7 @@ def measure(folder: Path, n: int, epochs: int, cpus: int) -> pd.DataFrame:
     start = time.perf_counter()
     for number in range(n):
         config = TrialConfig(**{**recipe.train.__dict__, "epochs": epochs, "seed": number, "drop_rate": 0.1})
-        train_trial(config, data, threads=cpus)
+        train_trial(config, data)
     plain_per_trial = (time.perf_counter() - start) / n
 
     start = time.perf_counter()

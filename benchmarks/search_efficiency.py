@@ -100,7 +100,7 @@ def run_optuna(folder: Path, quick: bool, seed: int, epochs: int, budget_s: floa
     def objective(trial):
         constants = space(trial)
         config, _ = split_trial_config({**trial.params, **constants})
-        trainer = Trainer(config, data, threads=os.cpu_count())
+        trainer = Trainer(config, data)
 
         def on_epoch(metrics, improved):
             log.append((time.time() - start, metrics["val_acc"]))

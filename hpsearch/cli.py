@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import logging
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from hpsearch.errors import HpsearchError
@@ -51,9 +56,12 @@ def add_search_commands(commands) -> None:
     tune.add_argument("--storage", help="where Ray keeps trial state and checkpoints: a folder every node can "
                       "reach, or a URI Ray Tune supports (default: the run directory)")
 
-    resume = command(commands, "resume", help="continue an interrupted search in its run directory")
+    resume = command(commands, "resume", help="continue an interrupted search in its run directory, or extend it")
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--address", help="join an existing Ray cluster")
+    resume.add_argument("--num-samples", type=int, help="extend the search to this many trials in all")
+    resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="budget.KEY=VALUE",
+                        help="change a budget value that a resume may change (e.g. budget.time_budget_s=600)")
 
 
 def add_after_search_commands(commands) -> None:
@@ -136,7 +144,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise HpsearchError(f"{str(args.run_dir)!r} is not an hpsearch run directory (no {CONFIG_FILE} and "
                             f"{RECIPE_FILE}).")
     config = read_json(config_path)
-    overrides = list(config.get("overrides", []))
+    extra = list(args.overrides) + ([f"budget.num_samples={args.num_samples}"] if args.num_samples else [])
+    overrides = list(config.get("overrides", [])) + extra
     recipe = load_recipe(config["recipe"], overrides, source=recipe_path.read_text())
     options = SearchOptions(address=args.address, resume=True, overrides=overrides, storage=config.get("storage"))
     return search_and_summarize(recipe, args.run_dir, options)
@@ -200,6 +209,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hpsearch.evaluation import predict_files
     from hpsearch.io import atomic_write
 
+    if args.output is not None and args.output.is_dir():
+        raise HpsearchError(f"--output names a folder ({str(args.output)!r}); give a file name, e.g. "
+                            f"--output {args.output / 'predictions.csv'}.")
     table = predict_files(args.run_dir, args.paths, args.model)
     if args.output:
         atomic_write(args.output, table.to_csv(index=False))
@@ -232,13 +244,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from hpsearch.io import atomic_write
-    from hpsearch.report import compare_runs, render
+    from hpsearch.report import FORMATS, compare_runs, render
 
+    fmt = args.output.suffix.lstrip(".") if args.output else None
+    if args.output and fmt not in FORMATS:
+        raise HpsearchError(f"--output must end in {', '.join('.' + f for f in FORMATS)}, but got "
+                            f"{str(args.output)!r}.")
     table = compare_runs(args.run_dirs)
     if args.output:
-        fmt = args.output.suffix.lstrip(".")
-        if fmt not in ("csv", "md", "tex", "html", "json"):
-            raise HpsearchError(f"--output must end in .csv, .md, .tex, .html or .json, but got {str(args.output)!r}.")
         atomic_write(args.output, render(table, fmt))
         print(f"Wrote {args.output}")
     print(table.to_string(index=False))
@@ -269,14 +282,52 @@ COMMANDS = {"tune": cmd_tune, "resume": cmd_resume, "show": cmd_show, "ensemble"
             "compare": cmd_compare}
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[list[int]]:
+    """While a command runs, SIGTERM acts as Ctrl-C (Ray Tune stops gracefully and what finished is exported);
+    the list it yields records that it came."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        signal.raise_signal(signal.SIGINT)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, handler) if in_main else None
+    try:
+        yield received
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def show_logs(debug: bool) -> None:
+    """The command line shows hpsearch's log records (the library only emits them)."""
+    logger = logging.getLogger("hpsearch")
+    if not any(getattr(h, "_hpsearch_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._hpsearch_cli = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     args = build_parser().parse_args(argv)
+    show_logs(args.debug)
     if not args.debug:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with sigterm_as_interrupt() as terminated:
+        code = run_command(args)
+    return 128 + signal.SIGTERM if terminated else code
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run one command; problems the user can fix end in one line and an exit code (``--debug``: traceback)."""
     try:
         return COMMANDS[args.command](args)
     except HpsearchError as err:

@@ -33,6 +33,7 @@ RECIPE_FILE, CONFIG_FILE, ENV_FILE = "recipe.py", "config.json", "env.json"  # a
 STUDY_FILE, EXPERIMENT_DIR, SUMMARY_FILE = "study.db", "ray", "summary.json"
 TRIALS_FILE, HISTORY_FILE, TRIALS_DIR = "trials.csv", "history.csv", "trials"
 MODEL_FILE, PROBS_FILE, BEST_FILE = "model.pt", "val_probs.npy", "best.json"  # one trained model's folder
+MODEL_FOLDER_FILES = (MODEL_FILE, PROBS_FILE, BEST_FILE)
 ENSEMBLES_DIR, ENSEMBLES_FILE = "ensembles", "ensembles.csv"
 TEST_METRICS_FILE, EVALUATION_DIR, SWEEPS_DIR, REPORT_DIR = "test_metrics.csv", "evaluation", "sweeps", "report"
 SEARCH_ARTIFACTS = (TRIALS_FILE, STUDY_FILE, SPLIT_FILE, TRIALS_DIR)  # a folder holding any of these is a run
@@ -77,11 +78,16 @@ def read_table(path: Path, dtypes: Mapping[str, Any] | None = None) -> pd.DataFr
     """Read a run-directory CSV: only empty cells are missing (a class called ``NA`` stays ``NA``), and the
     required columns of known tables are checked, so a damaged file is a one-line error, never a wrong result."""
     try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 1))
+            ends_with_newline = f.read(1) in (b"\n", b"")
         table = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=dict(dtypes or {}))
     except FileNotFoundError:
         raise HpsearchError(f"{str(path)!r} is missing.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError) as err:
         raise damaged(path, str(err).splitlines()[0]) from None
+    if not ends_with_newline:
+        raise damaged(path, "its last row is cut short")
     for column, kind in _SCHEMAS.get(path.name, {}).items():
         if column not in table:
             raise damaged(path, f"column {column!r} is missing")
@@ -94,14 +100,23 @@ def read_table(path: Path, dtypes: Mapping[str, Any] | None = None) -> pd.DataFr
     return table
 
 
+TRIAL_STATUSES = ("completed", "failed", "incomplete")
+
+
 def check_trials_complete(trials: pd.DataFrame, path: Path) -> None:
-    """A completed trial has its accuracy and loss; a row cut mid-way (a half-written copy) has not."""
-    done = trials[trials["status"] == "completed"]
-    broken = done[done["val_acc"].isna() | done["val_loss"].isna()] if "checkpoint" in trials else done.iloc[0:0]
+    """Every status is known, and a completed trial with a checkpoint has its accuracy and loss."""
+    unknown = trials[~trials["status"].isin(TRIAL_STATUSES)]
+    if len(unknown):
+        raise damaged(path, f"trial {unknown.iloc[0]['trial_id']} has status {unknown.iloc[0]['status']!r}")
     if "checkpoint" in trials:
-        broken = broken[broken["checkpoint"].astype(str).str.lower() == "true"]
-    if len(broken):
-        raise damaged(path, f"trial {broken.iloc[0]['trial_id']} is marked completed but has no val_acc/val_loss")
+        flags = trials["checkpoint"].astype(str).str.lower()
+        odd = trials["checkpoint"][~flags.isin(["true", "false"])]
+        if len(odd):
+            raise damaged(path, f"column 'checkpoint' holds {odd.iloc[0]!r}")
+        done = trials[(trials["status"] == "completed") & (flags == "true")]
+        broken = done[done["val_acc"].isna() | done["val_loss"].isna()]
+        if len(broken):
+            raise damaged(path, f"trial {broken.iloc[0]['trial_id']} is completed but has no val_acc/val_loss")
 
 
 def damaged(path: Path, why: str) -> HpsearchError:
@@ -128,15 +143,31 @@ def save_model_folder(folder: Path, best: BestState, config: TrialConfig, optuna
     return folder
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Weights saved by hpsearch (``torch.load(weights_only=True)``); anything else is a one-line error."""
+def read_model_folder(folder: Path) -> tuple[BestState, dict[str, Any]]:
+    """What ``save_model_folder`` wrote: the best epoch (weights, probabilities, metrics) and any extras."""
+    info = read_json(folder / BEST_FILE)
+    best = BestState(int(info["epoch"]), float(info["val_acc"]), float(info["val_loss"]), float(info["train_acc"]),
+                     float(info["train_loss"]), load_state_dict(folder / MODEL_FILE), np.load(folder / PROBS_FILE))
+    known = {"epoch", "val_acc", "val_loss", "train_acc", "train_loss", "optuna_trial", "config", "mean", "std"}
+    return best, {k: v for k, v in info.items() if k not in known}
+
+
+def load_torch_file(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` of a file hpsearch wrote; a damaged or foreign file is a one-line error
+    (never the advice to load it unsafely)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise HpsearchError(f"{str(path)!r} is missing.") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
-            AttributeError, TypeError):
-        state = None
+            AttributeError, TypeError, IndexError):
+        raise HpsearchError(f"{str(path)!r} is damaged or not an hpsearch checkpoint. Delete that model's folder "
+                            f"and re-run the stage that wrote it.") from None
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Weights saved by hpsearch: a state_dict of tensors."""
+    state = load_torch_file(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise HpsearchError(f"{str(path)!r} is damaged or not an hpsearch checkpoint (a state_dict of tensors). "
                             f"Delete that model's folder and re-run the stage that wrote it.")
@@ -399,10 +430,12 @@ def holds_search(run_dir: Path) -> list[str]:
     return [name for name in SEARCH_ARTIFACTS if (Path(run_dir) / name).exists()]
 
 
-def copy_tree(src: Path, dst: Path) -> None:
-    """Replace ``dst`` with a copy of ``src`` (copied aside, then renamed into place)."""
+def copy_model_folder(src: Path, dst: Path) -> None:
+    """Replace the model folder ``dst`` with the model files of ``src`` (copied aside, then renamed into place)."""
     tmp = dst.with_name(f".{dst.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
+    tmp.mkdir(parents=True)
+    for name in MODEL_FOLDER_FILES:
+        shutil.copy2(src / name, tmp / name)
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(tmp, dst)

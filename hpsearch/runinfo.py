@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import HpsearchError
-from hpsearch.io import atomic_write, write_json
+from hpsearch.io import atomic_write, read_json, write_json
 from hpsearch.rundir import CONFIG_FILE, ENV_FILE, RECIPE_FILE
 
 PACKAGES = ("hpsearch", "torch", "torchvision", "timm", "optuna", "ray", "scikit-learn", "pandas", "numpy",
@@ -60,9 +60,19 @@ def ensure_writable(run_dir: Path) -> None:
                             f"choose another with --out.") from None
 
 
-def record_run(run_dir: Path, recipe_path: Path, resolved: dict[str, Any], seed: int, source: str) -> None:
-    """Copy the recipe and write ``config.json`` and ``env.json`` into ``run_dir``."""
+def record_run(run_dir: Path, recipe_path: Path, resolved: dict[str, Any], seed: int, source: str,
+               resumed: bool = False, changes: dict[str, Any] | None = None) -> None:
+    """Copy the recipe and write ``config.json`` and ``env.json`` into ``run_dir``.
+
+    A resume keeps the first environment record and appends itself to ``config.json``'s ``resumes``, with the
+    budget values it changed (the recipe's data, model and training sections cannot change on resume).
+    """
     ensure_writable(run_dir)
-    atomic_write(run_dir / RECIPE_FILE, source)
+    if resumed and (run_dir / CONFIG_FILE).is_file():
+        stored = read_json(run_dir / CONFIG_FILE)
+        when = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "budget_changes": changes or {}, "argv": sys.argv}
+        resolved = {**resolved, "resumes": [*stored.get("resumes", []), when]}
+    else:
+        atomic_write(run_dir / RECIPE_FILE, source)
+        write_json(run_dir / ENV_FILE, environment(seed, recipe_path))
     write_json(run_dir / CONFIG_FILE, resolved)
-    write_json(run_dir / ENV_FILE, environment(seed, recipe_path))

@@ -48,9 +48,11 @@ def space(trial):
 '''
 
 
-def make_run(run_dir: Path, trials: int = 3, epochs: int = 1, image_size: int = 8, seed: int = 0) -> Path:
-    """A finished run directory as `hpsearch tune` leaves it, trained in-process (no Ray): a digits split,
-    `trials` tiny tutorial CNNs with their best epoch saved, trials.csv and config.json."""
+def make_run(run_dir: Path, trials: int = 3, epochs: int = 1, image_size: int = 8, seed: int = 0,
+             root: Path | None = None) -> Path:
+    """A finished run directory as `hpsearch tune` leaves it, trained in-process (no Ray): a split of the
+    digits (or of the image folder ``root``), `trials` tiny tutorial CNNs with their best epoch saved,
+    trials.csv and config.json."""
     import json
 
     import pandas as pd
@@ -60,7 +62,10 @@ def make_run(run_dir: Path, trials: int = 3, epochs: int = 1, image_size: int = 
     from hpsearch.training import Trainer, TrialConfig
 
     cache = str(run_dir.parent / f"{run_dir.name}-cache")  # its own cache: session fixtures run outside tests
-    config = DataConfig(source="digits", image_size=image_size, cache_dir=cache)
+    data_section = {"source": "digits", "image_size": image_size, "cache_dir": cache}
+    if root is not None:
+        data_section.update(source="folder", root=str(root))
+    config = DataConfig(**data_section)
     run_dir.mkdir(parents=True, exist_ok=True)
     data = prepare_trial_data(config, seed, run_dir)
     rows = []
@@ -76,7 +81,6 @@ def make_run(run_dir: Path, trials: int = 3, epochs: int = 1, image_size: int = 
                      "val_acc": best.val_acc, "val_loss": best.val_loss, "train_acc": best.train_acc, "wall_s": 1.0,
                      "node_id": "local", "error": "", "checkpoint": True})
     pd.DataFrame(rows).to_csv(run_dir / TRIALS_FILE, index=False)
-    data_section = {"source": "digits", "image_size": image_size, "cache_dir": cache}
     resolved = {"name": "made", "seed": seed, "data": data_section,
                 "train": {"backbone": "tutorial_cnn"}}
     (run_dir / CONFIG_FILE).write_text(json.dumps(resolved))

@@ -19,7 +19,7 @@ def test_digits_recipe_loads_with_defaults():
 def test_overrides_reach_every_section(tmp_path):
     path = write_recipe(tmp_path, MINIMAL_RECIPE)
     recipe = load_recipe(path, ["data.image_size=12", "train.lr=0.5", "budget.num_samples=7", "seed=3",
-                                "data.root=/x", "name=other"])
+                                "data.source=folder", "data.root=/x", "name=other"])
     assert (recipe.data.image_size, recipe.train.lr, recipe.budget.num_samples, recipe.seed) == (12, 0.5, 7, 3)
     assert recipe.data.root == "/x" and recipe.name == "other"
     assert recipe.resolved()["budget"]["num_samples"] == 7

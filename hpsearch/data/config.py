@@ -40,6 +40,10 @@ class DataConfig:
     def validate(self) -> None:
         if self.source not in SOURCES:
             raise RecipeError(f"data.source must be one of {list(SOURCES)}, but got source={self.source!r}.")
+        if self.source == "digits" and (self.root or self.url):
+            which = "data.root" if self.root else "data.url"
+            raise RecipeError(f"{which} is only read with data.source='folder', but the source is 'digits'; add "
+                              f"--set data.source=folder, or drop {which}.")
         if self.source == "folder" and not (self.root or self.url):
             raise RecipeError("data.source='folder' needs data.root or data.url, e.g. --set data.root=/path/to/images "
                               "or --set data.url=file:///path/to/archive.tgz.")

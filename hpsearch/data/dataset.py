@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +55,13 @@ def decode_cached(source: Source, ids: list[str]) -> tuple[np.ndarray, np.ndarra
     folder = cfg.cache_path / "decoded"
     path = folder / f"{key}.npz"
     if path.is_file():
-        with np.load(path) as cached:
-            return cached["images"], cached["ok"]
+        try:
+            with np.load(path) as cached:
+                return cached["images"], cached["ok"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            warnings.warn(f"The decoded-image cache {path} is damaged ({type(err).__name__}); decoding the images "
+                          f"again.", stacklevel=2)
+            path.unlink(missing_ok=True)
     try:
         images, ok = source.decode(ids), np.ones(len(ids), dtype=bool)
     except CorruptImages as bad:
@@ -100,24 +107,31 @@ def load_subset(config: DataConfig, split: pd.DataFrame, subset: str, key: TestS
     return ImageArrays(np.ascontiguousarray(images[ok]), labels[ok])
 
 
-def prepare_split(config: DataConfig, seed: int, run_dir: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """Create the run's split (or reuse the one already saved there) and return it with class names."""
+def prepare_split(config: DataConfig, seed: int, run_dir: Path,
+                  save: bool = True) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The run's stratified split (saved in ``run_dir`` unless ``save`` is False) and the class names.
+
+    A split already saved there must be the one this dataset, seed and fractions give: a changed dataset
+    or a different seed is an error, never a silent mix of two splits.
+    """
     listing = make_source(config).list()
+    split = stratified_split(listing, config.val_fraction, config.test_fraction, seed)
     path = run_dir / SPLIT_FILE
     if path.is_file():
-        split = load_split(path)
-        if sorted(split["id"]) != sorted(listing.ids):
-            raise DataError(f"The dataset no longer matches the split saved in {str(path)!r}: "
-                            f"images were added or removed. Start a new run directory (--out).")
-        return split, listing.classes
-    split = stratified_split(listing, config.val_fraction, config.test_fraction, seed)
-    save_split(split, path)
+        saved = load_split(path)
+        if not saved.set_index("id")["subset"].sort_index().equals(split.set_index("id")["subset"].sort_index()):
+            raise DataError(f"The split saved in {str(path)!r} is not the one this dataset and recipe give (images "
+                            f"were added or removed, or the seed or val/test fractions changed). Start a new run "
+                            f"directory (--out).")
+        return saved, listing.classes
+    if save:
+        save_split(split, path)
     return split, listing.classes
 
 
-def prepare_trial_data(config: DataConfig, seed: int, run_dir: Path) -> TrialData:
+def prepare_trial_data(config: DataConfig, seed: int, run_dir: Path, save: bool = True) -> TrialData:
     """Split the dataset and decode the train and validation subsets (never the test subset)."""
-    split, classes = prepare_split(config, seed, run_dir)
+    split, classes = prepare_split(config, seed, run_dir, save)
     mean, std = config.mean_std
     return TrialData(load_subset(config, split, "train"), load_subset(config, split, "val"),
                      classes, mean, std, config.normalize)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import shutil
@@ -11,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from hpsearch.errors import DataError
@@ -27,13 +29,31 @@ def check_url(url: str) -> urllib.parse.ParseResult:
     return parsed
 
 
-def url_key(url: str) -> str:
-    return hashlib.sha256(url.encode()).hexdigest()[:12]
+def url_key(url: str, sha256: str | None = None) -> str:
+    """The cache key of an archive: its URL, and its checksum when the recipe names one."""
+    return hashlib.sha256(f"{url}#{(sha256 or '').lower()}".encode()).hexdigest()[:12]
 
 
-def archive_name(url: str) -> str:
+def archive_name(url: str, sha256: str | None = None) -> str:
     name = Path(urllib.parse.unquote(check_url(url).path)).name or "archive"
-    return f"{url_key(url)}-{name}"
+    return f"{url_key(url, sha256)}-{name}"
+
+
+def source_stamp(url: str) -> str:
+    """What identifies the archive's current content without reading it: for a file URL its size and
+    modification time (a replaced file is fetched again), else the URL alone."""
+    parsed = check_url(url)
+    if parsed.scheme == "file":
+        try:
+            st = os.stat(urllib.parse.unquote(parsed.path))
+            return f"{url}\n{st.st_size}:{st.st_mtime_ns}\n"
+        except OSError:
+            pass
+    return f"{url}\n"
+
+
+class CorruptArchive(DataError):
+    """The archive is truncated or not an archive at all."""
 
 
 def sha256_of(path: Path) -> str:
@@ -96,10 +116,12 @@ def extract(archive: Path, target: Path) -> Path:
                     refuse_unsafe_name(archive, member)
                 zf.extractall(tmp)
         else:
-            raise DataError(f"{archive} is neither a tar nor a zip archive (corrupt or incomplete download?); "
-                            f"delete it and run again.")
+            raise CorruptArchive(f"{archive} is truncated or corrupt (neither a tar nor a zip archive)")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
+    except (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error, zipfile.BadZipFile,
+            gzip.BadGzipFile) as err:
+        raise CorruptArchive(f"{archive} is truncated or corrupt ({type(err).__name__}: {err})") from None
     except tarfile.TarError as err:
         raise DataError(f"Refusing to extract {archive.name}: {err}.") from None
     finally:
@@ -119,21 +141,42 @@ def dataset_root(folder: Path) -> Path:
 
 
 def fetch_dataset(url: str, cache: Path, sha256: str | None = None, progress: bool = True) -> Path:
-    """Download (once) and extract (once) the archive at ``url``; return the folder of class subfolders."""
-    name = archive_name(url)
+    """Download (once) and extract (once) the archive at ``url``; return the folder of class subfolders.
+
+    The cache is keyed by the URL and ``sha256``; when ``sha256`` is given the cached archive is checked
+    against it on every use. A file URL whose file changed is fetched again. A truncated or corrupt cached
+    archive is fetched once more before giving up.
+    """
+    name = archive_name(url, sha256)
     extracted = cache / "datasets" / name.split(".")[0]
-    marker = extracted / ".complete"
-    if marker.is_file():
-        return dataset_root(extracted)
     archive = cache / "downloads" / name
-    if not archive.is_file():
-        download(url, archive, progress=progress)
-    if sha256 and sha256_of(archive) != sha256.lower():
-        bad = archive.with_suffix(archive.suffix + ".bad")
-        os.replace(archive, bad)
-        raise DataError(f"Checksum mismatch for {url}: expected sha256 {sha256}, got {sha256_of(bad)}; "
-                        f"the file was moved to {bad}. Run again to download it afresh.")
-    extracted.parent.mkdir(parents=True, exist_ok=True)
-    extract(archive, extracted)
-    marker.write_text(url + "\n")
+    stamp = source_stamp(url)
+    marker = extracted / ".complete"
+    current = marker.is_file() and marker.read_text() == stamp
+    if current and (not sha256 or (archive.is_file() and sha256_of(archive) == sha256.lower())):
+        return dataset_root(extracted)
+    for attempt in (1, 2):
+        if attempt == 2 or not current or not archive.is_file():
+            download(url, archive, progress=progress)
+        check_checksum(url, archive, sha256)
+        extracted.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            extract(archive, extracted)
+            break
+        except CorruptArchive as err:
+            archive.unlink(missing_ok=True)
+            if attempt == 2:
+                raise DataError(f"{err}, twice: the file at {url} itself is damaged. Fetch a good copy and point "
+                                f"data.url (or data.root, for an extracted folder) at it.") from None
+    marker.write_text(stamp)
     return dataset_root(extracted)
+
+
+def check_checksum(url: str, archive: Path, sha256: str | None) -> None:
+    if not sha256:
+        return
+    actual = sha256_of(archive)
+    if actual != sha256.lower():
+        archive.unlink(missing_ok=True)
+        raise DataError(f"Checksum mismatch for {url}: data.sha256 is {sha256} but the archive's is {actual}. "
+                        f"Fix data.sha256 if the archive was replaced on purpose, else get the right archive.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 
 import numpy as np
 
@@ -66,8 +65,7 @@ class BoostingMethod(EnsembleMethod):
         for k in range(ctx.options.members):
             index = np.sort(rng.choice(len(labels), size=len(labels), replace=True, p=weight))
             resampled = dataclasses.replace(data, train=type(data.train)(data.train.images[index], labels[index]))
-            trainer = Trainer(dataclasses.replace(config, seed=config.seed + 1000 + k), resampled,
-                              threads=os.cpu_count())
+            trainer = Trainer(dataclasses.replace(config, seed=config.seed + 1000 + k), resampled)
             outcome = trainer.fit()
             trainer.model.load_state_dict(outcome.best.state_dict)
             alpha, new_weight, error = samme_step(weight, labels, trainer.predict(data.train).argmax(1), n_classes)

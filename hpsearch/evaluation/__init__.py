@@ -4,8 +4,8 @@ Nothing here imports Ray or Optuna: a finished run is evaluated and used from it
 """
 
 from hpsearch.evaluation.evaluate import ModelOutput, Predictor, evaluate_run, model_output
-from hpsearch.evaluation.metrics import bootstrap_ci, classification_metrics, expected_calibration_error, mcnemar
+from hpsearch.evaluation.metrics import accuracy_ci, classification_metrics, expected_calibration_error, mcnemar
 from hpsearch.evaluation.predict import predict_files
 
-__all__ = ["ModelOutput", "Predictor", "bootstrap_ci", "classification_metrics", "evaluate_run",
+__all__ = ["ModelOutput", "Predictor", "accuracy_ci", "classification_metrics", "evaluate_run",
            "expected_calibration_error", "mcnemar", "model_output", "predict_files"]

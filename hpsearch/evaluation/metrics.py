@@ -1,4 +1,4 @@
-"""Test-set metrics with uncertainty: scikit-learn's scores, calibration, bootstrap CIs and McNemar."""
+"""Test-set metrics with uncertainty: scikit-learn's scores, calibration, Wilson intervals and McNemar."""
 
 from __future__ import annotations
 
@@ -24,13 +24,14 @@ def expected_calibration_error(probas: np.ndarray, y: np.ndarray, bins: int = 15
     return float(total)
 
 
-def bootstrap_ci(correct: np.ndarray, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of ``correct`` (accuracy)."""
-    correct = np.asarray(correct, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = correct[rng.integers(0, len(correct), size=(resamples, len(correct)))].mean(axis=1)
-    alpha = (1.0 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+def accuracy_ci(correct: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of an accuracy: never collapses to a point, even at 0 % or 100 %."""
+    correct = np.asarray(correct, dtype=bool)
+    if len(correct) == 0:
+        return float("nan"), float("nan")
+    interval = stats.binomtest(int(correct.sum()), len(correct)).proportion_ci(confidence_level=level,
+                                                                               method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray, exact: bool | None = None) -> float:
@@ -55,7 +56,7 @@ def classification_metrics(probas: np.ndarray, y: np.ndarray, seed: int = 0) -> 
     n_classes = probas.shape[1]
     pred = probas.argmax(axis=1)
     correct = pred == y
-    low, high = bootstrap_ci(correct, seed=seed)
+    low, high = accuracy_ci(correct)
     row = {
         "accuracy": float(correct.mean()), "accuracy_ci_low": low, "accuracy_ci_high": high,
         "balanced_accuracy": float(metrics.balanced_accuracy_score(y, pred)),

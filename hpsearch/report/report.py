@@ -120,7 +120,7 @@ def evaluation_sections(report: Report) -> None:
     comparison = ensemble_comparison(read_table(run_dir / TEST_METRICS_FILE))
     report.add("Test set: best single model vs ensembles", "ensemble_comparison", comparison,
                [plots.cost(comparison, report.folder / "cost.png")],
-               note="95% bootstrap confidence intervals; McNemar p-values against the best single trial.")
+               note="95% Wilson confidence intervals; McNemar p-values against the best single trial.")
     best = comparison.sort_values("accuracy", ascending=False).iloc[0]["model"]
     per_class = run_dir / EVALUATION_DIR / f"per_class_{best}.csv"
     matrix = run_dir / EVALUATION_DIR / f"confusion_{best}.csv"

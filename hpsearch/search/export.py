@@ -19,8 +19,11 @@ from hpsearch.rundir import (
     TRIAL_RESULT_COLUMNS,
     TRIALS_DIR,
     TRIALS_FILE,
-    copy_tree,
+    copy_model_folder,
+    parameter_columns,
     rank_trials,
+    read_table,
+    read_trials,
     write_table,
 )
 from hpsearch.search.budget import BudgetConfig
@@ -60,7 +63,9 @@ def stop_reason(status: str, last: dict[str, Any], budget: BudgetConfig) -> str:
     epoch = last.get("epoch", 0)
     if epoch >= budget.max_epochs:
         return "max_epochs"
-    return "asha" if budget.scheduler == "asha" and epoch in asha_rungs(budget) else "time_budget"
+    if budget.scheduler == "asha" and epoch in asha_rungs(budget):
+        return "asha"
+    return "time_budget" if budget.time_budget_s is not None else "stopped"
 
 
 def error_text(trial) -> str:
@@ -109,7 +114,7 @@ def trial_history(analysis, trial) -> pd.DataFrame:
 
 
 def copy_best_checkpoint(trial, target: Path) -> bool:
-    """Copy the trial's latest (= best, since only improvements are checkpointed) checkpoint into ``target``.
+    """Copy the best epoch's model folder out of the trial's latest checkpoint into ``target``.
 
     ``Checkpoint.to_directory`` fetches it from wherever Ray's storage is (a shared folder or a URI).
     """
@@ -123,28 +128,47 @@ def copy_best_checkpoint(trial, target: Path) -> bool:
             return False
         if (target / BEST_FILE).is_file() and (target / BEST_FILE).read_bytes() == (source / BEST_FILE).read_bytes():
             return True
-        copy_tree(source, target)
+        copy_model_folder(source, target)
     return True
 
 
-def export_experiment(run_dir: Path, experiment: str, study: optuna.Study, budget: BudgetConfig) -> pd.DataFrame:
-    """Write ``trials.csv``, ``history.csv`` and the per-trial folders; return the trials table."""
+def earlier_rows(run_dir: Path, exported: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Finished trials already in ``trials.csv`` that no Ray experiment at hand knows (its folder was deleted,
+    or the trial came from elsewhere), with their history: kept as they are, never dropped."""
+    if not (run_dir / TRIALS_FILE).is_file():
+        return pd.DataFrame(), pd.DataFrame(columns=HISTORY_COLUMNS)
+    earlier = read_trials(run_dir)
+    earlier = earlier[~earlier["trial_id"].isin(exported) & earlier["status"].isin(["completed", "failed"])]
+    history = read_table(run_dir / HISTORY_FILE, {"trial_id": str}) if (run_dir / HISTORY_FILE).is_file() else None
+    if history is None or earlier.empty:
+        return earlier, pd.DataFrame(columns=HISTORY_COLUMNS)
+    return earlier, history[history["trial_id"].isin(set(earlier["trial_id"]))]
+
+
+def export_experiments(run_dir: Path, experiments: list[str], study: optuna.Study,
+                       budget: BudgetConfig) -> pd.DataFrame:
+    """Write ``trials.csv``, ``history.csv`` and the per-trial folders from every Ray experiment of the run
+    (and the earlier rows of trials no experiment holds any more); return the trials table."""
     from ray.tune import ExperimentAnalysis
 
-    analysis = ExperimentAnalysis(experiment)
+    analyses = [ExperimentAnalysis(e) for e in experiments]
     (run_dir / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
-    names = parameter_names(study, [trial.config for trial in analysis.trials])
+    every = [(analysis, trial) for analysis in analyses for trial in analysis.trials]
+    names = parameter_names(study, [trial.config for _, trial in every])
     rows, histories = [], []
-    for trial in sorted(analysis.trials, key=lambda t: (t.config.get(TRIAL_NUMBER_KEY) or 0, t.trial_id)):
+    for analysis, trial in every:
         history = trial_history(analysis, trial)
         histories.append(history)
         row = trial_row(trial, history, names, budget)
         row["checkpoint"] = copy_best_checkpoint(trial, run_dir / TRIALS_DIR / trial.trial_id)
         rows.append(row)
-    trials = pd.DataFrame(rows)
+    earlier, earlier_history = earlier_rows(run_dir, {str(row["trial_id"]) for row in rows})
+    trials = pd.concat([pd.DataFrame(rows), earlier], ignore_index=True)
+    names += [c for c in parameter_columns(earlier) if c not in names]
     trials = trials[[*TRIAL_KEY_COLUMNS, *names, *[c for c in TRIAL_RESULT_COLUMNS if c in trials]]]
-    history = pd.concat([h for h in histories if len(h)], ignore_index=True) if any(len(h) for h in histories) \
-        else pd.DataFrame(columns=HISTORY_COLUMNS)
+    trials = trials.sort_values(["optuna_trial", "trial_id"], na_position="last").reset_index(drop=True)
+    parts = [h for h in [*histories, earlier_history] if len(h)]
+    history = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=HISTORY_COLUMNS)
     write_table(run_dir / TRIALS_FILE, trials)
     write_table(run_dir / HISTORY_FILE, history)
     return trials

@@ -26,8 +26,9 @@ def train_grid(configs: list[TrialConfig], data: TrialData, out_dir: Path, sampl
     from ray.tune import CLIReporter, ExperimentAnalysis
 
     from hpsearch.search.export import copy_best_checkpoint
+    from hpsearch.search.session import check_resources, default_concurrency, ray_session
     from hpsearch.search.trainable import run_member
-    from hpsearch.search.tune import METRIC, MODE, check_resources, default_concurrency, ray_session
+    from hpsearch.search.tune import METRIC, MODE
 
     with ray_session(address):
         check_resources(cpus_per_run, gpus_per_run)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import traceback
 from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from hpsearch.config import field_types
+from hpsearch.config import check_value, field_types
 from hpsearch.data import DataConfig
 from hpsearch.errors import RecipeError, did_you_mean
 from hpsearch.models import check_backbone, check_frozen_blocks, check_input_size, create_model
@@ -38,6 +39,7 @@ class TrialSpace:
         self.defaults = {**dataclasses.asdict(recipe.train), "epochs": recipe.budget.max_epochs}
         self.options = dict(recipe.options)
         self._space = recipe.space
+        self.last_constants: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_space"}
@@ -59,6 +61,7 @@ class TrialSpace:
         returned = (self.space(trial, self.options) if takes_options else self.space(trial)) or {}
         if not isinstance(returned, dict):
             raise RecipeError(f"space(trial) must return None or a dict of constants, but got {returned!r}.")
+        self.last_constants = dict(returned)  # what the latest call set (read by validate_space)
         sampled = set(trial.params)
         constants = {k: v for k, v in self.defaults.items() if k not in sampled}
         constants.update(returned)
@@ -74,20 +77,53 @@ def split_trial_config(config: dict[str, Any]) -> tuple[TrialConfig, int | None]
     return TrialConfig.from_dict(values), number
 
 
+def run_space(space: TrialSpace, trial: optuna.Trial) -> dict[str, Any]:
+    """Call the recipe's space; an error inside it becomes a RecipeError naming the recipe's line."""
+    try:
+        return space(trial)
+    except RecipeError:
+        raise
+    except Exception as err:  # noqa: BLE001  any mistake in the recipe's own code
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == space.recipe_path]
+        where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+        raise RecipeError(f"space(trial) in {space.recipe_path} failed{where}: {type(err).__name__}: {err}") from None
+
+
+def check_distributions(trial: optuna.Trial, known: dict[str, Any]) -> None:
+    """Every name the space samples is a training option, and every value it can take has that option's type."""
+    for name, distribution in trial.distributions.items():
+        if name not in known:
+            raise RecipeError(f"space(trial) samples {name!r}, which is not a training option."
+                              f"{did_you_mean(name, known)} Known options: {', '.join(sorted(known))}.")
+        values = getattr(distribution, "choices", None) or (distribution.low, distribution.high)
+        for value in values:
+            check_value(f"train.{name} (sampled by space)", value, known[name])
+
+
+def check_overrides(space: TrialSpace, trial: optuna.Trial, returned: dict[str, Any]) -> None:
+    """``--set train.X=...`` for a value the space samples (or sets) would be silently ignored: refuse it."""
+    for text in space.overrides:
+        key, _, value = text.partition("=")
+        section, _, name = key.strip().partition(".")
+        if section == "train" and (name in trial.params or name in returned):
+            verb = "samples" if name in trial.params else "sets"
+            raise RecipeError(f"--set {key.strip()}={value} has no effect: the recipe's space {verb} {name!r} for "
+                              f"every trial. Narrow the space instead (e.g. with the recipe's options), or remove "
+                              f"{name!r} from it.")
+
+
 def validate_space(space: TrialSpace, data: DataConfig | None = None, samples: int = 8, seed: int = 0) -> None:
-    """Run the space on a few in-memory trials: every name must be a train knob, every backbone exist
-    (and, given ``data``, take its image size)."""
+    """Run the space on a few in-memory trials: every name must be a train knob of the right type, every
+    backbone exist (and, given ``data``, take its image size), and no ``--set`` be shadowed by the space."""
     known = field_types(TrialConfig)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     backbones: set[str] = set()
     most_frozen = 0
     for _ in range(samples):
         trial = study.ask()
-        config = space(trial)
-        for name in trial.params:
-            if name not in known:
-                raise RecipeError(f"space(trial) samples {name!r}, which is not a training option."
-                                  f"{did_you_mean(name, known)} Known options: {', '.join(sorted(known))}.")
+        config = run_space(space, trial)
+        check_distributions(trial, known)
+        check_overrides(space, trial, space.last_constants)
         backbone = trial.distributions.get("backbone")
         for name in getattr(backbone, "choices", [config.get("backbone")]):
             check_backbone(str(name))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from hpsearch.config import field_types
-from hpsearch.errors import HpsearchError, did_you_mean
+from hpsearch.errors import HpsearchError, RecipeError, did_you_mean
 from hpsearch.rundir import SWEEPS_DIR, RunDir, SavedModel, write_table
 from hpsearch.search.grid import train_grid
 from hpsearch.training import TrialConfig
@@ -40,6 +40,11 @@ def parse_knobs(params: list[str], values: list[str]) -> list[tuple[str, list[fl
         if len(grid) < 2:
             raise HpsearchError(f"A sweep of {param} needs at least two values, but got {grid}.")
         cast = int if types[param] is int else float
+        for value in grid:
+            try:
+                dataclasses.replace(TrialConfig(), **{param: cast(value)}).validate()
+            except RecipeError as err:
+                raise HpsearchError(f"--values {value:g} for {param} is out of range ({err}).") from None
         knobs.append((param, [cast(v) for v in grid]))
     return knobs
 

@@ -1,4 +1,10 @@
-"""The Ray Tune function trainable: one trial, with its best epoch saved as a Ray checkpoint."""
+"""The Ray Tune function trainable: one trial, checkpointed every epoch so that it can continue exactly.
+
+Each checkpoint holds the best epoch so far (``model.pt``, ``val_probs.npy``, ``best.json``: what the run
+directory keeps) and ``state.pt``, everything needed to continue after the last finished epoch (weights,
+optimizer, schedule, epoch, history, random state). Ray keeps only the latest checkpoint of each trial.
+A trial that Ray restarts (after Ctrl-C, SIGKILL, a crash, or PBT's exploit step) continues from it.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +16,21 @@ from typing import Any
 
 import numpy as np
 import ray
+import torch
 from ray import tune
 
 from hpsearch.data import ImageArrays, TrialData
 from hpsearch.recipe import load_module
-from hpsearch.rundir import save_model_folder
+from hpsearch.rundir import load_torch_file, read_model_folder, save_model_folder
 from hpsearch.search.space import split_trial_config
 from hpsearch.training import BestState, Trainer, TrialConfig
+
+STATE_FILE = "state.pt"  # inside a Ray checkpoint, beside the model folder's files
 
 
 def run_trial(config: dict[str, Any], data: TrialData, threads: float = 1.0, recipe_source: str | None = None,
               recipe_path: str | None = None) -> None:
-    """Train one sampled configuration; report every epoch, checkpoint only when validation improves.
+    """Train one sampled configuration, reporting (and checkpointing) every epoch.
 
     ``recipe_source`` (the recipe's text) is executed first in the worker, so that models a recipe
     registers with timm exist on every node of a cluster.
@@ -42,26 +51,38 @@ def run_member(config: dict[str, Any], data: TrialData, members: list[TrialConfi
     train_and_report(members[member], data, None, threads, measure_train)
 
 
+def save_checkpoint(folder: Path, trainer: Trainer, optuna_trial: int | None, extra: dict[str, Any]) -> None:
+    assert trainer.best is not None
+    save_model_folder(folder, trainer.best, trainer.config, optuna_trial, trainer.mean, trainer.std, **extra)
+    torch.save(trainer.checkpoint(), folder / STATE_FILE)
+
+
+def restore_checkpoint(trainer: Trainer) -> dict[str, Any]:
+    """Continue from the trial's latest Ray checkpoint, if it has one; return the best epoch's extras."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return {}
+    with checkpoint.as_directory() as folder:
+        best, extra = read_model_folder(Path(folder))
+        trainer.restore(load_torch_file(Path(folder) / STATE_FILE), best)
+    return extra
+
+
 def train_and_report(trial_config: TrialConfig, data: TrialData, optuna_trial: int | None, threads: float,
                      measure_train: bool = False) -> None:
-    """Report every epoch to Ray Tune and checkpoint the best one; ``measure_train`` adds the accuracy on
-    the unaugmented training split whenever validation improves (for overfitting sweeps)."""
+    """Report every epoch to Ray Tune with a checkpoint; ``measure_train`` adds the accuracy on the unaugmented
+    training split whenever validation improves (for overfitting sweeps)."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
-
+    torch.set_num_threads(max(1, int(threads)))  # a trial is an entry point: it owns its process's threads
     node = ray.get_runtime_context().get_node_id()
+    trainer = Trainer(trial_config, data)
+    extra = restore_checkpoint(trainer)
 
     def on_epoch(metrics: dict[str, Any], best: BestState | None) -> None:
-        metrics = {**metrics, "node_id": node}
-        if best is None:
-            tune.report(metrics)
-            return
-        extra = {}
-        if measure_train:
+        if best is not None and measure_train:
             extra["clean_train_acc"] = float((trainer.predict(data.train).argmax(1) == data.train.labels).mean())
-            metrics = {**metrics, **extra}
-        with tempfile.TemporaryDirectory(prefix="hpsearch-best-") as tmp:
-            save_model_folder(Path(tmp), best, trial_config, optuna_trial, trainer.mean, trainer.std, **extra)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        with tempfile.TemporaryDirectory(prefix="hpsearch-epoch-") as tmp:
+            save_checkpoint(Path(tmp), trainer, optuna_trial, extra)
+            tune.report({**metrics, **extra, "node_id": node}, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    trainer = Trainer(trial_config, data, threads=max(1, int(threads)))
     trainer.fit(on_epoch)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
+import errno
+import logging
+import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 import optuna
 import pandas as pd
 
-from hpsearch.data import prepare_trial_data
+from hpsearch.data import prepare_split, prepare_trial_data
 from hpsearch.errors import SearchError
-from hpsearch.rundir import EXPERIMENT_DIR, rank_trials, study_url, update_summary
-from hpsearch.runinfo import record_run
-from hpsearch.search.export import export_experiment
+from hpsearch.rundir import TRIALS_FILE, rank_trials, read_trials, study_url, update_summary
+from hpsearch.runinfo import ensure_writable, record_run
+from hpsearch.search.export import export_experiments
+from hpsearch.search.plan import SearchPlan, experiment_location, experiment_path, plan_search
+from hpsearch.search.session import check_resources, default_concurrency, ray_session, reap_leftover_ray
 from hpsearch.search.space import TrialSpace, validate_space
 from hpsearch.search.trainable import run_trial
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from hpsearch.recipe import Recipe
 
 METRIC, MODE = "best_val_acc", "max"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,20 +47,6 @@ class SearchInterrupted(SearchError):
     exit_code = 130
 
 
-def experiment_location(run_dir: Path, storage: str | None) -> tuple[str, str]:
-    """(storage_path, experiment name) for Ray; the run directory itself unless ``storage`` is given."""
-    if storage is None:
-        return str(run_dir.resolve()), EXPERIMENT_DIR
-    local = "://" not in storage
-    base = str(Path(storage).expanduser().resolve()) if local else storage.rstrip("/")
-    return base, f"{run_dir.resolve().name}-{EXPERIMENT_DIR}"
-
-
-def experiment_path(run_dir: Path, storage: str | None) -> str:
-    base, name = experiment_location(run_dir, storage)
-    return f"{base}/{name}"
-
-
 def study_storage(run_dir: Path) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(study_url(run_dir))
 
@@ -66,67 +55,8 @@ def load_study(run_dir: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=study_storage(run_dir))
 
 
-QUIET_RAY_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",  # no network here, and no telemetry by default
-    "RAY_AIR_NEW_OUTPUT": "0",  # Ray's compact trial table instead of one box per trial and result
-    # Keeping only the best checkpoint forces a state snapshot per checkpoint; that is intended.
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-}
-
-
-def start_ray(address: str | None):
-    """Join the cluster at ``address`` or start a local Ray; return whether we started it."""
-    for key, value in QUIET_RAY_ENV.items():
-        os.environ.setdefault(key, value)
-    import ray
-
-    if ray.is_initialized():
-        return False
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=True)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=True)
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-        raise SearchError(f"Could not start or join {where}: {err}. Check --address "
-                          f"(e.g. 127.0.0.1:6379 after `ray start --head`).") from None
-    return True
-
-
-@contextmanager
-def ray_session(address: str | None) -> Iterator[None]:
-    """Ray for the duration of a stage: joined or started, and shut down on every exit if we started it."""
-    started = start_ray(address)
-    try:
-        yield
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
-
-
-def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
-    """A trial that asks for more than the cluster has would wait forever: say so at once."""
-    import ray
-
-    have = ray.cluster_resources()
-    wants = (("CPU", "--cpus-per-trial", cpus_per_trial), ("GPU", "--gpus-per-trial", gpus_per_trial))
-    for kind, flag, wanted in wants:
-        if wanted > have.get(kind, 0):
-            raise SearchError(f"Each trial asks for {wanted:g} {kind}(s) but the Ray cluster has "
-                              f"{have.get(kind, 0):g}; lower it with {flag} (e.g. {flag} "
-                              f"{'0' if kind == 'GPU' else '1'}).")
-
-
-def default_concurrency(cpus_per_trial: float) -> int:
-    import ray
-
-    return max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
-
-
-def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions):
+def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions, number: int, num_samples: int):
+    """A new Ray experiment (the run's ``number``-th) of ``num_samples`` trials, on the run's Optuna study."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -134,20 +64,21 @@ def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions
 
     budget = recipe.budget
     space = TrialSpace(recipe, options.overrides)
-    sampler = (optuna.samplers.TPESampler(seed=recipe.seed) if budget.sampler == "tpe"
-               else optuna.samplers.RandomSampler(seed=recipe.seed))
+    seed = recipe.seed + 1000 * (number - 1)  # an extension must not draw the first experiment's trials again
+    sampler = (optuna.samplers.TPESampler(seed=seed) if budget.sampler == "tpe"
+               else optuna.samplers.RandomSampler(seed=seed))
     searcher = OptunaSearch(space=space, metric=METRIC, mode=MODE, study_name=recipe.name,
                             storage=study_storage(run_dir), sampler=sampler)
     limit = budget.max_concurrent or default_concurrency(budget.cpus_per_trial)
     scheduler = None
     if budget.scheduler == "asha":
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=budget.max_epochs,
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=budget.max_epochs,
                                   grace_period=budget.grace_period, reduction_factor=budget.reduction_factor)
-    storage_path, name = experiment_location(run_dir, options.storage)
+    storage_path, name = experiment_location(run_dir, options.storage, number)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=ConcurrencyLimiter(searcher, limit),
-                                    scheduler=scheduler, num_samples=budget.num_samples,
+                                    scheduler=scheduler, num_samples=num_samples,
                                     time_budget_s=budget.time_budget_s, reuse_actors=True),
         run_config=tune.RunConfig(
             name=name, storage_path=storage_path, verbose=options.verbose,
@@ -179,36 +110,39 @@ def make_trainable(recipe: Recipe, data):
 
 
 def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.DataFrame:
-    """Run (or resume) the search and export its results into ``run_dir``; return the trials table.
+    """Run, resume or extend the search and export its results into ``run_dir``; return the trials table.
 
     Raises SearchInterrupted (after exporting what finished) when trials remain unfinished.
     """
-    from ray import tune
-
     start = time.perf_counter()
-    experiment = experiment_path(run_dir, options.storage)
-    restorable = tune.Tuner.can_restore(experiment)
-    if restorable and not options.resume:
-        raise SearchError(f"{str(run_dir)!r} already holds a search. Continue it with --resume, "
-                          f"or choose a new --out folder.")
-    if options.resume and not restorable:
-        raise SearchError(f"Nothing to resume in {str(run_dir)!r}: no Ray experiment at {experiment}. "
-                          f"Start the search without --resume.")
+    if options.resume:
+        reap_leftover_ray(run_dir)
+    plan = plan_search(run_dir, recipe, options.resume, options.storage)
+    if plan.idle:
+        trials = read_trials(run_dir)
+        log.info("Nothing to resume in %s: its %d trials are finished. Add more with `hpsearch resume %s "
+                 "--num-samples N`.", run_dir, len(trials), run_dir)
+        return trials
     validate_space(TrialSpace(recipe, options.overrides), recipe.data, seed=recipe.seed)
-    record_run(run_dir, recipe.path, {**recipe.resolved(), "overrides": options.overrides,
-                                      "storage": options.storage}, recipe.seed, recipe.source)
-    data = prepare_trial_data(recipe.data, recipe.seed, run_dir)  # data problems surface before Ray starts
-    with ray_session(options.address):
-        check_resources(recipe.budget.cpus_per_trial, recipe.budget.gpus_per_trial)
-        trainable = make_trainable(recipe, data)
-        if restorable:
-            tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=False,
-                                       restart_errored=False)
-        else:
-            tuner = build_tuner(recipe, run_dir, trainable, options)
-        tuner.fit()
+    ensure_writable(run_dir)
+    data = prepare_trial_data(recipe.data, recipe.seed, run_dir, save=False)  # data problems surface first
+    try:
+        with ray_session(options.address, run_dir):
+            check_resources(recipe.budget.cpus_per_trial, recipe.budget.gpus_per_trial)
+            # nothing is written into the run directory before Ray is up: a failed start leaves it reusable
+            record_run(run_dir, recipe.path, {**recipe.resolved(), "overrides": options.overrides,
+                                              "storage": options.storage, "experiments": plan.experiments},
+                       recipe.seed, recipe.source, resumed=options.resume, changes=plan.changes)
+            prepare_split(recipe.data, recipe.seed, run_dir)
+            run_plan(plan, recipe, run_dir, make_trainable(recipe, data), options)
+        trials = export(run_dir, recipe, plan, options)
+    except Exception as err:
+        if not is_disk_full(err, run_dir):
+            raise
+        raise SearchError(f"The disk holding {run_dir} is full ({free_mib(run_dir):.0f} MiB free; "
+                          f"{type(err).__name__}: {err}). {salvage(run_dir, recipe, plan, options)} Free some space, "
+                          f"then continue with `hpsearch resume {run_dir}`.") from None
     study = load_study(run_dir, recipe.name)
-    trials = export_experiment(run_dir, experiment, study, recipe.budget)
     unfinished = int((trials["status"] == "incomplete").sum()) if len(trials) else 0
     cut_short = len(trials) < recipe.budget.num_samples and recipe.budget.time_budget_s is None
     if unfinished or cut_short:
@@ -218,6 +152,50 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
     close_orphaned_trials(study, set(trials["optuna_trial"].dropna().astype(int)))
     update_summary(run_dir, time.perf_counter() - start, trials, best_trial(trials))
     return trials
+
+
+def export(run_dir: Path, recipe: Recipe, plan: SearchPlan, options: SearchOptions) -> pd.DataFrame:
+    study = load_study(run_dir, recipe.name)
+    return export_experiments(run_dir, plan.paths(run_dir, options.storage), study, recipe.budget)
+
+
+def free_mib(run_dir: Path) -> float:
+    return shutil.disk_usage(run_dir).free / 2**20
+
+
+def is_disk_full(err: BaseException, run_dir: Path) -> bool:
+    """ENOSPC anywhere, or any failure (Ray wraps its own) while the run's disk has under 64 MiB left."""
+    return getattr(err, "errno", None) == errno.ENOSPC or free_mib(run_dir) < 64
+
+
+def salvage(run_dir: Path, recipe: Recipe, plan: SearchPlan, options: SearchOptions) -> str:
+    """Export what finished, if the disk still allows it; say how that went."""
+    try:
+        trials = export(run_dir, recipe, plan, options)
+    except Exception:  # noqa: BLE001  a full disk can break the export in any way
+        return "What finished could not be exported either; it stays in Ray's folder."
+    return f"{int((trials['status'] == 'completed').sum())} finished trial(s) were exported to {TRIALS_FILE}."
+
+
+def run_plan(plan: SearchPlan, recipe: Recipe, run_dir: Path, trainable, options: SearchOptions) -> None:
+    """Finish the unfinished experiment, then start the new one (unless the first was interrupted again)."""
+    from ray import tune
+
+    if plan.restore is not None:
+        path = experiment_path(run_dir, options.storage, plan.restore)
+        tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False,
+                           restart_errored=False).fit()
+        if unfinished_trials(path):
+            return
+    if plan.start is not None:
+        count = next(e["num_samples"] for e in plan.experiments if e["number"] == plan.start)
+        build_tuner(recipe, run_dir, trainable, options, plan.start, count).fit()
+
+
+def unfinished_trials(experiment: str) -> int:
+    from ray.tune import ExperimentAnalysis
+
+    return sum(t.status not in ("TERMINATED", "ERROR") for t in ExperimentAnalysis(experiment).trials)
 
 
 def close_orphaned_trials(study: optuna.Study, known: set[int]) -> list[int]:

@@ -1,6 +1,7 @@
 """Training of one configuration: knows nothing of Ray or Optuna."""
 
 from hpsearch.training.config import TrialConfig
+from hpsearch.training.rng import RandomState
 from hpsearch.training.trainer import (
                                        BestState,
                                        NonFiniteLoss,
@@ -8,9 +9,8 @@ from hpsearch.training.trainer import (
                                        Trainer,
                                        TrialOutcome,
                                        predict_proba,
-                                       seed_everything,
                                        train_trial,
 )
 
-__all__ = ["BestState", "NonFiniteLoss", "Normalizer", "Trainer", "TrialConfig", "TrialOutcome", "predict_proba",
-           "seed_everything", "train_trial"]
+__all__ = ["BestState", "NonFiniteLoss", "Normalizer", "RandomState", "Trainer", "TrialConfig", "TrialOutcome",
+           "predict_proba", "train_trial"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from ensembles import log_loss
 from hpsearch.data import BatchAugment, ImageArrays, TrialData
 from hpsearch.models import apply_frozen_mode, check_frozen_blocks, check_input_size, create_model, set_trainable
 from hpsearch.training.config import TrialConfig
+from hpsearch.training.rng import RandomState
 
 
 class NonFiniteLoss(RuntimeError):
@@ -50,14 +50,6 @@ class TrialOutcome:
 
 
 EpochCallback = Callable[[dict[str, Any], "BestState | None"], None]
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy (timm's Mixup draws from it) and torch; return a CPU generator for batches."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def to_float(images: np.ndarray, index: np.ndarray | slice, device: torch.device) -> torch.Tensor:
@@ -114,20 +106,23 @@ def l1_penalty(model: nn.Module) -> torch.Tensor:
 
 
 class Trainer:
-    """Trains ``config`` on ``data``; ``fit`` calls ``on_epoch(metrics, best_or_None)`` after every epoch."""
+    """Trains ``config`` on ``data``; ``fit`` calls ``on_epoch(metrics, best_or_None)`` after every epoch.
 
-    def __init__(self, config: TrialConfig, data: TrialData, device: str | torch.device | None = None,
-                 threads: int | None = None):
+    Everything a run needs to continue exactly where it stopped (weights, optimizer, schedule, epoch, best
+    epoch so far, history, random state) comes out of ``checkpoint()`` and goes back in with ``restore()``.
+    Threads are the caller's to set (``torch.set_num_threads``); the trainer changes no global state.
+    """
+
+    def __init__(self, config: TrialConfig, data: TrialData, device: str | torch.device | None = None):
         self.config, self.data = config, data
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if threads:
-            torch.set_num_threads(max(1, int(threads)))
-        self.generator = seed_everything(config.seed)
-        self.model = create_model(
-            config.backbone, num_classes=len(data.classes), in_chans=data.in_chans, img_size=data.image_size,
-            drop_rate=config.drop_rate, drop_path_rate=config.drop_path_rate, pretrained=config.pretrained,
-            weights=config.weights,
-        )
+        self.random = RandomState(config.seed, cuda=self.device.type == "cuda")
+        with self.random:
+            self.model = create_model(
+                config.backbone, num_classes=len(data.classes), in_chans=data.in_chans, img_size=data.image_size,
+                drop_rate=config.drop_rate, drop_path_rate=config.drop_path_rate, pretrained=config.pretrained,
+                weights=config.weights,
+            )
         check_input_size(self.model, config.backbone, data.in_chans, data.image_size)
         check_frozen_blocks(self.model, config.frozen_blocks)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -150,6 +145,9 @@ class Trainer:
         self.criterion = (SoftTargetCrossEntropy() if self.mixup
                           else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing))
         self.updates = 0
+        self.epoch = 0  # epochs finished
+        self.best: BestState | None = None
+        self.history: list[dict[str, Any]] = []
 
     def _make_mixup(self) -> Mixup | None:
         cfg = self.config
@@ -163,11 +161,11 @@ class Trainer:
         self.model.train()
         apply_frozen_mode(self.model)
         images, labels = self.data.train.images, self.data.train.labels
-        order = torch.randperm(len(labels), generator=self.generator).numpy()
+        order = torch.randperm(len(labels), generator=self.random.batches).numpy()
         bs, total_loss, correct, seen = self.config.batch_size, 0.0, 0, 0
         for step in range(self.steps_per_epoch):
             index = np.sort(order[step * bs:(step + 1) * bs])
-            x = self.augment(to_float(images, index, self.device), self.generator)
+            x = self.augment(to_float(images, index, self.device), self.random.batches)
             x = self.normalize(x).contiguous(memory_format=self.memory_format)
             y = torch.from_numpy(labels[index]).to(self.device)
             target = y
@@ -201,38 +199,62 @@ class Trainer:
         labels = self.data.val.labels
         return log_loss(probs, labels), float((probs.argmax(1) == labels).mean()), probs
 
-    def fit(self, on_epoch: EpochCallback | None = None) -> TrialOutcome:
-        best: BestState | None = None
-        history: list[dict[str, Any]] = []
-        stop_reason = "max_epochs"
-        for epoch in range(1, self.config.epochs + 1):
-            set_trainable(self.model, head_only=epoch <= self.config.freeze_epochs,
-                          frozen_blocks=self.config.frozen_blocks)
-            start = time.perf_counter()
-            lr = max(group["lr"] for group in self.optimizer.param_groups)  # the head's, under layer_decay
+    def run_epoch(self) -> tuple[dict[str, Any], bool]:
+        """Train and validate one more epoch; return its metrics and whether it is the best so far."""
+        self.epoch += 1
+        set_trainable(self.model, head_only=self.epoch <= self.config.freeze_epochs,
+                      frozen_blocks=self.config.frozen_blocks)
+        start = time.perf_counter()
+        lr = max(group["lr"] for group in self.optimizer.param_groups)  # the head's, under layer_decay
+        with self.random:
             train_loss, train_acc = self.train_epoch()
-            val_loss, val_acc, val_probs = self.evaluate()
-            improved = best is None or best.beats(val_acc, val_loss)
-            if improved:
-                state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-                best = BestState(epoch, val_acc, val_loss, train_acc, train_loss, state, val_probs)
-            patience_hit = epoch - best.epoch >= self.config.patience and epoch < self.config.epochs
-            metrics = {
-                "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-                "val_acc": val_acc, "lr": lr, "best_val_acc": best.val_acc, "best_epoch": best.epoch,
-                "epoch_seconds": time.perf_counter() - start, "stopped_by_patience": patience_hit,
-            }
-            history.append(metrics)
-            if on_epoch is not None:
-                on_epoch(metrics, best if improved else None)
-            if patience_hit:
+        val_loss, val_acc, val_probs = self.evaluate()
+        improved = self.best is None or self.best.beats(val_acc, val_loss)
+        if improved:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            self.best = BestState(self.epoch, val_acc, val_loss, train_acc, train_loss, state, val_probs)
+        patience_hit = self.epoch - self.best.epoch >= self.config.patience and self.epoch < self.config.epochs
+        metrics = {
+            "epoch": self.epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+            "val_acc": val_acc, "lr": lr, "best_val_acc": self.best.val_acc, "best_epoch": self.best.epoch,
+            "epoch_seconds": time.perf_counter() - start, "stopped_by_patience": patience_hit,
+        }
+        self.history.append(metrics)
+        return metrics, improved
+
+    def fit(self, on_epoch: EpochCallback | None = None) -> TrialOutcome:
+        """Train the remaining epochs (all of them, or those after a restored checkpoint)."""
+        stop_reason = "max_epochs"
+        while self.epoch < self.config.epochs:
+            if self.history and self.history[-1]["stopped_by_patience"]:
                 stop_reason = "patience"
                 break
-        assert best is not None
-        return TrialOutcome(best, history, stop_reason)
+            metrics, improved = self.run_epoch()
+            if on_epoch is not None:
+                on_epoch(metrics, self.best if improved else None)
+            if metrics["stopped_by_patience"]:
+                stop_reason = "patience"
+                break
+        assert self.best is not None
+        return TrialOutcome(self.best, list(self.history), stop_reason)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The state to continue from (the best epoch's weights and predictions travel separately)."""
+        return {"epoch": self.epoch, "updates": self.updates, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "random": self.random.state_dict(), "history": list(self.history)}
+
+    def restore(self, state: dict[str, Any], best: BestState | None) -> None:
+        """Continue from ``checkpoint()``'s output and the best epoch saved beside it."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.random.load_state_dict(state["random"])
+        self.epoch, self.updates, self.history = int(state["epoch"]), int(state["updates"]), list(state["history"])
+        self.best = best
 
 
 def train_trial(config: TrialConfig, data: TrialData, on_epoch: EpochCallback | None = None,
-                device: str | torch.device | None = None, threads: int | None = None) -> TrialOutcome:
+                device: str | torch.device | None = None) -> TrialOutcome:
     """Train one configuration and return its best epoch's state and its history."""
-    return Trainer(config, data, device=device, threads=threads).fit(on_epoch)
+    return Trainer(config, data, device=device).fit(on_epoch)

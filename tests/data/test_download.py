@@ -163,3 +163,46 @@ def test_the_real_flowers_archive_through_a_file_url(tmp_path):
     listing = make_source(config).list()
     assert len(listing.ids) == 3303
     assert np.bincount(listing.labels).tolist() == [570, 808, 577, 629, 719]
+
+
+def test_a_new_archive_behind_a_cached_file_url_is_seen(tmp_path):
+    """Issue 16, defect 4: the cache used to be keyed by URL only, so a replaced archive was never read."""
+    archive = make_archive(tmp_path / "flowers.tgz", classes=("daisy", "roses"))
+    first = fetch_dataset(archive.as_uri(), tmp_path / "cache", progress=False)
+    assert sorted(p.name for p in first.iterdir() if p.is_dir()) == ["daisy", "roses"]
+    make_archive(archive, classes=("daisy", "roses", "tulips"))  # replaced in place, same URL
+    second = fetch_dataset(archive.as_uri(), tmp_path / "cache", progress=False)
+    assert sorted(p.name for p in second.iterdir() if p.is_dir()) == ["daisy", "roses", "tulips"]
+
+
+def test_a_given_checksum_is_checked_on_every_use_of_the_cache(tmp_path):
+    archive = make_archive(tmp_path / "flowers.tgz")
+    good = sha256_of(archive)
+    fetch_dataset(archive.as_uri(), tmp_path / "cache", sha256=good, progress=False)
+    make_archive(archive, classes=("daisy", "roses", "tulips"))
+    with pytest.raises(DataError, match="Checksum mismatch.*data.sha256 is"):  # the old sha256 no longer fits
+        fetch_dataset(archive.as_uri(), tmp_path / "cache", sha256=good, progress=False)
+    with pytest.raises(DataError, match="Checksum mismatch"):  # nor does a made-up one, cache or not
+        fetch_dataset(archive.as_uri(), tmp_path / "cache", sha256="0" * 64, progress=False)
+    fresh = fetch_dataset(archive.as_uri(), tmp_path / "cache", sha256=sha256_of(archive), progress=False)
+    assert (fresh / "tulips").is_dir()
+
+
+def test_a_truncated_cached_archive_is_fetched_again(tmp_path):
+    """A half-copied archive left in the cache no longer fails every rerun the same way."""
+    archive = make_archive(tmp_path / "flowers.tgz")
+    from hpsearch.data.download import archive_name
+
+    cached = tmp_path / "cache" / "downloads" / archive_name(archive.as_uri())
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(archive.read_bytes()[:300])  # as if a copy had been cut short
+    root = fetch_dataset(archive.as_uri(), tmp_path / "cache", progress=False)
+    assert (root / "daisy").is_dir()
+
+
+@pytest.mark.parametrize("content", [b"", b"not an archive at all", None])
+def test_a_damaged_archive_at_the_source_is_one_clear_error(tmp_path, content):
+    bad = tmp_path / "flowers.tgz"
+    bad.write_bytes(make_archive(tmp_path / "good.tgz").read_bytes()[:500] if content is None else content)
+    with pytest.raises(DataError, match="truncated or corrupt.*twice: the file at .* itself is damaged"):
+        fetch_dataset(bad.as_uri(), tmp_path / "cache", progress=False)

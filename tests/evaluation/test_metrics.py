@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from hpsearch.evaluation.metrics import (
-    bootstrap_ci,
+    accuracy_ci,
     classification_metrics,
     confusion_table,
     expected_calibration_error,
@@ -27,21 +27,29 @@ def test_mcnemar_matches_known_tables():
     assert mcnemar(a, a) == 1.0
 
 
-def test_bootstrap_ci_covers_the_truth_at_about_the_nominal_rate():
+def test_accuracy_ci_covers_the_truth_at_about_the_nominal_rate():
     rng = np.random.default_rng(0)
-    truth, n, runs = 0.8, 300, 300
+    truth, n, runs = 0.8, 300, 400
     covered = 0
-    for run in range(runs):
-        correct = rng.random(n) < truth
-        low, high = bootstrap_ci(correct, resamples=1000, seed=run)
+    for _ in range(runs):
+        low, high = accuracy_ci(rng.random(n) < truth)
         covered += low <= truth <= high
-    assert 0.91 <= covered / runs <= 0.98
+    assert 0.92 <= covered / runs <= 0.98
 
 
-def test_bootstrap_ci_is_seeded_and_ordered():
+@pytest.mark.parametrize("hits", [0, 270])
+def test_accuracy_ci_does_not_collapse_at_0_or_100_percent(hits):
+    """A model at 270/270 (or 0/270) is not known to be perfect (or useless): the interval has width."""
+    correct = np.arange(270) < hits
+    low, high = accuracy_ci(correct)
+    assert low < high and low <= correct.mean() <= high
+    assert (high - low) > 0.005 and 0.0 <= low and high <= 1.0
+    assert (low == 1.0) is False and (high == 0.0) is False
+
+
+def test_accuracy_ci_is_ordered_around_the_accuracy():
     correct = np.random.default_rng(1).random(200) < 0.7
-    assert bootstrap_ci(correct, seed=3) == bootstrap_ci(correct, seed=3)
-    low, high = bootstrap_ci(correct)
+    low, high = accuracy_ci(correct)
     assert low < correct.mean() < high
 
 

@@ -67,7 +67,7 @@ def test_ensemble_writes_every_method(finished_run):
     first, second = [np.load(run_dir / m["path"] / "val_probs.npy") for m in bagging["members"]]
     assert not np.allclose(first, second)  # members trained on different resamples differ
     greedy = json.loads((run_dir / "ensembles" / "greedy.json").read_text())
-    assert greedy["trajectory"][0]["member"] == 0  # the best trial comes first
+    assert greedy["details"]["trajectory"][0]["member"] == 0  # the best trial comes first
 
 
 @pytest.mark.slow

@@ -111,7 +111,7 @@ def test_frozen_epochs_leave_the_backbone_untouched(tiny_data):
     data = TrialData(rgb(tiny_data.train), rgb(tiny_data.val), tiny_data.classes, (0.0,) * 3, (1.0,) * 3, "auto")
     config = TrialConfig(backbone="tf_efficientnet_lite0", pretrained=True, weights=PIP_LITE0, epochs=1,
                          freeze_epochs=1, batch_size=32, lr=1e-2)
-    trainer = Trainer(config, data, threads=1)
+    trainer = Trainer(config, data)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
     after = trainer.model.state_dict()
@@ -128,7 +128,7 @@ def test_frozen_blocks_stay_untouched_and_layer_decay_scales_learning_rates(tiny
     data = TrialData(rgb(tiny_data.train), rgb(tiny_data.val), tiny_data.classes, (0.0,) * 3, (1.0,) * 3, "auto")
     config = TrialConfig(backbone="tf_efficientnet_lite0", epochs=1, frozen_blocks=3, layer_decay=0.5,
                          batch_size=32, lr=1e-2, warmup_epochs=0)
-    trainer = Trainer(config, data, threads=1)
+    trainer = Trainer(config, data)
     scales = sorted({group["lr_scale"] for group in trainer.optimizer.param_groups})
     assert scales[-1] == 1.0 and scales[0] < 0.5 ** 5  # the head at lr, the stem decayed once per group
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}

@@ -27,3 +27,5 @@ def test_stop_reasons():
     assert stop_reason("incomplete", {"epoch": 3}, asha) == "interrupted"
     fifo = BudgetConfig(max_epochs=20, grace_period=4, scheduler="fifo", time_budget_s=60)
     assert stop_reason("completed", {"epoch": 4}, fifo) == "time_budget"  # no scheduler stops trials
+    still = BudgetConfig(max_epochs=20, grace_period=4, scheduler="fifo")
+    assert stop_reason("completed", {"epoch": 4}, still) == "stopped"  # never "time_budget" without one

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from hpsearch.cli import main
+from hpsearch.search.session import RAY_SESSION_FILE, leftover_processes
 from tests.conftest import write_recipe
 
 FAULTY = '''
@@ -197,11 +198,16 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
             break
         time.sleep(0.5)
     assert proc.poll() is None, (tmp_path / "tune.log").read_text()[-3000:]
-    os.killpg(proc.pid, signal.SIGKILL)
+    session = json.loads((run / RAY_SESSION_FILE).read_text())["session_dir"]
+    proc.kill()  # the driver only, as `kill -9 <pid>` does: Ray's own processes live on
     proc.wait()
     log.close()
     assert not (run / "trials.csv").exists()
+    time.sleep(2)
+    leftover = leftover_processes(session)
     assert main(["resume", str(run)]) == 0
+    assert leftover and not leftover_processes(session)  # resume ended the orphaned Ray before starting its own
+    os.killpg(proc.pid, signal.SIGKILL)  # anything else of that process group (nothing, normally)
     trials = pd.read_csv(run / "trials.csv")
     history = pd.read_csv(run / "history.csv")
     assert len(trials) == 6 and trials["trial_id"].is_unique and trials["optuna_trial"].is_unique
@@ -218,3 +224,106 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
                "duplicates": int(trials["trial_id"].duplicated().sum()), "lost": 6 - len(trials),
                "orphaned_optuna_trials_closed": len(study.get_trials(states=(optuna.trial.TrialState.FAIL,)))}
     (Path(os.environ.get("HPSEARCH_RESUME_REPORT", tmp_path / "resume.json"))).write_text(json.dumps(summary))
+
+
+SLOW_EPOCHS = """
+import time
+from timm.models import register_model
+from hpsearch.models import TutorialCNN
+
+
+class SlowCNN(TutorialCNN):
+    def forward(self, x):
+        if self.training:
+            time.sleep(0.1)  # about 2 s per epoch: time to interrupt between epochs
+        return super().forward(x)
+
+
+@register_model
+def slow_cnn(pretrained=False, num_classes=10, in_chans=1, drop_rate=0.0, **ignored):
+    return SlowCNN(num_classes=num_classes, in_chans=in_chans, img_size=8, drop_rate=drop_rate)
+
+
+name = "interrupted"
+seed = 0
+data = dict(source="digits", image_size=8)
+train = dict(backbone="slow_cnn", batch_size=64, flip=False, lr=3e-3, patience=10)
+budget = dict(num_samples=1, max_epochs=3, grace_period=3, max_concurrent=1)
+
+
+def space(trial):
+    trial.suggest_float("drop_rate", 0.0, 0.2)
+"""
+
+
+def reported_epochs(run: Path) -> list[int]:
+    """Every epoch any trial reported to Ray, in order, across interruptions."""
+    epochs = []
+    for result in sorted(run.glob("ray*/*/result.json")):
+        epochs += [json.loads(line)["epoch"] for line in result.read_text().splitlines() if line.strip()]
+    return epochs
+
+
+def run_until_epoch(argv: list[str], run: Path, epoch: int, sig: int = signal.SIGINT, log: Path | None = None) -> int:
+    """Run the CLI in a subprocess; send ``sig`` once ``epoch`` epochs are reported (0: let it finish)."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    out = open(log or os.devnull, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "hpsearch.cli", *argv], env=env, stdout=out,
+                            stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if epoch and len(reported_epochs(run)) >= epoch:
+            proc.send_signal(sig)
+            break
+        time.sleep(0.1)
+    code = proc.wait(timeout=300)
+    out.close()
+    return code
+
+
+@pytest.mark.slow
+def test_interrupted_trials_resume_exactly_where_they_stopped(tmp_path):
+    """Issue 16, defect 1: SIGINT after epoch 1, resume, SIGINT after epoch 2, resume: every epoch runs once,
+    and trials.csv, best.json, model.pt and study.db agree with an uninterrupted run of the same trial."""
+    recipe = write_recipe(tmp_path, SLOW_EPOCHS)
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    assert run_until_epoch(["tune", str(recipe), "--out", str(run)], run, 1) == 130
+    assert reported_epochs(run) == [1]
+    assert run_until_epoch(["resume", str(run)], run, 2) == 130
+    assert reported_epochs(run) == [1, 2]
+    assert run_until_epoch(["resume", str(run)], run, 0) == 0
+    assert reported_epochs(run) == [1, 2, 3]  # exactly the remaining epochs, each once
+    assert main(["tune", str(recipe), "--out", str(straight)]) == 0
+
+    from hpsearch.rundir import RunDir
+
+    for folder in (run, straight):
+        opened = RunDir(folder)
+        row = opened.trials.iloc[0]
+        info = json.loads((folder / "trials" / row["trial_id"] / "best.json").read_text())
+        study = optuna.load_study(study_name="interrupted", storage=f"sqlite:///{folder / 'study.db'}")
+        assert row["status"] == "completed" and row["epochs"] == 3 and row["stop_reason"] == "max_epochs"
+        assert info["epoch"] == row["best_epoch"] and info["val_acc"] == pytest.approx(row["val_acc"])
+        assert study.trials[0].value == pytest.approx(row["val_acc"])
+        model = opened.best_model()
+        from hpsearch.evaluation import model_output
+
+        val = opened.arrays("val")
+        accuracy = (model_output(opened, model, val).probs.argmax(1) == val.labels).mean()
+        assert accuracy == pytest.approx(row["val_acc"])  # model.pt is the model trials.csv describes
+    interrupted, uninterrupted = RunDir(run).trials.iloc[0], RunDir(straight).trials.iloc[0]
+    assert interrupted["val_acc"] == pytest.approx(uninterrupted["val_acc"])  # same seed, same result
+    assert interrupted["val_loss"] == pytest.approx(uninterrupted["val_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_and_exits_143(tmp_path):
+    recipe = write_recipe(tmp_path, SLOW_EPOCHS)
+    run = tmp_path / "run"
+    log = tmp_path / "tune.log"
+    assert run_until_epoch(["tune", str(recipe), "--out", str(run)], run, 1, signal.SIGTERM, log) == 143
+    text = log.read_text()
+    assert "hpsearch resume" in text and "Traceback" not in text
+    assert not (run / RAY_SESSION_FILE).exists()  # Ray was shut down on the way out
+    assert run_until_epoch(["resume", str(run)], run, 0) == 0
+    assert sorted(set(reported_epochs(run))) == [1, 2, 3]

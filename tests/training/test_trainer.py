@@ -15,7 +15,7 @@ FAST = TrialConfig(backbone="tutorial_cnn", lr=1e-2, batch_size=32, epochs=3, wa
 
 def test_one_trial_learns_and_keeps_the_best_epoch(tiny_data):
     seen = []
-    outcome = train_trial(FAST, tiny_data, on_epoch=lambda m, best: seen.append((m, best)), threads=1)
+    outcome = train_trial(FAST, tiny_data, on_epoch=lambda m, best: seen.append((m, best)))
     assert [m["epoch"] for m, _ in seen] == [1, 2, 3]
     for metrics, _ in seen:
         assert set(metrics) >= {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "best_val_acc"}
@@ -28,10 +28,10 @@ def test_one_trial_learns_and_keeps_the_best_epoch(tiny_data):
 
 
 def test_same_seed_same_result(tiny_data):
-    a = train_trial(FAST, tiny_data, threads=1)
-    b = train_trial(FAST, tiny_data, threads=1)
+    a = train_trial(FAST, tiny_data)
+    b = train_trial(FAST, tiny_data)
     np.testing.assert_array_equal(a.best.val_probs, b.best.val_probs)
-    c = train_trial(dataclasses.replace(FAST, seed=1), tiny_data, threads=1)
+    c = train_trial(dataclasses.replace(FAST, seed=1), tiny_data)
     assert not np.array_equal(a.best.val_probs, c.best.val_probs)
 
 
@@ -39,7 +39,7 @@ def test_best_weights_reproduce_the_best_val_probs(tiny_data):
     from hpsearch.models import create_model
     from hpsearch.training import Normalizer, predict_proba
 
-    outcome = train_trial(FAST, tiny_data, threads=1)
+    outcome = train_trial(FAST, tiny_data)
     model = create_model("tutorial_cnn", 10, in_chans=1, img_size=8)
     model.load_state_dict(outcome.best.state_dict)
     probs = predict_proba(model, tiny_data.val, Normalizer((0.0,), (1.0,)), 64, torch.device("cpu"))
@@ -48,7 +48,7 @@ def test_best_weights_reproduce_the_best_val_probs(tiny_data):
 
 def test_patience_stops_a_trial_that_stops_improving(tiny_data):
     config = dataclasses.replace(FAST, lr=1e-7, warmup_epochs=0, epochs=30, patience=2)
-    outcome = train_trial(config, tiny_data, threads=1)
+    outcome = train_trial(config, tiny_data)
     assert outcome.stop_reason == "patience"
     assert len(outcome.history) == outcome.best.epoch + 2 < 30
     assert outcome.history[-1]["stopped_by_patience"]
@@ -57,14 +57,14 @@ def test_patience_stops_a_trial_that_stops_improving(tiny_data):
 def test_regularizers_mixup_l1_and_sgd_run(tiny_data):
     config = dataclasses.replace(FAST, epochs=1, mixup_alpha=0.2, cutmix_alpha=1.0, label_smoothing=0.1, l1=1e-5,
                                  optimizer="sgd", lr=0.05)
-    outcome = train_trial(config, tiny_data, threads=1)
+    outcome = train_trial(config, tiny_data)
     assert np.isfinite(outcome.history[0]["train_loss"])
 
 
 def test_nan_loss_raises_a_clear_error(tiny_data):
     config = dataclasses.replace(FAST, lr=1e12, warmup_epochs=0, optimizer="sgd", epochs=3)
     with pytest.raises(NonFiniteLoss, match="lower train.lr"):
-        train_trial(config, tiny_data, threads=1)
+        train_trial(config, tiny_data)
 
 
 def test_trial_config_rejects_unknown_and_out_of_range():

@@ -1,0 +1,145 @@
+"""Ray for the length of one stage: joined or started, shut down on every way out, and reaped after a SIGKILL.
+
+A local Ray that a killed driver leaves behind (its dashboard and runtime-env agents ignore SIGTERM and
+hold about 170 MB) is recorded in the run directory, so that the next ``hpsearch resume`` of that run
+ends it before starting its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from hpsearch.errors import HpsearchError, SearchError
+from hpsearch.io import write_json
+
+log = logging.getLogger(__name__)
+
+RAY_SESSION_FILE = ".ray-session.json"  # in the run directory while a local Ray started by hpsearch runs
+CONNECT_TIMEOUT_S = 5.0
+QUIET_RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",  # no network here, and no telemetry by default
+    "RAY_AIR_NEW_OUTPUT": "0",  # Ray's compact trial table instead of one box per trial and result
+    # Every epoch is checkpointed (a trial can resume exactly); Ray need not warn about the syncs.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+
+
+def check_reachable(address: str) -> None:
+    """A ``host:port`` that refuses connections fails in seconds here, instead of in minutes inside Ray."""
+    if address in ("auto", "local") or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            return
+    except ValueError:
+        raise HpsearchError(f"--address must look like HOST:PORT (e.g. 127.0.0.1:6379), but got {address!r}.") from None
+    except OSError as err:
+        raise HpsearchError(f"No Ray cluster answers at {address} ({err.strerror or err}) within "
+                          f"{CONNECT_TIMEOUT_S:g} s. Start one with `ray start --head --port {port}`, or check "
+                          f"--address.") from None
+
+
+def start_ray(address: str | None) -> dict | None:
+    """Join the cluster at ``address`` or start a local Ray; return Ray's address info if we started it."""
+    for key, value in QUIET_RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    import ray
+
+    if ray.is_initialized():
+        return None
+    if address:
+        check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=True)
+            return None
+        context = ray.init(include_dashboard=False, log_to_driver=True)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+        raise SearchError(f"Could not start or join {where}: {err}. Check --address "
+                          f"(e.g. 127.0.0.1:6379 after `ray start --head`).") from None
+    return dict(context.address_info)
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, run_dir: Path | None = None) -> Iterator[None]:
+    """Ray for the duration of a stage, shut down on every exit if we started it; a local Ray started for a
+    run directory is recorded there until it is shut down (see ``reap_leftover_ray``)."""
+    info = start_ray(address)
+    record = run_dir / RAY_SESSION_FILE if run_dir is not None and info else None
+    if record is not None:
+        write_json(record, {"driver_pid": os.getpid(), "session_dir": info.get("session_dir")})
+    try:
+        yield
+    finally:
+        if info is not None:
+            import ray
+
+            ray.shutdown()
+        if record is not None:
+            record.unlink(missing_ok=True)
+
+
+def leftover_processes(session_dir: str) -> list[int]:
+    """PIDs of processes (not this one) whose command line names ``session_dir``."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if session_dir in cmdline and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+def reap_leftover_ray(run_dir: Path) -> list[int]:
+    """End the local Ray that a killed ``hpsearch`` driver left running for ``run_dir``; return their PIDs."""
+    record = run_dir / RAY_SESSION_FILE
+    if not record.is_file():
+        return []
+    try:
+        info = json.loads(record.read_text())
+        driver, session_dir = int(info["driver_pid"]), str(info["session_dir"])
+    except (ValueError, KeyError, TypeError):
+        record.unlink(missing_ok=True)
+        return []
+    if Path(f"/proc/{driver}").exists():
+        raise SearchError(f"Another hpsearch process (PID {driver}) is still running the search in {run_dir}; "
+                          f"wait for it, or stop it (kill {driver}) before resuming.")
+    pids = leftover_processes(session_dir) if session_dir and Path("/proc").is_dir() else []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    if pids:
+        log.warning("Ended %d Ray process(es) left running by a killed hpsearch (session %s).", len(pids),
+                    session_dir)
+    record.unlink(missing_ok=True)
+    return pids
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """A trial that asks for more than the cluster has would wait forever: say so at once."""
+    import ray
+
+    have = ray.cluster_resources()
+    wants = (("CPU", "--cpus-per-trial", cpus_per_trial), ("GPU", "--gpus-per-trial", gpus_per_trial))
+    for kind, flag, wanted in wants:
+        if wanted > have.get(kind, 0):
+            raise SearchError(f"Each trial asks for {wanted:g} {kind}(s) but the Ray cluster has "
+                              f"{have.get(kind, 0):g}; lower it with {flag} (e.g. {flag} "
+                              f"{'0' if kind == 'GPU' else '1'}).")
+
+
+def default_concurrency(cpus_per_trial: float) -> int:
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
