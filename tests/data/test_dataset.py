@@ -18,11 +18,15 @@ def test_digits_trial_data_has_train_and_val_only(tmp_path):
     assert len(split) == 1798 and split[0] == "id,label,class,subset"
 
 
-def test_second_prepare_reuses_the_saved_split(tmp_path):
+def test_second_prepare_reuses_the_saved_split_and_refuses_another(tmp_path):
     config = DataConfig(source="digits", image_size=8)
     first, _ = prepare_split(config, 0, tmp_path)
-    again, _ = prepare_split(config, 99, tmp_path)  # another seed cannot change a saved split
+    again, _ = prepare_split(config, 0, tmp_path)
     assert first.equals(again)
+    with pytest.raises(DataError, match="not the one this dataset and recipe give"):
+        prepare_split(config, 99, tmp_path)  # another seed would silently mix two splits
+    with pytest.raises(DataError, match="not the one this dataset and recipe give"):
+        prepare_split(DataConfig(source="digits", image_size=8, val_fraction=0.3), 0, tmp_path)
 
 
 def make_folder(root, counts, size=20, corrupt=()):
