@@ -69,7 +69,12 @@ def add_after_search_commands(commands) -> None:
     ensemble.add_argument("run_dir", type=Path)
     ensemble.add_argument("--top-k", type=int, default=5, help="trials to combine (default 5)")
     ensemble.add_argument("--methods", default="average,vote,greedy,stacking,bagging,boosting,soup",
-                          help="comma-separated subset of average,vote,greedy,stacking,bagging,boosting,soup")
+                          help="comma-separated subset of average,vote,greedy,stacking,bagging,boosting,soup "
+                               "(the best single trial is always scored too)")
+    ensemble.add_argument("--tta", default=None, metavar="VIEWS",
+                          help="test-time views tried for every model: flip,shift,scale, or none (default: flip if "
+                               "the best trial trained with flips, else shift)")
+    ensemble.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold validation scores")
     ensemble.add_argument("--members", type=int, default=5, help="members trained by bagging and boosting")
     ensemble.add_argument("--member-epochs", type=int, help="epochs per trained member (default: the best trial's)")
     ensemble.add_argument("--cpus-per-member", type=float, default=1.0)
@@ -81,7 +86,9 @@ def add_after_search_commands(commands) -> None:
     predict = command(commands, "predict", help="classify image files or folders with a run's model")
     predict.add_argument("run_dir", type=Path)
     predict.add_argument("paths", type=Path, nargs="+")
-    predict.add_argument("--model", default="best", help="best, or an ensemble method (e.g. greedy)")
+    predict.add_argument("--model", default="best",
+                         help="best (the best trial), auto (the model validation chose), a method (e.g. greedy: "
+                              "its variant validation chose), or an exact name (e.g. greedy+tta)")
     predict.add_argument("--output", type=Path, help="write the table as CSV here (default: print it)")
 
     sweep = command(commands, "sweep", help="vary regularization knobs one at a time around the best trial")
@@ -183,15 +190,21 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from hpsearch.ensemble import EnsembleOptions, build_ensembles, parse_methods
+    from hpsearch.ensemble import EnsembleOptions, build_ensembles, parse_methods, parse_views
 
-    if args.top_k < 1 or args.members < 1:
-        raise HpsearchError(f"--top-k and --members must be at least 1, but got {args.top_k=}, {args.members=}.")
+    if args.top_k < 1 or args.members < 1 or args.folds < 2:
+        raise HpsearchError(f"--top-k and --members must be at least 1 and --folds at least 2, but got "
+                            f"{args.top_k=}, {args.members=}, {args.folds=}.")
     options = EnsembleOptions(top_k=args.top_k, members=args.members, member_epochs=args.member_epochs,
-                              cpus_per_member=args.cpus_per_member, address=args.address)
+                              cpus_per_member=args.cpus_per_member, address=args.address,
+                              tta=None if args.tta is None else parse_views(args.tta), folds=args.folds)
     table = build_ensembles(args.run_dir, parse_methods(args.methods), options)
-    print(f"\n{table.to_string(index=False)}\n\nWrote {args.run_dir}/ensembles/<method>.json and "
-          f"{args.run_dir}/ensembles.csv (validation scores). Next: hpsearch evaluate {args.run_dir}")
+    shown = ["model", "members", "relative_cost", "val_accuracy", "val_accuracy_oof", "val_log_loss_oof",
+             "temperature", "oof_gain_vs_best_single", "chosen"]
+    print(f"\n{table[shown].to_string(index=False, float_format=lambda v: f'{v:.4f}')}\n\n"
+          f"val_accuracy is in-sample for methods fit on validation predictions; val_accuracy_oof is out of fold "
+          f"(refit without the images it scores) and chooses the model (chosen).\nWrote {args.run_dir}/ensembles/"
+          f"<model>.json and {args.run_dir}/ensembles.csv. Next: hpsearch evaluate {args.run_dir}")
     return 0
 
 

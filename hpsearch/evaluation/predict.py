@@ -11,8 +11,8 @@ import pandas as pd
 from hpsearch.data import ImageArrays
 from hpsearch.data.sources import IMAGE_EXTENSIONS, CorruptImages, FileListSource, warn_corrupt
 from hpsearch.errors import HpsearchError
-from hpsearch.evaluation.evaluate import Predictor
-from hpsearch.rundir import RunDir
+from hpsearch.evaluation.evaluate import Predictor, chosen_model, ordered_records
+from hpsearch.rundir import BEST_SINGLE, EnsembleRecord, RunDir
 
 
 def image_files(paths: list[Path]) -> list[Path]:
@@ -47,18 +47,34 @@ def decode_files(run: RunDir, files: list[Path]) -> tuple[list[Path], np.ndarray
         return [files[i] for i in keep], bad.partial[keep]
 
 
+def resolve_model(run: RunDir, name: str) -> EnsembleRecord:
+    """The record ``--model`` names: ``auto`` (validation's choice), ``best`` (the best trial), a method (its
+    variant that validation chose, with or without test-time augmentation), or an exact name (``greedy+tta``)."""
+    table = run.ensembles_table()
+    if name == "auto":
+        chosen = chosen_model(run)
+        if chosen is None:
+            raise HpsearchError(f"--model auto picks among ensembles: run `hpsearch ensemble {run.path}` first.")
+        name = chosen
+    name = BEST_SINGLE if name == "best" else name
+    if table is not None and name in set(table["method"]) and "variant_chosen" in table:
+        name = str(table[(table["method"] == name) & table["variant_chosen"].astype(bool)].iloc[0]["model"])
+    records = {r.name: r for r in ordered_records(run)}
+    if name not in records:
+        return run.record(name)  # its one-line error names what was built
+    return records[name]
+
+
 def predict_files(run_dir: Path, paths: list[Path], model: str = "best") -> pd.DataFrame:
-    """One row per readable image: path, predicted class, its probability and every class's probability."""
+    """One row per readable image: path, predicted class, its (calibrated) probability and every class's."""
     run = RunDir(run_dir)
-    record = None if model == "best" else run.record(model)
+    record = resolve_model(run, model)
     files, images = decode_files(run, image_files(paths))
     predictor = Predictor(run, ImageArrays(images, np.zeros(len(files), dtype=np.int64)))
-    if record is None:
-        probs = predictor(run.best_model()).probs
-    else:
-        probs, _ = predictor.ensemble(record, run.arrays("val").labels)
+    _, output = predictor.model(record, run.arrays("val").labels)
+    probs = output.probs
     table = pd.DataFrame({"path": [str(f) for f in files], "class": [run.classes[i] for i in probs.argmax(1)],
-                          "probability": probs.max(1)})
+                          "probability": probs.max(1), "model": record.name})
     for index, name in enumerate(run.classes):
         table[f"p_{name}"] = probs[:, index]
     return table

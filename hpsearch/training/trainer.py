@@ -19,6 +19,7 @@ from ensembles import log_loss
 from hpsearch.data import BatchAugment, ImageArrays, TrialData
 from hpsearch.models import apply_frozen_mode, check_frozen_blocks, check_input_size, create_model, set_trainable
 from hpsearch.training.config import TrialConfig
+from hpsearch.training.inference import BatchBuffer, Normalizer, predict_proba
 from hpsearch.training.rng import RandomState
 
 
@@ -50,34 +51,6 @@ class TrialOutcome:
 
 
 EpochCallback = Callable[[dict[str, Any], "BestState | None"], None]
-
-
-def to_float(images: np.ndarray, index: np.ndarray | slice, device: torch.device) -> torch.Tensor:
-    """uint8 rows of ``images`` as a float batch in [0, 1] on ``device``."""
-    batch = torch.from_numpy(np.array(images[index]))  # a writable copy: the source may be read-only
-    return batch.to(device, non_blocking=True).float().div_(255.0)
-
-
-class Normalizer(nn.Module):
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
-@torch.no_grad()
-def predict_proba(model: nn.Module, arrays: ImageArrays, normalize: Normalizer, batch_size: int,
-                  device: torch.device) -> np.ndarray:
-    """Softmax class probabilities for every image, in order."""
-    model.eval()
-    out = []
-    for start in range(0, len(arrays), batch_size):
-        x = normalize(to_float(arrays.images, slice(start, start + batch_size), device))
-        out.append(torch.softmax(model(x).float(), dim=1).cpu())
-    return torch.cat(out).numpy()
 
 
 MeanStd = tuple[tuple[float, ...], tuple[float, ...]]
@@ -144,6 +117,7 @@ class Trainer:
         self.mixup = self._make_mixup()
         self.criterion = (SoftTargetCrossEntropy() if self.mixup
                           else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing))
+        self.buffer = BatchBuffer()
         self.updates = 0
         self.epoch = 0  # epochs finished
         self.best: BestState | None = None
@@ -165,8 +139,8 @@ class Trainer:
         bs, total_loss, correct, seen = self.config.batch_size, 0.0, 0, 0
         for step in range(self.steps_per_epoch):
             index = np.sort(order[step * bs:(step + 1) * bs])
-            x = self.augment(to_float(images, index, self.device), self.random.batches)
-            x = self.normalize(x).contiguous(memory_format=self.memory_format)
+            x = self.augment(self.buffer.load(images, index, self.device), self.random.batches)
+            x = self.normalize.apply_(x).contiguous(memory_format=self.memory_format)
             y = torch.from_numpy(labels[index]).to(self.device)
             target = y
             if self.mixup is not None:

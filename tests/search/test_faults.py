@@ -305,11 +305,8 @@ def test_interrupted_trials_resume_exactly_where_they_stopped(tmp_path):
         assert row["status"] == "completed" and row["epochs"] == 3 and row["stop_reason"] == "max_epochs"
         assert info["epoch"] == row["best_epoch"] and info["val_acc"] == pytest.approx(row["val_acc"])
         assert study.trials[0].value == pytest.approx(row["val_acc"])
-        model = opened.best_model()
-        from hpsearch.evaluation import model_output
-
         val = opened.arrays("val")
-        accuracy = (model_output(opened, model, val).probs.argmax(1) == val.labels).mean()
+        accuracy = (opened.predict(opened.best_model(), val).argmax(1) == val.labels).mean()
         assert accuracy == pytest.approx(row["val_acc"])  # model.pt is the model trials.csv describes
     interrupted, uninterrupted = RunDir(run).trials.iloc[0], RunDir(straight).trials.iloc[0]
     assert interrupted["val_acc"] == pytest.approx(uninterrupted["val_acc"])  # same seed, same result
