@@ -83,9 +83,9 @@ def run_ray(folder: Path, quick: bool, seed: int, epochs: int, samples: int, nai
 def run_optuna(folder: Path, quick: bool, seed: int, epochs: int, budget_s: float) -> dict:
     """Optuna's TPE with its MedianPruner, trials back to back in this process, no Ray."""
     from hpsearch.data import TestSplitKey, load_split, load_subset, prepare_trial_data
-    from hpsearch.rundir import SPLIT_FILE
     from hpsearch.evaluation.metrics import classification_metrics
     from hpsearch.recipe import load_recipe
+    from hpsearch.rundir import SPLIT_FILE
     from hpsearch.search.space import TrialSpace, split_trial_config
     from hpsearch.training import Trainer
 

