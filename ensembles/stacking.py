@@ -12,10 +12,12 @@ from sklearn.model_selection import cross_val_predict
 from ensembles.base import ProbaEnsemble, check_labels, check_stack
 from ensembles.oof import fold_splitter
 
+STACK_FEATURE_CLIP = 1e-7  # probabilities below this are taken as this before their logarithm
+
 
 def stack_features(stack: np.ndarray) -> np.ndarray:
     """(n_models, n_samples, n_classes) -> (n_samples, n_models * n_classes) of log-probabilities."""
-    logs = np.log(np.clip(stack, 1e-7, 1.0))
+    logs = np.log(np.clip(stack, STACK_FEATURE_CLIP, 1.0))
     return logs.transpose(1, 0, 2).reshape(stack.shape[1], -1)
 
 

@@ -83,13 +83,22 @@ def add_after_search_commands(commands) -> None:
     evaluate = command(commands, "evaluate", help="the one test-set evaluation: best trial vs every ensemble")
     evaluate.add_argument("run_dir", type=Path)
 
-    predict = command(commands, "predict", help="classify image files or folders with a run's model")
-    predict.add_argument("run_dir", type=Path)
+    predict = command(commands, "predict", help="classify image files or folders with a run's model, or with a "
+                      "file written by `hpsearch export`")
+    predict.add_argument("run_dir", type=Path, metavar="RUN_DIR|MODEL_FILE",
+                         help="a run directory, or an exported .onnx or .pt file (then no run directory is needed)")
     predict.add_argument("paths", type=Path, nargs="+")
     predict.add_argument("--model", default="best",
                          help="best (the best trial), auto (the model validation chose), a method (e.g. greedy: "
                               "its variant validation chose), or an exact name (e.g. greedy+tta)")
     predict.add_argument("--output", type=Path, help="write the table as CSV here (default: print it)")
+
+    export = command(commands, "export", help="write one model of a run as a single deployable file")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--model", default="auto",
+                        help="auto (the model validation chose), best, a method (its chosen variant), or an exact name")
+    export.add_argument("--format", default="onnx", help="onnx (default) or torchscript")
+    export.add_argument("--output", type=Path, help="the file to write (default: RUN_DIR/<model>.onnx or .pt)")
 
     sweep = command(commands, "sweep", help="vary regularization knobs one at a time around the best trial")
     sweep.add_argument("run_dir", type=Path)
@@ -220,17 +229,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from hpsearch.evaluation import predict_files
+    from hpsearch.evaluation.deployed import EXPORT_SUFFIXES, predict_exported
+    from hpsearch.evaluation.predict import image_files
     from hpsearch.io import atomic_write
 
     if args.output is not None and args.output.is_dir():
         raise HpsearchError(f"--output names a folder ({str(args.output)!r}); give a file name, e.g. "
                             f"--output {args.output / 'predictions.csv'}.")
-    table = predict_files(args.run_dir, args.paths, args.model)
+    if args.run_dir.is_file() and args.run_dir.suffix in EXPORT_SUFFIXES:
+        table = predict_exported(args.run_dir, image_files(args.paths))
+    else:
+        table = predict_files(args.run_dir, args.paths, args.model)
     if args.output:
         atomic_write(args.output, table.to_csv(index=False))
         print(f"Wrote {len(table)} predictions to {args.output}")
     else:
         print(table[["path", "class", "probability"]].to_string(index=False))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hpsearch.evaluation.export import export_model
+
+    path = export_model(args.run_dir, args.model, args.format, args.output)
+    print(f"Wrote {path}: uint8 images (batch, height, width, channels) in, class probabilities out. "
+          f"Use it with: hpsearch predict {path} IMAGES...")
     return 0
 
 
@@ -291,8 +314,8 @@ DISK_ERRORS = {errno.ENOSPC: "Free some disk space, or choose another --out.",
                errno.EROFS: "The file system is read-only; choose another --out.",
                errno.EDQUOT: "The disk quota is exhausted; free space or choose another --out."}
 COMMANDS = {"tune": cmd_tune, "resume": cmd_resume, "show": cmd_show, "ensemble": cmd_ensemble,
-            "evaluate": cmd_evaluate, "predict": cmd_predict, "sweep": cmd_sweep, "report": cmd_report,
-            "compare": cmd_compare}
+            "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "sweep": cmd_sweep,
+            "report": cmd_report, "compare": cmd_compare}
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from hpsearch.ensemble.methods import (
     ProbabilityMethod,
     SingleModelMethod,
     ensemble_combiner,
+    ensemble_torch_combiner,
     get_method,
     make_record,
     record_models,
@@ -23,5 +24,5 @@ from hpsearch.ensemble.methods import (
 )
 
 __all__ = ["METHODS", "EnsembleMethod", "EnsembleOptions", "FitContext", "Fitted", "ProbabilityMethod",
-           "SingleModelMethod", "build_ensembles", "ensemble_combiner", "get_method", "make_record", "parse_methods",
-           "parse_views", "record_models", "register_method"]
+           "SingleModelMethod", "build_ensembles", "ensemble_combiner", "ensemble_torch_combiner", "get_method",
+           "make_record", "parse_methods", "parse_views", "record_models", "register_method"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensembles import AdaBoostSAMME, Bagging, bootstrap_indices, samme_step
-from hpsearch.ensemble.methods import Combiner, EnsembleMethod, FitContext, Fitted, make_record, register_method
+from hpsearch.ensemble.methods import EnsembleMethod, FitContext, Fitted, make_record, register_method
 from hpsearch.errors import HpsearchError
 from hpsearch.rundir import ENSEMBLES_DIR, EnsembleRecord, SavedModel, save_model_folder
 from hpsearch.training import Trainer, TrialConfig
@@ -47,8 +47,8 @@ class BaggingMethod(EnsembleMethod):
         return make_record(ctx, self.name, estimator, models, estimator.predict_proba(ctx.stack(models)),
                            base_trial=ctx.best.name, member_epochs=member_config(ctx).epochs)
 
-    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Combiner:
-        return Bagging().fit(val_stack).predict_proba
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Bagging:
+        return Bagging().fit(val_stack)
 
 
 @dataclass
@@ -105,6 +105,6 @@ class BoostingMethod(EnsembleMethod):
                            train_errors=rounds.errors, base_trial=ctx.best.name,
                            member_epochs=member_config(ctx).epochs)
 
-    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Combiner:
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> AdaBoostSAMME:
         alphas, errors = record.details["alphas"], record.details.get("train_errors")
-        return AdaBoostSAMME.from_rounds(alphas, val_stack.shape[2], errors).predict_proba
+        return AdaBoostSAMME.from_rounds(alphas, val_stack.shape[2], errors)

@@ -17,8 +17,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from torch import nn
 
-from ensembles import GreedySelection, HardVoting, ProbaEnsemble, SoftVoting, Stacking, cross_val_proba, log_loss
+from ensembles import (
+    GreedySelection,
+    HardVoting,
+    ProbaEnsemble,
+    SingleModel,
+    SoftVoting,
+    Stacking,
+    as_torch,
+    cross_val_proba,
+    log_loss,
+)
 from hpsearch.data import ImageArrays, TrialData
 from hpsearch.errors import HpsearchError, did_you_mean
 from hpsearch.rundir import BEST_SINGLE, EnsembleRecord, Member, RunDir, SavedModel
@@ -110,9 +121,20 @@ class EnsembleMethod:
     def fit(self, ctx: FitContext) -> Fitted:
         raise NotImplementedError
 
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
+        """The fitted combination rule, rebuilt from ``record`` (and, where it refits, validation data)."""
+        raise NotImplementedError(f"{self.name} defines neither estimator() nor combiner()")
+
     def combiner(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Combiner:
-        """The ensemble's combination rule, rebuilt from ``record`` (and, where it refits, validation data)."""
-        raise NotImplementedError
+        """The ensemble's combination rule as a function of the members' probabilities."""
+        return self.estimator(record, val_stack, y_val).predict_proba
+
+    def torch_combiner(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> nn.Module:
+        """The combination rule as a torch module, for ``export`` (one graph for the whole ensemble)."""
+        try:
+            return as_torch(self.estimator(record, val_stack, y_val))
+        except (NotImplementedError, TypeError) as err:
+            raise HpsearchError(f"Models made by {self.name!r} cannot be exported ({err}).") from None
 
     def oof(self, ctx: FitContext, fitted: Fitted) -> np.ndarray:
         """Out-of-fold validation probabilities; a method that learns nothing from validation is its own."""
@@ -167,17 +189,17 @@ class BestSingle(EnsembleMethod):
         return make_record(ctx, self.name, "SingleModel", [ctx.best], ctx.probs(ctx.best), params={},
                            trial=ctx.best.trial_id)
 
-    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Combiner:
-        return lambda stack: stack[0]
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
+        return SingleModel().fit()
 
 
 class ProbabilityMethod(EnsembleMethod):
     """Combines the top trials' validation probabilities with an estimator from ``ensembles``."""
 
-    estimator: ClassVar[type[ProbaEnsemble]]
+    estimator_class: ClassVar[type[ProbaEnsemble]]
 
     def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
-        return self.estimator()
+        return self.estimator_class()
 
     def details(self, estimator: ProbaEnsemble) -> dict[str, Any]:
         return {}
@@ -187,9 +209,9 @@ class ProbabilityMethod(EnsembleMethod):
         probas = estimator.predict_proba(ctx.val_stack)
         return make_record(ctx, self.name, estimator, ctx.members, probas, **self.details(estimator))
 
-    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Combiner:
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
         """Refit on the members' validation predictions: deterministic, and no pickles on disk."""
-        return self.estimator(**record.params).fit(val_stack, y_val).predict_proba
+        return self.estimator_class(**record.params).fit(val_stack, y_val)
 
     def oof(self, ctx: FitContext, fitted: Fitted) -> np.ndarray:
         if not self.learns_from_validation:
@@ -200,17 +222,17 @@ class ProbabilityMethod(EnsembleMethod):
 
 @register_method
 class Average(ProbabilityMethod):
-    name, estimator, learns_from_validation = "average", SoftVoting, False
+    name, estimator_class, learns_from_validation = "average", SoftVoting, False
 
 
 @register_method
 class Vote(ProbabilityMethod):
-    name, estimator, learns_from_validation = "vote", HardVoting, False
+    name, estimator_class, learns_from_validation = "vote", HardVoting, False
 
 
 @register_method
 class Greedy(ProbabilityMethod):
-    name, estimator = "greedy", GreedySelection
+    name, estimator_class = "greedy", GreedySelection
 
     def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
         return GreedySelection(max_size=25, random_state=ctx.run.seed)
@@ -221,7 +243,7 @@ class Greedy(ProbabilityMethod):
 
 @register_method
 class Stack(ProbabilityMethod):
-    name, estimator = "stacking", Stacking
+    name, estimator_class = "stacking", Stacking
 
     def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
         return Stacking(cv=5, random_state=ctx.run.seed)
@@ -230,8 +252,8 @@ class Stack(ProbabilityMethod):
 class SingleModelMethod(EnsembleMethod):
     """A method whose result is one new model (a soup, a distilled student) saved in ``record.model``."""
 
-    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Combiner:
-        return lambda stack: stack[0]
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
+        return SingleModel().fit()
 
 
 def record_models(run: RunDir, record: EnsembleRecord) -> list[SavedModel]:
@@ -241,11 +263,19 @@ def record_models(run: RunDir, record: EnsembleRecord) -> list[SavedModel]:
     return [run.member_model(m) for m in record.members]
 
 
+def member_val_stack(run: RunDir, record: EnsembleRecord) -> np.ndarray | None:
+    """The members' validation probabilities (with the record's test-time views) that methods refit on."""
+    if record.model is not None:
+        return None
+    return np.stack([run.val_probs(run.member_model(m), record.tta) for m in record.members])
+
+
 def ensemble_combiner(run: RunDir, record: EnsembleRecord, y_val: np.ndarray) -> Combiner:
     """The function from the models' probabilities (in ``record_models`` order, with the record's test-time
     views) to the ensemble's, before temperature scaling."""
-    method = get_method(record.method)
-    val_stack = None
-    if record.model is None:
-        val_stack = np.stack([run.val_probs(run.member_model(m), record.tta) for m in record.members])
-    return method.combiner(record, val_stack, y_val)
+    return get_method(record.method).combiner(record, member_val_stack(run, record), y_val)
+
+
+def ensemble_torch_combiner(run: RunDir, record: EnsembleRecord, y_val: np.ndarray) -> nn.Module:
+    """``ensemble_combiner`` as a torch module."""
+    return get_method(record.method).torch_combiner(record, member_val_stack(run, record), y_val)

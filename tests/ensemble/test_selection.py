@@ -46,7 +46,7 @@ class Memorizer(ProbaEnsemble):
 def memorizer():
     @register_method
     class MemorizerMethod(ProbabilityMethod):
-        name, estimator = "memorizer", Memorizer
+        name, estimator_class = "memorizer", Memorizer
 
     yield METHODS["memorizer"]
     del METHODS["memorizer"]
