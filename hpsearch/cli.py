@@ -93,6 +93,16 @@ def add_after_search_commands(commands) -> None:
                               "its variant validation chose), or an exact name (e.g. greedy+tta)")
     predict.add_argument("--output", type=Path, help="write the table as CSV here (default: print it)")
 
+    distill = command(commands, "distill", help="train one student network on an ensemble's soft targets")
+    distill.add_argument("run_dir", type=Path)
+    distill.add_argument("--teacher", default="auto",
+                         help="auto (the model validation chose), best, a method (its chosen variant) or an exact name")
+    distill.add_argument("--student", default="best",
+                         help="best (the best trial's configuration, starting from its weights) or a timm backbone")
+    distill.add_argument("--epochs", type=int, help="training epochs (default: the best trial's)")
+    distill.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's targets (default 0.7)")
+    distill.add_argument("--temperature", type=float, default=2.0, help="softening of both distributions")
+
     export = command(commands, "export", help="write one model of a run as a single deployable file")
     export.add_argument("run_dir", type=Path)
     export.add_argument("--model", default="auto",
@@ -248,6 +258,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from hpsearch.ensemble import distill_run
+
+    record = distill_run(args.run_dir, args.teacher, args.student, args.epochs, args.alpha, args.temperature)
+    print(f"distilled: val_accuracy {record.val_accuracy:.4f} (teacher {record.details.get('teacher')}); saved as "
+          f"{args.run_dir}/ensembles/distilled and added to ensembles.csv. Next: hpsearch evaluate {args.run_dir}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from hpsearch.evaluation.export import export_model
 
@@ -314,8 +333,8 @@ DISK_ERRORS = {errno.ENOSPC: "Free some disk space, or choose another --out.",
                errno.EROFS: "The file system is read-only; choose another --out.",
                errno.EDQUOT: "The disk quota is exhausted; free space or choose another --out."}
 COMMANDS = {"tune": cmd_tune, "resume": cmd_resume, "show": cmd_show, "ensemble": cmd_ensemble,
-            "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "sweep": cmd_sweep,
-            "report": cmd_report, "compare": cmd_compare}
+            "evaluate": cmd_evaluate, "predict": cmd_predict, "distill": cmd_distill, "export": cmd_export,
+            "sweep": cmd_sweep, "report": cmd_report, "compare": cmd_compare}
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ STUDY_FILE, EXPERIMENT_DIR, SUMMARY_FILE = "study.db", "ray", "summary.json"
 TRIALS_FILE, HISTORY_FILE, TRIALS_DIR = "trials.csv", "history.csv", "trials"
 MODEL_FILE, PROBS_FILE, BEST_FILE = "model.pt", "val_probs.npy", "best.json"  # one trained model's folder
 MODEL_FOLDER_FILES = (MODEL_FILE, PROBS_FILE, BEST_FILE)
-ENSEMBLES_DIR, ENSEMBLES_FILE = "ensembles", "ensembles.csv"
+ENSEMBLES_DIR, ENSEMBLES_FILE, OOF_DIR = "ensembles", "ensembles.csv", "oof"  # oof: ensembles/oof/<model>.npy
 TEST_METRICS_FILE, EVALUATION_DIR, SWEEPS_DIR, REPORT_DIR = "test_metrics.csv", "evaluation", "sweeps", "report"
 SEARCH_ARTIFACTS = (TRIALS_FILE, STUDY_FILE, SPLIT_FILE, TRIALS_DIR)  # a folder holding any of these is a run
 
@@ -421,6 +421,10 @@ class RunDir:
 
     def ensemble_path(self, name: str) -> Path:
         return self.path / ENSEMBLES_DIR / f"{name}.json"
+
+    def oof_path(self, name: str) -> Path:
+        """Where a model's out-of-fold validation probabilities are kept (what ensembles.csv is computed from)."""
+        return self.path / ENSEMBLES_DIR / OOF_DIR / f"{name}.npy"
 
     def records(self) -> dict[str, EnsembleRecord]:
         """Every model ``hpsearch ensemble`` saved, by name (``greedy``, ``greedy+tta``, ...)."""

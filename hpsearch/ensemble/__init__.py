@@ -5,8 +5,9 @@ without test-time augmentation, scored out of fold, and saved as an ``EnsembleRe
 ``predict`` and ``export`` apply any of them the same way.
 """
 
-from hpsearch.ensemble import members, soups  # noqa: F401  (registers bagging, boosting and soup)
+from hpsearch.ensemble import distill, members, soups  # noqa: F401  (register their methods)
 from hpsearch.ensemble.build import build_ensembles, parse_methods, parse_views
+from hpsearch.ensemble.distill import distill_run
 from hpsearch.ensemble.methods import (
     METHODS,
     EnsembleMethod,
@@ -22,7 +23,9 @@ from hpsearch.ensemble.methods import (
     record_models,
     register_method,
 )
+from hpsearch.ensemble.selection import chosen_model, ordered_records, resolve_model
 
 __all__ = ["METHODS", "EnsembleMethod", "EnsembleOptions", "FitContext", "Fitted", "ProbabilityMethod",
-           "SingleModelMethod", "build_ensembles", "ensemble_combiner", "ensemble_torch_combiner", "get_method",
-           "make_record", "parse_methods", "parse_views", "record_models", "register_method"]
+           "SingleModelMethod", "build_ensembles", "chosen_model", "distill_run", "ensemble_combiner",
+           "ensemble_torch_combiner", "get_method", "make_record", "ordered_records", "parse_methods", "parse_views",
+           "record_models", "register_method", "resolve_model"]

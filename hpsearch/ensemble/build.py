@@ -18,7 +18,9 @@ import pandas as pd
 from ensembles import TemperatureScaling, log_loss, stratified_folds
 from hpsearch.config import parse_choices
 from hpsearch.ensemble.methods import METHODS, EnsembleOptions, FitContext, Fitted, get_method
+from hpsearch.ensemble.selection import ordered_records
 from hpsearch.errors import HpsearchError
+from hpsearch.io import atomic_save
 from hpsearch.rundir import (
     BEST_SINGLE,
     ENSEMBLE_COLUMNS,
@@ -97,16 +99,26 @@ def build_ensembles(run_dir: Path, methods: list[str], options: EnsembleOptions)
     ctx = fit_context(run, options)
     views = default_views(ctx) if options.tta is None else options.tta
     folds = stratified_folds(ctx.y, options.folds, run.seed)
-    results: list[tuple[EnsembleRecord, np.ndarray]] = []
     for name in [BEST_SINGLE, *[m for m in methods if m != BEST_SINGLE]]:
         for variant in ((), views) if views else ((),):
             vctx = ctx.with_views(variant)
-            record, oof = score(name, vctx, get_method(name).fit(vctx), folds)
-            write_record(run.path, record)
-            results.append((record, oof))
-            log.info("%s: %d member(s) with weight, val_accuracy %.4f (out-of-fold %.4f)", record.name,
-                     len(record.used_members()), record.val_accuracy, record.val_accuracy_oof)
-    table = summary_table(results, ctx.y, run.seed)
+            save_scored(run, *score(name, vctx, get_method(name).fit(vctx), folds))
+    return write_summary(run, ctx.y)
+
+
+def save_scored(run: RunDir, record: EnsembleRecord, oof: np.ndarray) -> None:
+    """Save a scored model: its record and its out-of-fold validation probabilities."""
+    write_record(run.path, record)
+    atomic_save(run.oof_path(record.name), lambda f: np.save(f, oof.astype(np.float32)))
+    log.info("%s: %d member(s) with weight, val_accuracy %.4f (out-of-fold %.4f)", record.name,
+             len(record.used_members()), record.val_accuracy, record.val_accuracy_oof)
+
+
+def write_summary(run: RunDir, y: np.ndarray) -> pd.DataFrame:
+    """``ensembles.csv`` from every scored model of the run (those made before out-of-fold scores existed are
+    left out: rebuild them with ``hpsearch ensemble``)."""
+    scored = [(r, np.load(run.oof_path(r.name))) for r in ordered_records(run) if run.oof_path(r.name).is_file()]
+    table = summary_table(scored, y, run.seed)
     write_table(run.path / ENSEMBLES_FILE, table)
     return table
 

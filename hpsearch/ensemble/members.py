@@ -28,7 +28,7 @@ def member_config(ctx: FitContext) -> TrialConfig:
 class BaggingMethod(EnsembleMethod):
     """The best configuration retrained on stratified bootstrap resamples of the training split, averaged."""
 
-    name, learns_from_validation = "bagging", False
+    name, learns_from_validation, position = "bagging", False, 50
 
     def train(self, ctx: FitContext) -> list[SavedModel]:
         from hpsearch.search.grid import train_grid
@@ -65,7 +65,7 @@ class BoostingMethod(EnsembleMethod):
     """SAMME (multi-class AdaBoost): members trained in sequence on weight-resampled training data; each
     member's vote weight comes from its weighted error on the training split, never from validation."""
 
-    name, learns_from_validation = "boosting", False
+    name, learns_from_validation, position = "boosting", False, 60
 
     def train(self, ctx: FitContext) -> Rounds:
         config, data = member_config(ctx), ctx.trial_data

@@ -117,6 +117,7 @@ class EnsembleMethod:
 
     name: ClassVar[str]
     learns_from_validation: ClassVar[bool] = True  # False: nothing is fit on validation predictions
+    position: ClassVar[int] = 100  # where its rows go in the tables (the built-in methods come first)
 
     def fit(self, ctx: FitContext) -> Fitted:
         raise NotImplementedError
@@ -149,6 +150,9 @@ METHODS: dict[str, EnsembleMethod] = {}
 def register_method(cls: type[EnsembleMethod]) -> type[EnsembleMethod]:
     """Class decorator: make ``cls`` available to ``ensemble``, ``evaluate``, ``predict`` and ``export``."""
     METHODS[cls.name] = cls()
+    ordered = sorted(METHODS.values(), key=lambda m: m.position)  # stable: registration order breaks ties
+    METHODS.clear()
+    METHODS.update((m.name, m) for m in ordered)
     return cls
 
 
@@ -183,7 +187,7 @@ def make_record(ctx: FitContext, method: str, estimator: Any, models: list[Saved
 class BestSingle(EnsembleMethod):
     """The search's best trial (by validation accuracy, then loss), alone."""
 
-    name, learns_from_validation = BEST_SINGLE, False
+    name, learns_from_validation, position = BEST_SINGLE, False, 0
 
     def fit(self, ctx: FitContext) -> Fitted:
         return make_record(ctx, self.name, "SingleModel", [ctx.best], ctx.probs(ctx.best), params={},
@@ -222,17 +226,17 @@ class ProbabilityMethod(EnsembleMethod):
 
 @register_method
 class Average(ProbabilityMethod):
-    name, estimator_class, learns_from_validation = "average", SoftVoting, False
+    name, estimator_class, learns_from_validation, position = "average", SoftVoting, False, 10
 
 
 @register_method
 class Vote(ProbabilityMethod):
-    name, estimator_class, learns_from_validation = "vote", HardVoting, False
+    name, estimator_class, learns_from_validation, position = "vote", HardVoting, False, 20
 
 
 @register_method
 class Greedy(ProbabilityMethod):
-    name, estimator_class = "greedy", GreedySelection
+    name, estimator_class, position = "greedy", GreedySelection, 30
 
     def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
         return GreedySelection(max_size=25, random_state=ctx.run.seed)
@@ -243,7 +247,7 @@ class Greedy(ProbabilityMethod):
 
 @register_method
 class Stack(ProbabilityMethod):
-    name, estimator_class = "stacking", Stacking
+    name, estimator_class, position = "stacking", Stacking, 40
 
     def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
         return Stacking(cv=5, random_state=ctx.run.seed)

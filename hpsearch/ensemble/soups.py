@@ -104,7 +104,7 @@ class SoupMethod(SingleModelMethod):
     ingredients join best-first while validation accuracy does not drop; BatchNorm is re-estimated on a
     bounded sample of training images. Soups help when the ingredients share a pretrained starting point."""
 
-    name = "soup"
+    name, position = "soup", 70
 
     def cook(self, ctx: FitContext) -> dict:
         kitchen = SoupKitchen(ctx, same_architecture(ctx.members))

@@ -17,7 +17,7 @@ import torch
 
 from ensembles import log_loss, scale_probabilities
 from hpsearch.data import ImageArrays, TestSplitKey
-from hpsearch.ensemble import METHODS, ensemble_combiner, record_models
+from hpsearch.ensemble import chosen_model, ensemble_combiner, ordered_records, record_models
 from hpsearch.evaluation.metrics import (
     classification_metrics,
     confusion_table,
@@ -32,10 +32,8 @@ from hpsearch.rundir import (
     EVALUATION_DIR,
     TEST_METRICS_FILE,
     EnsembleRecord,
-    Member,
     RunDir,
     SavedModel,
-    rank_models,
     write_table,
 )
 from hpsearch.training import predict_proba
@@ -78,26 +76,6 @@ class Predictor:
         calibrated = scale_probabilities(probs, record.temperature)
         cost = ModelOutput(calibrated, sum(o.ms_per_image for o in outputs), sum(o.parameters for o in outputs))
         return probs, cost
-
-
-def ordered_records(run: RunDir) -> list[EnsembleRecord]:
-    """The run's models: registered methods in registry order (plain before +tta), then any others by name.
-    A run whose ensembles predate the best-single record gets one (plain, no temperature)."""
-    records = run.records()
-    order = {name: i for i, name in enumerate(METHODS)}
-    found = sorted(records.values(), key=lambda r: (order.get(r.method, len(order)), r.method, bool(r.tta)))
-    if not any(r.method == BEST_SINGLE for r in found):
-        best = run.best_model()
-        member = Member(best.name, str(best.folder.relative_to(run.path)), 1.0, best.trial_id)
-        found.insert(0, EnsembleRecord(BEST_SINGLE, "SingleModel", (member,), float(best.info["val_acc"]),
-                                       float(best.info["val_loss"])))
-    return found
-
-
-def chosen_model(run: RunDir) -> str | None:
-    """The model validation chose (best out-of-fold accuracy, then log-loss), if ``ensemble`` ran."""
-    table = run.ensembles_table()
-    return None if table is None or table.empty else str(rank_models(table).iloc[0]["model"])
 
 
 def evaluate_run(run_dir: Path) -> pd.DataFrame:

@@ -16,9 +16,8 @@ import torch
 from torch import nn
 
 from ensembles import Temperature
-from hpsearch.ensemble import ensemble_torch_combiner, record_models
+from hpsearch.ensemble import ensemble_torch_combiner, record_models, resolve_model
 from hpsearch.errors import HpsearchError
-from hpsearch.evaluation.predict import resolve_model
 from hpsearch.rundir import EnsembleRecord, RunDir
 from hpsearch.training import view_names
 from hpsearch.training.inference import apply_view

@@ -10,9 +10,10 @@ import pandas as pd
 
 from hpsearch.data import ImageArrays
 from hpsearch.data.sources import IMAGE_EXTENSIONS, CorruptImages, FileListSource, warn_corrupt
+from hpsearch.ensemble import resolve_model
 from hpsearch.errors import HpsearchError
-from hpsearch.evaluation.evaluate import Predictor, chosen_model, ordered_records
-from hpsearch.rundir import BEST_SINGLE, EnsembleRecord, RunDir
+from hpsearch.evaluation.evaluate import Predictor
+from hpsearch.rundir import RunDir
 
 
 def image_files(paths: list[Path]) -> list[Path]:
@@ -45,24 +46,6 @@ def decode_files(run: RunDir, files: list[Path]) -> tuple[list[Path], np.ndarray
         warn_corrupt(bad.ids)
         keep = [i for i, sample in enumerate(ids) if sample not in unreadable]
         return [files[i] for i in keep], bad.partial[keep]
-
-
-def resolve_model(run: RunDir, name: str) -> EnsembleRecord:
-    """The record ``--model`` names: ``auto`` (validation's choice), ``best`` (the best trial), a method (its
-    variant that validation chose, with or without test-time augmentation), or an exact name (``greedy+tta``)."""
-    table = run.ensembles_table()
-    if name == "auto":
-        chosen = chosen_model(run)
-        if chosen is None:
-            raise HpsearchError(f"--model auto picks among ensembles: run `hpsearch ensemble {run.path}` first.")
-        name = chosen
-    name = BEST_SINGLE if name == "best" else name
-    if table is not None and name in set(table["method"]) and "variant_chosen" in table:
-        name = str(table[(table["method"] == name) & table["variant_chosen"].astype(bool)].iloc[0]["model"])
-    records = {r.name: r for r in ordered_records(run)}
-    if name not in records:
-        return run.record(name)  # its one-line error names what was built
-    return records[name]
 
 
 def predict_files(run_dir: Path, paths: list[Path], model: str = "best") -> pd.DataFrame:

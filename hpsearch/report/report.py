@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from hpsearch.ensemble import chosen_model
 from hpsearch.errors import HpsearchError
-from hpsearch.evaluation import chosen_model
 from hpsearch.io import atomic_write
 from hpsearch.report import plots
 from hpsearch.report.tables import ensemble_comparison, importance, leaderboard, render, write_table

@@ -53,6 +53,26 @@ class TrialOutcome:
 EpochCallback = Callable[[dict[str, Any], "BestState | None"], None]
 
 
+@dataclass
+class Distillation:
+    """Knowledge distillation (Hinton et al., 2015): ``teacher`` holds a teacher's class probabilities for every
+    training image (in the order of ``data.train``). The loss is ``alpha`` times the KL divergence between the
+    teacher's and the student's distributions, both softened by ``temperature`` (times its square, which keeps
+    the gradients' scale), plus ``1 - alpha`` times the usual loss on the labels."""
+
+    teacher: np.ndarray
+    alpha: float = 0.7
+    temperature: float = 2.0
+
+    def loss(self, logits: torch.Tensor, label_loss: torch.Tensor, index: np.ndarray,
+             device: torch.device) -> torch.Tensor:
+        teacher = torch.from_numpy(self.teacher[index]).to(device, torch.float32)
+        soft_teacher = torch.softmax(torch.log(teacher.clamp_min(1e-8)) / self.temperature, dim=1)
+        student = torch.log_softmax(logits / self.temperature, dim=1)
+        kl = torch.nn.functional.kl_div(student, soft_teacher, reduction="batchmean")
+        return self.alpha * self.temperature ** 2 * kl + (1.0 - self.alpha) * label_loss
+
+
 MeanStd = tuple[tuple[float, ...], tuple[float, ...]]
 
 
@@ -86,8 +106,11 @@ class Trainer:
     Threads are the caller's to set (``torch.set_num_threads``); the trainer changes no global state.
     """
 
-    def __init__(self, config: TrialConfig, data: TrialData, device: str | torch.device | None = None):
-        self.config, self.data = config, data
+    def __init__(self, config: TrialConfig, data: TrialData, device: str | torch.device | None = None,
+                 distill: Distillation | None = None):
+        if distill is not None and (config.mixup_alpha > 0 or config.cutmix_alpha > 0):
+            raise ValueError("distillation targets are per image: train the student without mixup or cutmix")
+        self.config, self.data, self.distill = config, data, distill
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.random = RandomState(config.seed, cuda=self.device.type == "cuda")
         with self.random:
@@ -149,6 +172,8 @@ class Trainer:
                                 enabled=self.autocast_dtype is not None):
                 logits = self.model(x)
                 loss = self.criterion(logits.float(), target)
+            if self.distill is not None:
+                loss = self.distill.loss(logits.float(), loss, index, self.device)
             if self.config.l1 > 0:
                 loss = loss + self.config.l1 * l1_penalty(self.model)
             if not torch.isfinite(loss):

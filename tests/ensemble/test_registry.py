@@ -52,10 +52,10 @@ def test_a_registered_method_appears_in_ensemble_evaluate_and_predict(toy_method
     from sklearn.datasets import load_digits
 
     table = build_ensembles(run, ["median", "average"], EnsembleOptions(top_k=3, tta=()))
-    assert table["model"].tolist() == ["best_single", "median", "average"]
+    assert table["model"].tolist() == ["best_single", "average", "median"]  # registry order
     record = read_record(run / "ensembles" / "median.json")
     assert record.estimator == "Median" and len(record.members) == 3
-    assert pd.read_csv(run / ENSEMBLES_FILE)["model"].tolist() == ["best_single", "median", "average"]
+    assert pd.read_csv(run / ENSEMBLES_FILE)["model"].tolist() == ["best_single", "average", "median"]
     # it learns nothing from validation: its out-of-fold score is its plain validation score
     assert record.val_accuracy_oof == record.val_accuracy
 

@@ -11,11 +11,10 @@ import torch
 from PIL import Image
 
 from hpsearch.cli import main
-from hpsearch.ensemble import build_ensembles
+from hpsearch.ensemble import build_ensembles, resolve_model
 from hpsearch.ensemble.methods import EnsembleOptions
 from hpsearch.evaluation.deployed import DeployedModel
 from hpsearch.evaluation.export import export_model, exported_model
-from hpsearch.evaluation.predict import resolve_model
 from hpsearch.rundir import RunDir
 
 pytest.importorskip("onnxruntime")

@@ -38,6 +38,7 @@ def finished_run(tmp_path_factory):
     reads = {"start": TestSplitKey.reads}
     assert main(["tune", str(write_recipe(folder, RECIPE)), "--out", str(run_dir)]) == 0
     assert main(["ensemble", str(run_dir), "--top-k", "3", "--members", "2", "--member-epochs", "2"]) == 0
+    assert main(["distill", str(run_dir), "--epochs", "2"]) == 0
     reads["before_evaluate"] = TestSplitKey.reads
     assert main(["evaluate", str(run_dir)]) == 0
     reads["evaluate"] = TestSplitKey.reads
@@ -50,7 +51,7 @@ def finished_run(tmp_path_factory):
 @pytest.mark.slow
 def test_no_stage_before_evaluate_reads_the_test_split(finished_run):
     reads = finished_run[1]
-    assert reads["before_evaluate"] == reads["start"]  # tune and ensemble never decoded the test images
+    assert reads["before_evaluate"] == reads["start"]  # tune, ensemble and distill never decoded the test images
     assert reads["evaluate"] == reads["start"] + 1  # evaluate decoded them once
     assert reads["end"] == reads["evaluate"]  # sweep and report read no test data either
 
