@@ -36,6 +36,7 @@ class DataConfig:
     test_fraction: float = 0.15
     cache_dir: str | None = None
     max_image_pixels: int = 50_000_000  # larger images (decompression bombs) are skipped as unreadable
+    crop_ratio: float = 1.0  # > 1: images are stored that much larger, trained on random crops, evaluated centred
 
     def validate(self) -> None:
         if self.source not in SOURCES:
@@ -53,8 +54,21 @@ class DataConfig:
             value = getattr(self, name)
             if not 0.0 < value < 0.5:
                 raise RecipeError(f"data.{name} must be in (0, 0.5), but got {value=}.")
+        if not 1.0 <= self.crop_ratio <= 2.0:
+            raise RecipeError(f"data.crop_ratio must be between 1 (no cropping) and 2, but got {self.crop_ratio=}; "
+                              f"1.15 is ImageNet's usual ratio.")
         if self.max_image_pixels < 1:
             raise RecipeError(f"data.max_image_pixels must be positive, but got {self.max_image_pixels=}.")
+
+    @property
+    def stored_size(self) -> int:
+        """The side images are decoded and cached at: ``image_size``, or larger with ``crop_ratio``."""
+        return int(round(self.image_size * self.crop_ratio))
+
+    @property
+    def crop(self) -> int | None:
+        """The side models see, when images are stored larger than it (else None: no cropping)."""
+        return self.image_size if self.stored_size != self.image_size else None
 
     @property
     def in_chans(self) -> int:

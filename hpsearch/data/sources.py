@@ -43,6 +43,11 @@ class Source:
         """A key that changes when the decoded pixels of ``ids`` could change."""
         raise NotImplementedError
 
+    def sample_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one decoded image, at the size images are stored in the cache."""
+        size = self.config.stored_size
+        return self.config.in_chans, size, size
+
 
 def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
     """Resize uint8 (N, C, H, W) images to (size, size), bilinear with antialiasing."""
@@ -70,7 +75,7 @@ class DigitsSource(Source):
         index = np.array([int(i.split("/")[1]) for i in ids], dtype=np.int64)
         images = self._raw().images[index]  # values 0..16
         pixels = np.round(images * (255.0 / 16.0)).astype(np.uint8)[:, None]
-        return resize_uint8(pixels, self.config.image_size)
+        return resize_uint8(pixels, self.config.stored_size)
 
     def fingerprint(self, ids: list[str]) -> str:
         return _hash(["digits", *ids])
@@ -167,7 +172,7 @@ def decode_images(paths: list[Path], ids: list[str], config: DataConfig) -> np.n
     """
     from PIL import Image
 
-    size, mode = config.image_size, "L" if config.grayscale else "RGB"
+    size, mode = config.stored_size, "L" if config.grayscale else "RGB"
     out = np.zeros((len(ids), 1 if mode == "L" else 3, size, size), dtype=np.uint8)
     bad = []
     for n, (path, sample_id) in enumerate(zip(paths, ids, strict=True)):

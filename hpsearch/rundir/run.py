@@ -108,7 +108,7 @@ class RunDir:
         """The training and validation images, as a trial of this run sees them."""
         mean, std = self.data_config.mean_std
         return TrialData(self.arrays("train"), self.arrays("val"), tuple(self.classes), mean, std,
-                         self.data_config.normalize)
+                         self.data_config.normalize, self.data_config.crop)
 
     def ranked_trials(self) -> pd.DataFrame:
         """Completed trials with a checkpoint, best first (see ``rank_trials``)."""
@@ -162,7 +162,8 @@ class RunDir:
     def predict(self, saved: SavedModel, arrays: ImageArrays, views: tuple[str, ...] = (),
                 batch_size: int = 256) -> np.ndarray:
         """Class probabilities of ``arrays`` under ``saved`` (averaged over test-time ``views``), on the CPU."""
-        return predict_proba(self.model(saved), arrays, saved.normalizer(), batch_size, torch.device("cpu"), views)
+        return predict_proba(self.model(saved), arrays, saved.normalizer(), batch_size, torch.device("cpu"), views,
+                             self.data_config.crop)
 
     def val_probs(self, saved: SavedModel, views: tuple[str, ...] = (), val: ImageArrays | None = None) -> np.ndarray:
         """``saved``'s validation probabilities: saved by training, or with test-time views computed once and kept

@@ -126,7 +126,8 @@ class Trainer:
         self.autocast_dtype = torch.bfloat16 if config.amp and bf16_supported(self.device) else None
         self.mean, self.std = resolve_mean_std(data, self.model, config.pretrained)
         self.normalize = Normalizer(self.mean, self.std).to(self.device)
-        self.augment = BatchAugment(config.flip, config.rotation, config.zoom, config.translate, config.aug_strength)
+        self.augment = BatchAugment(config.flip, config.rotation, config.zoom, config.translate, config.aug_strength,
+                                    crop=data.crop)
         self.steps_per_epoch = max(1, len(data.train) // config.batch_size)
         self.optimizer = create_optimizer_v2(self.model, opt=config.optimizer, lr=config.lr,
                                              weight_decay=config.weight_decay, momentum=config.momentum,
@@ -191,7 +192,8 @@ class Trainer:
 
     def predict(self, arrays: ImageArrays) -> np.ndarray:
         """Class probabilities of ``arrays`` under the current weights."""
-        return predict_proba(self.model, arrays, self.normalize, self.config.eval_batch_size, self.device)
+        return predict_proba(self.model, arrays, self.normalize, self.config.eval_batch_size, self.device,
+                             crop=self.data.crop)
 
     def evaluate(self) -> tuple[float, float, np.ndarray]:
         probs = self.predict(self.data.val)
