@@ -21,8 +21,10 @@ class TrialConfig:
     groups (timm's coarse ``group_matcher``: stem, then stages) that stay frozen for the whole run, which also
     saves their backward pass. ``layer_decay``: layer-wise learning-rate decay for fine-tuning (timm's
     ``param_groups_layer_decay``): the classifier trains at ``lr``, each earlier block group at
-    ``layer_decay`` times the one after it (``None``: one learning rate for all). ``amp``: bfloat16 autocast
-    where the device supports it; ``channels_last``: NHWC memory layout (faster convolutions on recent GPUs).
+    ``layer_decay`` times the one after it (``None``: one learning rate for all). ``amp``: mixed precision
+    (bfloat16 autocast where the device supports it, else float16 with a gradient scaler; ``None``: on for a
+    GPU, off for the CPU); ``channels_last``: NHWC memory layout (``None``: on for a GPU); ``compile``:
+    ``torch.compile`` the network (worth it for long GPU runs; its first steps compile).
     """
 
     backbone: str = "tutorial_cnn"
@@ -51,8 +53,9 @@ class TrialConfig:
     translate: float = 0.0
     patience: int = 5
     eval_batch_size: int = 256
-    amp: bool = False
-    channels_last: bool = False
+    amp: bool | None = None
+    channels_last: bool | None = None
+    compile: bool = False
     seed: int = 0
 
     def validate(self) -> None:

@@ -83,3 +83,14 @@ def test_images_stored_larger_train_on_random_crops_and_predict_on_the_centre(tm
     trainer = Trainer(TrialConfig(backbone="tutorial_cnn", epochs=1, batch_size=64, flip=False), data)
     outcome = trainer.fit()
     assert outcome.best.val_probs.shape == (len(data.val), 10) and outcome.best.val_acc > 0.2
+
+
+def test_mixed_precision_is_off_on_the_cpu_unless_asked_and_bf16_when_asked(tiny_data):
+    from hpsearch.training.precision import Precision
+
+    cpu = torch.device("cpu")
+    assert Precision(None, cpu).dtype is None and Precision(False, cpu).dtype is None
+    assert Precision(True, cpu).dtype == torch.bfloat16 and Precision(True, cpu).scaler is None
+    trainer = Trainer(dataclasses.replace(FAST, epochs=1, amp=True), tiny_data)
+    outcome = trainer.fit()
+    assert np.isfinite(outcome.history[-1]["train_loss"]) and "precision" in trainer.checkpoint()
