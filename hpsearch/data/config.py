@@ -9,7 +9,7 @@ from typing import Literal
 
 from hpsearch.errors import RecipeError
 
-SOURCES = ("digits", "folder")
+SOURCES = ("digits", "folder", "arrays")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class DataConfig:
             which = "data.root" if self.root else "data.url"
             raise RecipeError(f"{which} is only read with data.source='folder', but the source is 'digits'; add "
                               f"--set data.source=folder, or drop {which}.")
+        if self.source == "arrays" and not self.root:
+            raise RecipeError("data.source='arrays' needs data.root: a folder with images.npy (uint8, N x C x H x W), "
+                              "labels.npy and classes.txt.")
         if self.source == "folder" and not (self.root or self.url):
             raise RecipeError("data.source='folder' needs data.root or data.url, e.g. --set data.root=/path/to/images "
                               "or --set data.url=file:///path/to/archive.tgz.")

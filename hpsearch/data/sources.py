@@ -144,6 +144,49 @@ class FolderSource(Source):
         return _hash([str(self.root.resolve()), *stats])
 
 
+class ArraySource(Source):
+    """Images already decoded: ``root/images.npy`` (uint8, N x C x H x W), ``root/labels.npy`` (N integers) and
+    ``root/classes.txt`` (one name per line). Rows are read from a memory map, resized if needed."""
+
+    @property
+    def root(self) -> Path:
+        return Path(self.config.root or "").expanduser()
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            images = np.load(self.root / "images.npy", mmap_mode="r")
+            labels = np.load(self.root / "labels.npy")
+        except (OSError, ValueError) as err:
+            raise DataError(f"data.source='arrays' reads images.npy and labels.npy in data.root={str(self.root)!r}: "
+                            f"{err}.") from None
+        if images.ndim != 4 or images.dtype != np.uint8 or len(labels) != len(images):
+            raise DataError(f"{self.root / 'images.npy'} must be uint8 (N, C, H, W) with one label each in "
+                            f"labels.npy, but got {images.dtype} {images.shape} and {len(labels)} labels.")
+        if images.shape[1] != self.config.in_chans:
+            raise DataError(f"{self.root / 'images.npy'} has {images.shape[1]} channel(s) but data.grayscale="
+                            f"{self.config.grayscale} expects {self.config.in_chans}; set data.grayscale accordingly.")
+        return images, labels
+
+    def list(self) -> Listing:
+        _, labels = self.arrays()
+        classes = (self.root / "classes.txt").read_text().split("\n") if (self.root / "classes.txt").is_file() else []
+        classes = [c for c in classes if c] or [str(c) for c in range(int(labels.max()) + 1)]
+        return Listing(tuple(f"{i:09d}" for i in range(len(labels))), labels.astype(np.int64), tuple(classes))
+
+    def decode(self, ids: list[str]) -> np.ndarray:
+        images, _ = self.arrays()
+        rows = images[np.array([int(i) for i in ids], dtype=np.int64)]
+        return resize_uint8(np.ascontiguousarray(rows), self.config.stored_size)
+
+    def fingerprint(self, ids: list[str]) -> str:
+        st = os.stat(self.root / "images.npy")
+        return _hash([str(self.root.resolve()), f"{st.st_size}:{st.st_mtime_ns}", *ids])
+
+    def sample_shape(self) -> tuple[int, int, int]:
+        images, _ = self.arrays()
+        return int(images.shape[1]), self.config.stored_size, self.config.stored_size
+
+
 class FileListSource(Source):
     """Image files named one by one (what ``predict`` classifies), decoded exactly like the run's images.
 
@@ -207,7 +250,8 @@ def _hash(parts: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-SOURCES: dict[str, type[Source]] = {"digits": DigitsSource, "folder": FolderSource}  # what data.source names
+SOURCES: dict[str, type[Source]] = {"digits": DigitsSource, "folder": FolderSource,  # what data.source names
+                                    "arrays": ArraySource}
 
 
 def make_source(config: DataConfig) -> Source:

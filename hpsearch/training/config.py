@@ -39,6 +39,7 @@ class TrialConfig:
     weight_decay: float = 0.01
     l1: float = 0.0
     batch_size: int = 64
+    steps_per_epoch: int | None = None  # None: one pass over the training images; else at most this many batches
     epochs: int = 10
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.0
@@ -67,6 +68,7 @@ class TrialConfig:
             "cutmix_alpha": self.cutmix_alpha >= 0, "aug_strength": self.aug_strength >= 0,
             "warmup_epochs": 0 <= self.warmup_epochs, "eval_batch_size": self.eval_batch_size >= 1,
             "freeze_epochs": self.freeze_epochs >= 0, "frozen_blocks": self.frozen_blocks >= 0,
+            "steps_per_epoch": self.steps_per_epoch is None or self.steps_per_epoch >= 1,
             "layer_decay": self.layer_decay is None or 0 < self.layer_decay <= 1,
         }
         for name, ok in checks.items():

@@ -126,6 +126,8 @@ class Trainer:
         self.augment = BatchAugment(config.flip, config.rotation, config.zoom, config.translate, config.aug_strength,
                                     crop=data.crop)
         self.steps_per_epoch = max(1, len(data.train) // config.batch_size)
+        if config.steps_per_epoch is not None:  # datasets too large for a full pass per epoch
+            self.steps_per_epoch = min(self.steps_per_epoch, config.steps_per_epoch)
         self.optimizer = create_optimizer_v2(self.model, opt=config.optimizer, lr=config.lr,
                                              weight_decay=config.weight_decay, momentum=config.momentum,
                                              layer_decay=config.layer_decay)

@@ -117,3 +117,22 @@ def test_a_full_cache_folder_for_a_dataset_too_big_for_memory_is_one_clear_error
     with pytest.raises(DataError, match="No space left on device.*Set data.cache_dir .* free"):
         cached_images(source, ids)
     assert not entry_for(source, ids).partial.exists()  # no half-written cache survives
+
+
+def test_an_array_dataset_is_split_cached_and_mapped(tmp_path):
+    from hpsearch.data import prepare_trial_data
+    from hpsearch.errors import DataError
+
+    root = tmp_path / "arrays"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(root / "images.npy", rng.integers(0, 255, (90, 3, 12, 12), dtype=np.uint8))
+    np.save(root / "labels.npy", np.repeat([0, 1, 2], 30))
+    (root / "classes.txt").write_text("cat\ndog\nfox\n")
+    config = DataConfig(source="arrays", root=str(root), image_size=12, cache_dir=str(tmp_path / "cache"))
+    data = prepare_trial_data(config, 0, tmp_path / "run")
+    assert data.classes == ("cat", "dog", "fox") and isinstance(data.train.images, np.memmap)
+    assert len(data.train) + len(data.val) < 90 and data.train.images.shape[1:] == (3, 12, 12)
+    with pytest.raises(DataError, match="expects 1; set data.grayscale"):
+        prepare_trial_data(DataConfig(source="arrays", root=str(root), image_size=12, grayscale=True,
+                                      cache_dir=str(tmp_path / "cache")), 0, tmp_path / "run2")
