@@ -84,3 +84,15 @@ def test_search_efficiency_times_every_searcher_to_the_accuracy_all_runs_reached
     assert summary.set_index("searcher").loc["hpsearch", "time_vs_random"] == pytest.approx(1 / 3)
     _, _, given = summarize(rows, 0.74)
     assert given == 0.74
+
+
+def test_gpu_check_is_skipped_with_a_message_without_a_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the check itself runs (python -m benchmarks.gpu_check)")
+    env = {**os.environ, "HPSEARCH_BENCH_RESULTS": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and "gpu_check skipped: no CUDA GPU" in result.stdout
+    assert not list(tmp_path.iterdir())  # no table written without a GPU
