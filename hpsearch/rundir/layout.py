@@ -54,8 +54,10 @@ def rank_trials(trials: pd.DataFrame) -> pd.DataFrame:
 
 def rank_models(models: pd.DataFrame) -> pd.DataFrame:
     """The selection rule among models (ensembles.csv rows): out-of-fold validation accuracy first, its
-    log-loss breaks ties. In-sample validation scores never choose: methods fit on validation would win them."""
-    return models.sort_values(["val_accuracy_oof", "val_log_loss_oof"], ascending=[False, True], na_position="last")
+    log-loss breaks ties, then the cheaper model. In-sample validation scores never choose: methods fit on
+    validation would win them."""
+    keys = [k for k in ("val_accuracy_oof", "val_log_loss_oof", "relative_cost") if k in models]
+    return models.sort_values(keys, ascending=[False, True, True][:len(keys)], na_position="last", kind="stable")
 
 
 def parameter_columns(trials: pd.DataFrame) -> list[str]:
