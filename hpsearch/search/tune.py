@@ -190,7 +190,7 @@ def prepare_study(recipe: Recipe, run_dir: Path, space: TrialSpace) -> optuna.St
                                 load_if_exists=True)
     if recipe.warm_start:
         write_rows(run_dir, warm_start(study, space, recipe.warm_start, recipe.budget).rows)
-    if recipe.defaults and recipe.budget.scheduler != "pbt":
+    if recipe.defaults:  # under PBT they become members of the initial population
         enqueue_defaults(study, recipe.defaults)
     return study
 
