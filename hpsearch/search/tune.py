@@ -18,7 +18,7 @@ from hpsearch.errors import SearchError
 from hpsearch.rundir import TRIALS_FILE, feasible, from_elsewhere, rank_trials, read_trials, study_url, update_summary
 from hpsearch.runinfo import ensure_writable, record_run
 from hpsearch.search.export import export_experiments
-from hpsearch.search.pbt import ask_population, population_scheduler, settle_population
+from hpsearch.search.pbt import ask_population, mutations, population_scheduler, settle_population
 from hpsearch.search.plan import SearchPlan, experiment_location, experiment_path, plan_search
 from hpsearch.search.samplers import make_sampler, startup_trials
 from hpsearch.search.schedulers import make_scheduler
@@ -26,7 +26,7 @@ from hpsearch.search.searcher import PausingLimiter, Searcher
 from hpsearch.search.session import check_resources, default_concurrency, ray_session, reap_leftover_ray
 from hpsearch.search.space import TrialSpace, sampled_distributions, validate_space, widest_choice
 from hpsearch.search.trainable import run_trial
-from hpsearch.search.warmstart import check_defaults, enqueue_defaults, warm_start, write_rows
+from hpsearch.search.warmstart import check_defaults, check_sources, enqueue_defaults, warm_start, write_rows
 
 if TYPE_CHECKING:
     from hpsearch.recipe import Recipe
@@ -149,6 +149,9 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
     space = TrialSpace(recipe, options.overrides)
     validate_space(space, recipe.data, seed=recipe.seed)
     check_defaults(space, recipe.defaults)
+    check_sources(recipe.warm_start)
+    if recipe.budget.scheduler == "pbt":
+        mutations(sampled_distributions(space, seed=recipe.seed))  # a space without PBT's knobs fails here
     ensure_writable(run_dir)
     data = prepare_trial_data(recipe.data, recipe.seed, run_dir, save=False)  # data problems surface first
     try:

@@ -147,17 +147,22 @@ def imported_row(row: pd.Series, number: int, source: Path, budget: BudgetConfig
     return values
 
 
+def check_sources(sources: list[str]) -> None:
+    """Every warm-start folder is a finished run (checked before the search starts)."""
+    for source in sources:
+        if not (Path(source).expanduser() / TRIALS_FILE).is_file():
+            raise HpsearchError(f"--warm-start {source}: not a finished hpsearch run (no {TRIALS_FILE}); give the "
+                                f"folder of an earlier `hpsearch tune`.")
+
+
 def warm_start(study: optuna.Study, space: TrialSpace, sources: list[str], budget: BudgetConfig) -> WarmStart:
     """Add every source run's finished trials to ``study`` (once: a study that has them already is left alone)."""
     result = WarmStart()
     if any(t.user_attrs.get("origin") == ORIGIN_WARM_START for t in study.get_trials(deepcopy=False)):
         return result
+    check_sources(sources)
     for source in sources:
-        path = Path(source).expanduser().resolve()
-        if not (path / TRIALS_FILE).is_file():
-            raise HpsearchError(f"--warm-start {source}: not a finished hpsearch run (no {TRIALS_FILE}); give the "
-                                f"folder of an earlier `hpsearch tune`.")
-        add_run(study, space, path, budget, result)
+        add_run(study, space, Path(source).expanduser().resolve(), budget, result)
     skipped = sum(result.skipped.values())
     log.info("Warm start: added %d finished trial(s) of %d earlier run(s) to the study; skipped %d outside the new "
              "space%s.", result.added, len(sources), skipped,
