@@ -21,6 +21,7 @@ from hpsearch.rundir import (
     TEST_METRICS_FILE,
     RunDir,
     feasible,
+    from_elsewhere,
     read_table,
     study_url,
 )
@@ -63,7 +64,7 @@ def search_sections(report: Report) -> None:
     note += f", {failed} failed" if failed else ""
     report.add("Trial leaderboard", "leaderboard", board, note=note + ".")
     if history is not None and len(history):
-        top = board[board["val_acc"].notna()]["trial_id"].head(3).tolist()
+        top = board[board["val_acc"].notna() & ~from_elsewhere(board)]["trial_id"].head(3).tolist()
         report.add("Training vs validation (top trials)", None, None,
                    [plots.learning_curves(history, top, report.folder / "learning_curves.png"),
                     plots.asha(history, trials, report.folder / "asha.png")])
