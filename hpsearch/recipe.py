@@ -22,7 +22,7 @@ from hpsearch.search.budget import BudgetConfig
 from hpsearch.training import TrialConfig
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "train": TrialConfig, "budget": BudgetConfig}
-SCALARS: dict[str, type] = {"seed": int, "name": str}
+SCALARS: dict[str, Any] = {"seed": int, "name": str, "warm_start": list[str]}
 REQUIRED = ("data", "space")
 OPTIONS = "options"  # free-form values the recipe's space(trial, options) reads; types follow the defaults
 
@@ -40,11 +40,14 @@ class Recipe:
     space: Callable[..., dict[str, Any] | None]
     source: str
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    warm_start: list[str] = dataclasses.field(default_factory=list)  # earlier run directories (absolute)
+    defaults: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # configurations tried first
 
     def resolved(self) -> dict[str, Any]:
         """Everything but the space function, as plain data (for ``config.json``)."""
         return {"recipe": str(self.path), "name": self.name, "seed": self.seed,
-                **{s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}, OPTIONS: self.options}
+                **{s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}, OPTIONS: self.options,
+                "warm_start": self.warm_start, "defaults": self.defaults}
 
 
 def module_name(path: Path) -> str:
@@ -142,11 +145,12 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, source: st
     if not isinstance(options, dict):
         raise RecipeError(f"The recipe's options must be a dict, but got {type(options).__name__}.")
     options = apply_option_overrides(options, sections[OPTIONS])
-    seed = check_value("seed", names.get("seed", 0), int)
-    name = check_value("name", names.get("name", Path(path).stem), str)
-    if "seed" in scalars:
-        seed = parse_value("seed", scalars["seed"], int)
-    if "name" in scalars:
-        name = parse_value("name", scalars["name"], str)
-    return Recipe(Path(path).resolve(), name, seed, built["data"], built["train"], built["budget"],
-                  names["space"], source if source is not None else Path(path).read_text(), options)
+    values = {key: check_value(key, names.get(key, default), SCALARS[key])
+              for key, default in (("seed", 0), ("name", Path(path).stem), ("warm_start", []))}
+    for key, text in scalars.items():
+        values[key] = parse_value(key, text, SCALARS[key])
+    defaults = check_value("defaults", names.get("defaults", []), list[dict])
+    warm_start = [str(Path(p).expanduser().resolve()) for p in values["warm_start"]]
+    return Recipe(Path(path).resolve(), values["name"], values["seed"], built["data"], built["train"], built["budget"],
+                  names["space"], source if source is not None else Path(path).read_text(), options,
+                  warm_start, [dict(d) for d in defaults])
