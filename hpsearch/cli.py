@@ -366,13 +366,31 @@ def sigterm_as_interrupt() -> Iterator[list[int]]:
             signal.signal(signal.SIGTERM, previous)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record, not the stream of the first call.
+
+    ``main`` may run many times in one process (tests, notebooks) with ``sys.stderr`` swapped in between;
+    a handler holding the first stream would write into a closed file.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # noqa: D102
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def show_logs(debug: bool) -> None:
     """The command line shows hpsearch's log records (the library only emits them)."""
     logger = logging.getLogger("hpsearch")
-    if not any(getattr(h, "_hpsearch_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._hpsearch_cli = True
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
 
