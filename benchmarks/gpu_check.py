@@ -24,7 +24,7 @@ data = dict(source="digits", image_size=32)
 train = dict(backbone="resnet18", batch_size=128, flip=False, amp=True, channels_last=True)
 budget = dict(num_samples=4, max_epochs=3, grace_period=3, cpus_per_trial=1, gpus_per_trial=0.5)
 
-def space(trial):
+def space(trial, options):
     trial.suggest_float("lr", 1e-3, 1e-2, log=True)
 '''
 

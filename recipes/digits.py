@@ -32,7 +32,7 @@ budget = dict(
 )
 
 
-def space(trial):
+def space(trial, options):
     """Backbone first, then the optimizer and regularization knobs it shares with every other."""
     backbone = trial.suggest_categorical("backbone", ["tutorial_cnn", "resnet10t", "mobilenetv3_small_050"])
     trial.suggest_float("lr", 5e-4, 1e-2, log=True)

@@ -49,7 +49,7 @@ def case_missing_space(tmp_path):
 
 
 def case_missing_data(tmp_path):
-    return ["tune", str(write_recipe(tmp_path, "def space(trial):\n    pass\n"))], "missing data"
+    return ["tune", str(write_recipe(tmp_path, "def space(trial, options):\n    pass\n"))], "missing data"
 
 
 def case_not_python(tmp_path):

@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 from hpsearch.models import check_input_size, create_model
+from hpsearch.options import Choice, Range
 from hpsearch.recipe import load_recipe
 from hpsearch.search.space import TrialSpace, split_trial_config, validate_space
 from tests.conftest import RECIPES
@@ -44,7 +45,7 @@ def test_every_flowers_backbone_takes_the_default_image_size(backbone):
 
 def test_cpu_budget_override_narrows_the_backbones():
     recipe = load_recipe(RECIPES / "flowers.py", ["options.backbones=tutorial_cnn,resnet10t", "data.image_size=64"])
-    assert recipe.options["backbones"] == ["tutorial_cnn", "resnet10t"]
+    assert recipe.options["backbones"] == Choice("tutorial_cnn", "resnet10t")
     validate_space(TrialSpace(recipe), recipe.data)
 
 
@@ -77,7 +78,7 @@ def test_transfer_cpu_budget_resolves_and_too_many_frozen_blocks_are_refused_bef
 
     cpu = ["data.image_size=160", "options.lr=3e-3,1e-2", "options.frozen_blocks=6", "options.freeze_epochs=0"]
     recipe = load_recipe(RECIPES / "flowers_transfer.py", cpu)
-    assert recipe.options["frozen_blocks"] == [6] and recipe.options["lr"] == [3e-3, 1e-2]
+    assert recipe.options["frozen_blocks"] == Choice(6) and recipe.options["lr"] == Range(3e-3, 1e-2, log=True)
     validate_space(TrialSpace(recipe), recipe.data)
     too_many = load_recipe(RECIPES / "flowers_transfer.py", ["options.frozen_blocks=0,8"])
     with pytest.raises(RecipeError, match="frozen_blocks must be below 8, but got frozen_blocks=8"):
