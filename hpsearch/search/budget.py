@@ -10,26 +10,32 @@ from hpsearch.errors import RecipeError
 
 @dataclass(frozen=True)
 class BudgetConfig:
-    """Search size and scheduling.
-
-    ``grace_period``: epochs every trial gets before ASHA may stop it (at least 2: first-epoch
-    validation scores of BatchNorm models are noise). ``max_concurrent``: trials at once
-    (``None``: as many as the cluster's CPUs allow). ``max_failures``: retries of a crashed trial.
-    ``sampler="random"`` and ``scheduler="fifo"`` (no early stopping) give the naive baseline;
-    ``time_budget_s`` ends the search after that many seconds, whatever the trial count.
-    """
+    """Search size and scheduling (the recipe's ``budget`` section)."""
 
     num_samples: int = 16
+    """Trials to run (fewer if ``time_budget_s`` runs out first)."""
     max_epochs: int = 20
+    """Epochs per trial at most."""
     grace_period: int = 2
+    """Epochs every trial gets before ASHA may stop it; 2 or more from scratch (first-epoch BatchNorm scores are
+    noise), 1 suits short fine-tuning runs."""
     reduction_factor: int = 3
+    """ASHA keeps the best 1/reduction_factor of the trials at each rung."""
     max_concurrent: int | None = None
+    """Trials at once (``None``: as many as the cluster's CPUs allow)."""
     cpus_per_trial: float = 1.0
+    """CPUs per trial, also its torch threads."""
     gpus_per_trial: float = 0.0
+    """GPUs per trial; fractions share a GPU (0.5: two trials per GPU)."""
     max_failures: int = 0
+    """Retries of a crashed trial."""
     sampler: Literal["tpe", "random"] = "tpe"
+    """Optuna's sampler: ``tpe``, or ``random`` (the naive baseline)."""
     scheduler: Literal["asha", "fifo"] = "asha"
+    """``asha`` stops weak trials early; ``fifo`` runs every trial to the end."""
     time_budget_s: float | None = None
+    """End the search after this many seconds, whatever the trial count (Ray Tune's ``time_budget_s``); running
+    trials stop and what finished is exported."""
 
     def validate(self) -> None:
         if self.num_samples < 1:
