@@ -26,7 +26,7 @@ from hpsearch.data.split import SPLIT_FILE
 from hpsearch.errors import HpsearchError
 from hpsearch.io import atomic_save, atomic_write, read_json, write_json
 from hpsearch.models import create_model
-from hpsearch.training import BestState, Normalizer, TrialConfig
+from hpsearch.training import BestState, Normalizer, TrialConfig, preserved_global_rng
 
 # --- file and folder names -------------------------------------------------------------------------------------
 RECIPE_FILE, CONFIG_FILE, ENV_FILE = "recipe.py", "config.json", "env.json"  # and SPLIT_FILE, from hpsearch.data
@@ -203,8 +203,9 @@ class SavedModel:
     def build(self, num_classes: int, in_chans: int, image_size: int, state: dict | None = None) -> nn.Module:
         """The architecture with these weights (or ``state``), in eval mode on the CPU."""
         config = self.config
-        model = create_model(config.backbone, num_classes, in_chans, image_size, drop_rate=config.drop_rate,
-                             drop_path_rate=config.drop_path_rate)
+        with preserved_global_rng():  # the random initialization is overwritten at once
+            model = create_model(config.backbone, num_classes, in_chans, image_size, drop_rate=config.drop_rate,
+                                 drop_path_rate=config.drop_path_rate)
         try:
             model.load_state_dict(self.state_dict() if state is None else state)
         except RuntimeError as err:

@@ -13,7 +13,7 @@ from hpsearch.data import ImageArrays
 from hpsearch.ensemble.methods import FitContext, SingleModelMethod, make_record, register_method
 from hpsearch.io import atomic_save, write_json
 from hpsearch.rundir import BEST_FILE, ENSEMBLES_DIR, MODEL_FILE, PROBS_FILE, EnsembleRecord, RunDir, SavedModel
-from hpsearch.training import Normalizer, predict_proba
+from hpsearch.training import Normalizer, predict_proba, preserved_global_rng
 from hpsearch.training.trainer import to_float
 
 
@@ -28,8 +28,9 @@ def recompute_batchnorm(model: nn.Module, train: ImageArrays, normalize: Normali
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative average over all batches
     model.train()
-    for start in range(0, len(train), batch_size):
-        model(normalize(to_float(train.images, slice(start, start + batch_size), torch.device("cpu"))))
+    with preserved_global_rng():  # dropout and stochastic depth draw in train mode
+        for start in range(0, len(train), batch_size):
+            model(normalize(to_float(train.images, slice(start, start + batch_size), torch.device("cpu"))))
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
     model.eval()

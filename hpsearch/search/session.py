@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hpsearch.errors import HpsearchError, SearchError
 from hpsearch.io import write_json
+from hpsearch.training import preserved_global_rng
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,9 @@ def start_ray(address: str | None) -> dict | None:
 @contextlib.contextmanager
 def ray_session(address: str | None, run_dir: Path | None = None) -> Iterator[None]:
     """Ray for the duration of a stage, shut down on every exit if we started it; a local Ray started for a
-    run directory is recorded there until it is shut down (see ``reap_leftover_ray``)."""
-    with quiet_ray_env():
+    run directory is recorded there until it is shut down (see ``reap_leftover_ray``). The process's
+    environment and random generators are as they were afterwards."""
+    with quiet_ray_env(), preserved_global_rng():  # Ray's driver draws from the global generators
         info = start_ray(address)
         record = run_dir / RAY_SESSION_FILE if run_dir is not None and info else None
         if record is not None:

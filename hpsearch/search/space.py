@@ -13,7 +13,7 @@ from hpsearch.config import check_value, field_types
 from hpsearch.data import DataConfig
 from hpsearch.errors import RecipeError, did_you_mean
 from hpsearch.models import check_backbone, check_frozen_blocks, check_input_size, create_model
-from hpsearch.training import TrialConfig
+from hpsearch.training import TrialConfig, preserved_global_rng
 
 if TYPE_CHECKING:
     from hpsearch.recipe import Recipe
@@ -137,7 +137,8 @@ def validate_space(space: TrialSpace, data: DataConfig | None = None, samples: i
         study.tell(trial, 0.0)
     if data is not None:
         for name in sorted(backbones):
-            model = create_model(name, 2, data.in_chans, data.image_size)
+            with preserved_global_rng():  # the model is only looked at
+                model = create_model(name, 2, data.in_chans, data.image_size)
             check_input_size(model, name, data.in_chans, data.image_size)
             check_frozen_blocks(model, most_frozen)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,17 @@ def _set_global_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state:
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def preserved_global_rng() -> Iterator[None]:
+    """Whatever runs inside (a model's random initialization that is overwritten at once, Ray's driver) leaves
+    the process's Python, NumPy and torch (CPU) generators as they were."""
+    state = _global_state(cuda=False)
+    try:
+        yield
+    finally:
+        _set_global_state(state)
 
 
 class RandomState:
