@@ -7,7 +7,6 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from hpsearch import __version__
+from hpsearch.argtypes import Parser, comma_choices, duration
 from hpsearch.errors import HpsearchError
 
 FLAG_OVERRIDES = {  # flag attribute -> recipe key it sets
@@ -30,51 +30,11 @@ EXIT_CODES = """exit codes: 0 done; 1 the search or a stage failed (every trial 
 (after 130 or 143, `hpsearch resume RUN_DIR` continues). --debug shows full tracebacks."""
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, with an epilog built only when the help is shown (the recipe reference loads torch)."""
-
-    def __init__(self, *args, epilog_factory: Callable[[], str] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.epilog_factory = epilog_factory
-
-    def format_help(self) -> str:
-        if self.epilog_factory is not None:
-            self.epilog = self.epilog_factory()
-        return super().format_help()
-
-
 def command(commands, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
     """A sub-command that also accepts --debug after its name."""
     parser = commands.add_parser(name, help=help, description=help, **kwargs)
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
-
-
-def duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``30m``, ``1.5h`` or ``1h30m``."""
-    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
-    if not text.strip() or match is None:
-        raise argparse.ArgumentTypeError(f"expected a duration such as 600, 90s, 30m, 1.5h or 1h30m, got {text!r}")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = 3600 * hours + 60 * minutes + seconds
-    if total <= 0:
-        raise argparse.ArgumentTypeError(f"a time budget must be positive, got {text!r}")
-    return total
-
-
-def comma_choices(allowed: Callable[[], Sequence[str]], name: str) -> Callable[[str], list[str]]:
-    """An argparse type for a comma-separated subset of ``allowed()`` (loaded when the flag is parsed)."""
-    def parse(text: str) -> list[str]:
-        choices = tuple(allowed())
-        items = [item.strip() for item in text.split(",") if item.strip()]
-        bad = [item for item in items if item not in choices]
-        if not items or bad:
-            raise argparse.ArgumentTypeError(f"invalid choice{'s' if len(bad) > 1 else ''} {', '.join(bad) or text!r}"
-                                             f" (choose from {', '.join(choices)}, comma-separated)")
-        return items
-
-    parse.__name__ = name
-    return parse
 
 
 def ensemble_methods() -> Sequence[str]:
@@ -101,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hpsearch {__version__}",
                         help="show the version and exit")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do (hpsearch "
+                                     "COMMAND --help for its options)")
     add_search_commands(commands)
     add_after_search_commands(commands)
     add_report_commands(commands)

@@ -110,7 +110,7 @@ def _item(text: str, like: Any, key: str) -> Any:
     if not _is_number(value) or (isinstance(like, int) and not isinstance(value, int)):
         raise RecipeError(f"--set {key}: {text!r} must be a{'n int' if isinstance(like, int) else ' number'}, "
                           f"like the recipe's {like!r}.")
-    return value
+    return float(value) if isinstance(like, float) else value
 
 
 def override_declared(key: str, current: Range | Choice, text: str) -> Range | Choice:

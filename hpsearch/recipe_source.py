@@ -48,13 +48,22 @@ def parse(text: str, path: Path) -> ast.Module:
         raise syntax_error(err, path) from None
 
 
+def bound_names(target: ast.AST | None) -> set[str]:
+    """The names an assignment target binds (``x``, ``x, y``), not those it only mutates (``x["k"]``, ``x.a``)."""
+    if isinstance(target, ast.Name):
+        return {target.id}
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return set().union(*(bound_names(t) for t in target.elts))
+    return bound_names(target.value) if isinstance(target, ast.Starred) else set()
+
+
 def assigned_names(text: str, path: Path) -> set[str]:
     """The names a recipe file binds at its top level (assignments, functions, classes, imports)."""
     names: set[str] = set()
     for node in parse(text, path).body:
         targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
         for target in targets:
-            names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)} if target is not None else set()
+            names |= bound_names(target)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         if isinstance(node, (ast.Import, ast.ImportFrom)):

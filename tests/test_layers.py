@@ -22,7 +22,7 @@ LAYERS = [
     ("ensemble", ["hpsearch.ensemble"]),
     ("evaluation", ["hpsearch.evaluation"]),
     ("report", ["hpsearch.report"]),
-    ("entry points", ["hpsearch.cli", "hpsearch.api", "hpsearch.__main__", "hpsearch"]),
+    ("entry points", ["hpsearch.cli", "hpsearch.argtypes", "hpsearch.api", "hpsearch.__main__", "hpsearch"]),
 ]
 # (importer layer, imported prefix): forbidden even where the layers would allow it, or for outside packages
 FORBIDDEN = [

@@ -120,7 +120,12 @@ def validate_space(space: TrialSpace, data: DataConfig | None = None, samples: i
     """Run the space on a few in-memory trials: every name must be a train knob of the right type, every
     backbone exist (and, given ``data``, take its image size), and no ``--set`` be shadowed by the space."""
     known = field_types(TrialConfig)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))  # no "study created" line for this one
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     backbones: set[str] = set()
     most_frozen = 0
     for _ in range(samples):

@@ -113,3 +113,18 @@ def test_index_page_renders_in_headless_chromium(searched_run, tmp_path):
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("L"))
     assert pixels.shape[0] >= 2000 and (pixels < 200).mean() > 0.01  # not a blank page
+
+
+def test_plots_leave_the_matplotlib_backend_and_pyplot_alone(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, sys, pandas as pd; before = dict.__getitem__(matplotlib.rcParams, 'backend'); "
+            "from hpsearch.report import plots; "
+            "plots.importance_bars(pd.DataFrame({'parameter': ['lr'], 'importance': [1.0]}), "
+            f"__import__('pathlib').Path({str(tmp_path / 'i.png')!r})); "
+            "print(dict.__getitem__(matplotlib.rcParams, 'backend') == before, 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
+    with Image.open(tmp_path / "i.png") as image:
+        image.verify()
