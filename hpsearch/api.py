@@ -215,8 +215,9 @@ class Run:
         ``["drop_rate", "l1"]`` (preset grids) or ``{"drop_rate": [0, 0.5], "l1": None}``."""
         from hpsearch.search.sweep import parse_knobs, run_sweep
 
-        grid = {params: None} if isinstance(params, str) else dict(params) if isinstance(params, dict) else \
-            dict.fromkeys(params)
+        if isinstance(params, str):
+            params = [params]
+        grid = dict(params) if isinstance(params, dict) else dict.fromkeys(params)
         ordered = sorted(grid, key=lambda name: grid[name] is None)  # knobs with values first: --values pair up
         values = [",".join(str(v) for v in grid[name]) for name in ordered if grid[name] is not None]
         return run_sweep(self.path, parse_knobs(ordered, values), epochs=epochs, cpus_per_run=cpus_per_run,

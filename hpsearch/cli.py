@@ -266,10 +266,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from hpsearch.api import Run
+    from hpsearch.search.sweep import parse_knobs
 
-    if len(args.values) > len(args.param):
-        raise HpsearchError("Each --values belongs to the --param before it; got more --values than --param.")
-    grid = {param: args.values[i].split(",") if i < len(args.values) else None for i, param in enumerate(args.param)}
+    grid = dict(parse_knobs(args.param, args.values))  # checked before the run directory is opened
     tables = Run(args.run_dir).sweep(grid, epochs=args.epochs, cpus_per_run=args.cpus_per_run, address=args.address)
     for param, table in tables.items():
         print(f"\n{param}:\n{table.to_string(index=False, float_format=lambda v: f'{v:.4f}')}")

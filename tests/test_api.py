@@ -94,6 +94,20 @@ def test_the_stages_after_the_search_through_the_api(run):
         run.ensemble(top_k=0)
 
 
+def test_sweep_pairs_each_knob_with_its_values(run, monkeypatch):
+    import hpsearch.search.sweep as sweep
+
+    calls = []
+    monkeypatch.setattr(sweep, "run_sweep", lambda path, knobs, **options: calls.append((knobs, options)) or {})
+    run.sweep({"l1": None, "drop_rate": [0, 0.5]}, epochs=2)
+    run.sweep("aug_strength")
+    assert calls[0] == ([("drop_rate", [0.0, 0.5]), ("l1", sweep.DEFAULT_VALUES["l1"])],
+                        {"epochs": 2, "cpus_per_run": 1.0, "address": None})
+    assert calls[1][0] == [("aug_strength", sweep.DEFAULT_VALUES["aug_strength"])]
+    with pytest.raises(HpsearchError, match="not a regularization knob"):
+        run.sweep(["lr"])
+
+
 def digit_images(count: int = 6) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 

@@ -88,7 +88,8 @@ def run_space(space: TrialSpace, trial: optuna.Trial) -> dict[str, Any]:
     except Exception as err:  # noqa: BLE001  any mistake in the recipe's own code
         files = getattr(space, "recipe_files", [space.recipe_path])
         frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename in files]
-        where = f" ({frames[-1].filename}, line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+        file = "" if not frames or frames[-1].filename == space.recipe_path else f"{frames[-1].filename}, "
+        where = f" ({file}line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
         raise RecipeError(f"space(trial, options) of {space.recipe_path} failed{where}: {type(err).__name__}: "
                           f"{err}") from None
 

@@ -93,8 +93,9 @@ def test_latex_is_escaped(searched_run):
 
 
 def test_bad_formats_and_missing_run(tmp_path, searched_run, capsys):
-    assert main(["report", str(searched_run), "--formats", "md,pdf"]) == 2
-    assert "--formats takes" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(searched_run), "--formats", "md,pdf"])
+    assert stop.value.code == 2 and "argument --formats: invalid choice 'pdf'" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "not a finished hpsearch run" in capsys.readouterr().err
 
