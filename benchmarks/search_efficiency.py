@@ -82,9 +82,10 @@ def run_ray(folder: Path, quick: bool, seed: int, epochs: int, samples: int, nai
 
 def run_optuna(folder: Path, quick: bool, seed: int, epochs: int, budget_s: float) -> dict:
     """Optuna's TPE with its MedianPruner, trials back to back in this process, no Ray."""
-    from hpsearch.data import load_split, load_subset, prepare_trial_data
+    from hpsearch.data import TestSplitKey, load_split, load_subset, prepare_trial_data
     from hpsearch.evaluation.metrics import classification_metrics
     from hpsearch.recipe import load_recipe
+    from hpsearch.rundir import SPLIT_FILE
     from hpsearch.search.space import TrialSpace, split_trial_config
     from hpsearch.training import Trainer
 
@@ -116,7 +117,8 @@ def run_optuna(folder: Path, quick: bool, seed: int, epochs: int, budget_s: floa
 
     study.optimize(objective, timeout=budget_s)
     wall = time.time() - start
-    test = load_subset(recipe.data, load_split(run_dir / "split.csv"), "test")
+    # the benchmark reports each searcher's best model on test, as `hpsearch evaluate` would
+    test = load_subset(recipe.data, load_split(run_dir / SPLIT_FILE), "test", key=TestSplitKey("benchmark"))
     test_acc = classification_metrics(best["trainer"].predict(test), test.labels)["accuracy"]
     return {"best_val_acc": float(study.best_value), "test_acc_of_best": float(test_acc), "wall_s": wall,
             "trials": len(study.trials), "curve": ([t for t, _ in log], [a for _, a in log])}

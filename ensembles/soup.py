@@ -46,20 +46,28 @@ def uniform_soup(states: Sequence[StateDict], evaluate: Callable[[StateDict], fl
     return SoupResult(state, list(range(len(states))), score, [{"members": list(range(len(states))), "score": score}])
 
 
-def greedy_soup(states: Sequence[StateDict], scores: Sequence[float],
-                evaluate: Callable[[StateDict], float]) -> SoupResult:
-    """Visit ingredients best-first; keep each one whose addition does not lower the soup's score."""
-    order = sorted(range(len(states)), key=lambda i: -scores[i])
+def greedy_selection(scores: Sequence[float], evaluate: Callable[[list[int]], float]) -> tuple[list[int], float,
+                                                                                          list[dict]]:
+    """Greedy soup's choice of ingredients, by index: visit them best-first (by ``scores``) and keep each one
+    whose addition does not lower ``evaluate(members)``. Returns the members, their score and every step."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
     members = [order[0]]
     best = float(scores[order[0]])
-    state = states[order[0]]
     trajectory = [{"members": list(members), "score": best, "added": True}]
     for index in order[1:]:
-        candidate = average_state_dicts([states[i] for i in members + [index]])
-        score = evaluate(candidate)
+        score = evaluate(members + [index])
         keep = score >= best
         trajectory.append({"members": members + [index], "score": score, "added": keep})
         if keep:
             members.append(index)
-            best, state = score, candidate
+            best = score
+    return members, best, trajectory
+
+
+def greedy_soup(states: Sequence[StateDict], scores: Sequence[float],
+                evaluate: Callable[[StateDict], float]) -> SoupResult:
+    """Visit ingredients best-first; keep each one whose addition does not lower the soup's score."""
+    members, best, trajectory = greedy_selection(
+        scores, lambda chosen: evaluate(average_state_dicts([states[i] for i in chosen])))
+    state = states[members[0]] if len(members) == 1 else average_state_dicts([states[i] for i in members])
     return SoupResult(state, members, best, trajectory)

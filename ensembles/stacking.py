@@ -7,14 +7,17 @@ import inspect
 import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegressionCV
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import cross_val_predict
 
 from ensembles.base import ProbaEnsemble, check_labels, check_stack
+from ensembles.oof import fold_splitter
+
+STACK_FEATURE_CLIP = 1e-7  # probabilities below this are taken as this before their logarithm
 
 
 def stack_features(stack: np.ndarray) -> np.ndarray:
     """(n_models, n_samples, n_classes) -> (n_samples, n_models * n_classes) of log-probabilities."""
-    logs = np.log(np.clip(stack, 1e-7, 1.0))
+    logs = np.log(np.clip(stack, STACK_FEATURE_CLIP, 1.0))
     return logs.transpose(1, 0, 2).reshape(stack.shape[1], -1)
 
 
@@ -40,9 +43,7 @@ class Stacking(ProbaEnsemble):
     def fit(self, probas: np.ndarray, y: np.ndarray) -> Stacking:
         stack = check_stack(probas)
         labels = check_labels(y, stack)
-        min_count = np.bincount(labels).min(initial=0) if len(np.unique(labels)) > 1 else 0
-        folds = StratifiedKFold(n_splits=max(2, min(self.cv, int(min_count))), shuffle=True,
-                                random_state=self.random_state)
+        folds = fold_splitter(labels, self.cv, self.random_state)
         meta = clone(self.meta_learner) if self.meta_learner is not None else self._default_meta(folds)
         features = stack_features(stack)
         oof = cross_val_predict(clone(meta), features, labels, cv=folds, method="predict_proba")

@@ -191,16 +191,20 @@ class Run:
         return RunDir(self.path).config
 
     def ensemble(self, methods: str | Iterable[str] | None = None, *, top_k: int = 5, members: int = 5,
-                 member_epochs: int | None = None, cpus_per_member: float = 1.0,
-                 address: str | None = None) -> pd.DataFrame:
-        """Combine the ``top_k`` trials with each method (default: every registered one); returns the
-        validation table (``ensembles.csv``). Bagging and boosting train ``members`` new models."""
-        from hpsearch.ensemble import METHODS, EnsembleOptions, build_ensembles, parse_methods
+                 member_epochs: int | None = None, cpus_per_member: float = 1.0, address: str | None = None,
+                 tta: str | Iterable[str] | None = None, folds: int = 5) -> pd.DataFrame:
+        """Combine the ``top_k`` trials with each method (default: every registered one) and score every model
+        with and without test-time views (``tta``: ``"flip,shift"``, ``"none"``; default: flip if the best trial
+        trained with flips, else shift), out of fold (``folds``); returns ``ensembles.csv``, whose ``chosen``
+        row is the model validation picks. Bagging and boosting train ``members`` new models."""
+        from hpsearch.ensemble import METHODS, EnsembleOptions, build_ensembles, parse_methods, parse_views
 
-        if top_k < 1 or members < 1:
-            raise HpsearchError(f"top_k and members must be at least 1, but got {top_k=}, {members=}.")
+        if top_k < 1 or members < 1 or folds < 2:
+            raise HpsearchError(f"top_k and members must be at least 1 and folds at least 2, but got {top_k=}, "
+                                f"{members=}, {folds=}.")
+        views = None if tta is None else parse_views(tta if isinstance(tta, str) else ",".join(tta) or "none")
         options = EnsembleOptions(top_k=top_k, members=members, member_epochs=member_epochs,
-                                  cpus_per_member=cpus_per_member, address=address)
+                                  cpus_per_member=cpus_per_member, address=address, tta=views, folds=folds)
         return build_ensembles(self.path, names_from(methods, parse_methods, list(METHODS)), options)
 
     def evaluate(self) -> pd.DataFrame:
@@ -232,7 +236,8 @@ class Run:
     def predict(self, inputs: Any, model: str = "best") -> pd.DataFrame:
         """Classes and probabilities for image files or folders (a path or a list of them), or for images in
         memory: a NumPy batch (N, H, W), (N, H, W, C) or (N, C, H, W) of uint8 or floats in [0, 1], or a
-        list of arrays / PIL images. ``model``: ``best`` or an ensemble method built with ``ensemble``."""
+        list of arrays / PIL images. ``model``: ``best`` (the best trial), ``auto`` (the model validation
+        chose), a method built with ``ensemble`` (its chosen variant) or an exact name (``greedy+tta``)."""
         from hpsearch.evaluation.predict import predict_arrays, predict_files
 
         if isinstance(inputs, (str, Path)):

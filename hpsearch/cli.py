@@ -113,7 +113,12 @@ def add_after_search_commands(commands) -> None:
     ensemble.add_argument("--top-k", type=int, default=5, help="trials to combine (default 5)")
     ensemble.add_argument("--methods", default="average,vote,greedy,stacking,bagging,boosting,soup",
                           type=comma_choices(ensemble_methods, "methods"),
-                          help="comma-separated subset of average,vote,greedy,stacking,bagging,boosting,soup")
+                          help="comma-separated subset of average,vote,greedy,stacking,bagging,boosting,soup "
+                               "(the best single trial is always scored too)")
+    ensemble.add_argument("--tta", default=None, metavar="VIEWS",
+                          help="test-time views tried for every model: flip,shift,scale, or none (default: flip if "
+                               "the best trial trained with flips, else shift)")
+    ensemble.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold validation scores")
     ensemble.add_argument("--members", type=int, default=5, help="members trained by bagging and boosting")
     ensemble.add_argument("--member-epochs", type=int, help="epochs per trained member (default: the best trial's)")
     ensemble.add_argument("--cpus-per-member", type=float, default=1.0, help="CPUs per trained member (default 1)")
@@ -122,11 +127,32 @@ def add_after_search_commands(commands) -> None:
     evaluate = command(commands, "evaluate", help="the one test-set evaluation: best trial vs every ensemble")
     evaluate.add_argument("run_dir", type=Path, help="the run directory of a finished search")
 
-    predict = command(commands, "predict", help="classify image files or folders with a run's model")
-    predict.add_argument("run_dir", type=Path, help="the run directory of a finished search")
+    predict = command(commands, "predict", help="classify image files or folders with a run's model, or with a "
+                      "file written by `hpsearch export`")
+    predict.add_argument("run_dir", type=Path, metavar="RUN_DIR|MODEL_FILE",
+                         help="a run directory, or an exported .onnx or .pt file (then no run directory is needed)")
     predict.add_argument("paths", type=Path, nargs="+", help="image files or folders (searched recursively)")
-    predict.add_argument("--model", default="best", help="best, or an ensemble method (e.g. greedy)")
+    predict.add_argument("--model", default="best",
+                         help="best (the best trial), auto (the model validation chose), a method (e.g. greedy: "
+                              "its variant validation chose), or an exact name (e.g. greedy+tta)")
     predict.add_argument("--output", type=Path, help="write the table as CSV here (default: print it)")
+
+    distill = command(commands, "distill", help="train one student network on an ensemble's soft targets")
+    distill.add_argument("run_dir", type=Path, help="the run directory of a finished search")
+    distill.add_argument("--teacher", default="auto",
+                         help="auto (the model validation chose), best, a method (its chosen variant) or an exact name")
+    distill.add_argument("--student", default="best",
+                         help="best (the best trial's configuration, starting from its weights) or a timm backbone")
+    distill.add_argument("--epochs", type=int, help="training epochs (default: the best trial's)")
+    distill.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's targets (default 0.7)")
+    distill.add_argument("--temperature", type=float, default=2.0, help="softening of both distributions")
+
+    export = command(commands, "export", help="write one model of a run as a single deployable file")
+    export.add_argument("run_dir", type=Path, help="the run directory of a finished search")
+    export.add_argument("--model", default="auto",
+                        help="auto (the model validation chose), best, a method (its chosen variant), or an exact name")
+    export.add_argument("--format", default="onnx", help="onnx (default) or torchscript")
+    export.add_argument("--output", type=Path, help="the file to write (default: RUN_DIR/<model>.onnx or .pt)")
 
     sweep = command(commands, "sweep", help="vary regularization knobs one at a time around the best trial")
     sweep.add_argument("run_dir", type=Path, help="the run directory of a finished search")
@@ -232,9 +258,13 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
     table = Run(args.run_dir).ensemble(args.methods, top_k=args.top_k, members=args.members,
                                        member_epochs=args.member_epochs, cpus_per_member=args.cpus_per_member,
-                                       address=args.address)
-    print(f"\n{table.to_string(index=False)}\n\nWrote {args.run_dir}/ensembles/<method>.json and "
-          f"{args.run_dir}/ensembles.csv (validation scores). Next: hpsearch evaluate {args.run_dir}")
+                                       address=args.address, tta=args.tta, folds=args.folds)
+    shown = ["model", "members", "relative_cost", "val_accuracy", "val_accuracy_oof", "val_log_loss_oof",
+             "temperature", "oof_gain_vs_best_single", "chosen"]
+    print(f"\n{table[shown].to_string(index=False, float_format=lambda v: f'{v:.4f}')}\n\n"
+          f"val_accuracy is in-sample for methods fit on validation predictions; val_accuracy_oof is out of fold "
+          f"(refit without the images it scores) and chooses the model (chosen).\nWrote {args.run_dir}/ensembles/"
+          f"<model>.json and {args.run_dir}/ensembles.csv. Next: hpsearch evaluate {args.run_dir}")
     return 0
 
 
@@ -250,17 +280,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from hpsearch.api import Run
+    from hpsearch.evaluation.deployed import EXPORT_SUFFIXES, predict_exported
+    from hpsearch.evaluation.predict import image_files
     from hpsearch.io import atomic_write
 
     if args.output is not None and args.output.is_dir():
         raise HpsearchError(f"--output names a folder ({str(args.output)!r}); give a file name, e.g. "
                             f"--output {args.output / 'predictions.csv'}.")
-    table = Run(args.run_dir).predict(list(args.paths), args.model)
+    if args.run_dir.is_file() and args.run_dir.suffix in EXPORT_SUFFIXES:
+        table = predict_exported(args.run_dir, image_files(args.paths))
+    else:
+        table = Run(args.run_dir).predict(list(args.paths), args.model)
     if args.output:
         atomic_write(args.output, table.to_csv(index=False))
         print(f"Wrote {len(table)} predictions to {args.output}")
     else:
         print(table[["path", "class", "probability"]].to_string(index=False))
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from hpsearch.ensemble import distill_run
+
+    record = distill_run(args.run_dir, args.teacher, args.student, args.epochs, args.alpha, args.temperature)
+    print(f"distilled: val_accuracy {record.val_accuracy:.4f} (teacher {record.details.get('teacher')}); saved as "
+          f"{args.run_dir}/ensembles/distilled and added to ensembles.csv. Next: hpsearch evaluate {args.run_dir}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hpsearch.evaluation.export import export_model
+
+    path = export_model(args.run_dir, args.model, args.format, args.output)
+    print(f"Wrote {path}: uint8 images (batch, height, width, channels) in, class probabilities out. "
+          f"Use it with: hpsearch predict {path} IMAGES...")
     return 0
 
 
@@ -323,8 +376,8 @@ DISK_ERRORS = {errno.ENOSPC: "Free some disk space, or choose another --out.",
                errno.EROFS: "The file system is read-only; choose another --out.",
                errno.EDQUOT: "The disk quota is exhausted; free space or choose another --out."}
 COMMANDS = {"tune": cmd_tune, "resume": cmd_resume, "init": cmd_init, "show": cmd_show, "ensemble": cmd_ensemble,
-            "evaluate": cmd_evaluate, "predict": cmd_predict, "sweep": cmd_sweep, "report": cmd_report,
-            "compare": cmd_compare}
+            "evaluate": cmd_evaluate, "predict": cmd_predict, "distill": cmd_distill, "export": cmd_export,
+            "sweep": cmd_sweep, "report": cmd_report, "compare": cmd_compare}
 
 
 @contextlib.contextmanager

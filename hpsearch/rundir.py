@@ -26,7 +26,7 @@ from hpsearch.data.split import SPLIT_FILE
 from hpsearch.errors import HpsearchError
 from hpsearch.io import atomic_save, atomic_write, read_json, write_json
 from hpsearch.models import create_model
-from hpsearch.training import BestState, Normalizer, TrialConfig, preserved_global_rng
+from hpsearch.training import BestState, Normalizer, TrialConfig, predict_proba, preserved_global_rng
 
 # --- file and folder names -------------------------------------------------------------------------------------
 RECIPE_FILE, CONFIG_FILE, ENV_FILE = "recipe.py", "config.json", "env.json"  # and SPLIT_FILE, from hpsearch.data
@@ -34,7 +34,7 @@ STUDY_FILE, EXPERIMENT_DIR, SUMMARY_FILE = "study.db", "ray", "summary.json"
 TRIALS_FILE, HISTORY_FILE, TRIALS_DIR = "trials.csv", "history.csv", "trials"
 MODEL_FILE, PROBS_FILE, BEST_FILE = "model.pt", "val_probs.npy", "best.json"  # one trained model's folder
 MODEL_FOLDER_FILES = (MODEL_FILE, PROBS_FILE, BEST_FILE)
-ENSEMBLES_DIR, ENSEMBLES_FILE = "ensembles", "ensembles.csv"
+ENSEMBLES_DIR, ENSEMBLES_FILE, OOF_DIR = "ensembles", "ensembles.csv", "oof"  # oof: ensembles/oof/<model>.npy
 TEST_METRICS_FILE, EVALUATION_DIR, SWEEPS_DIR, REPORT_DIR = "test_metrics.csv", "evaluation", "sweeps", "report"
 SEARCH_ARTIFACTS = (TRIALS_FILE, STUDY_FILE, SPLIT_FILE, TRIALS_DIR)  # a folder holding any of these is a run
 
@@ -45,16 +45,20 @@ TRIAL_RESULT_COLUMNS = ["epochs", "stopped_early", "stop_reason", "best_epoch", 
 TRIAL_COLUMNS = TRIAL_KEY_COLUMNS + TRIAL_RESULT_COLUMNS
 HISTORY_COLUMNS = ["trial_id", "optuna_trial", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
                    "best_val_acc", "epoch_seconds", "time_total_s", "timestamp", "node_id"]
-ENSEMBLE_COLUMNS = ["method", "members", "val_accuracy", "val_log_loss", "cv_accuracy"]
-TEST_SUMMARY_COLUMNS = ["model", "members", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "balanced_accuracy",
-                        "f1_macro", "roc_auc_ovr_macro", "log_loss", "ece", "mcnemar_p_vs_best_single", "parameters",
-                        "ms_per_image"]
+ENSEMBLE_COLUMNS = ["model", "method", "tta", "members", "relative_cost", "val_accuracy", "val_log_loss",
+                    "val_accuracy_oof", "val_log_loss_oof", "temperature", "oof_gain_vs_best_single",
+                    "oof_gain_ci_low", "oof_gain_ci_high", "variant_chosen", "chosen"]
+TEST_SUMMARY_COLUMNS = ["model", "members", "tta", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+                        "balanced_accuracy", "f1_macro", "roc_auc_ovr_macro", "log_loss", "log_loss_calibrated", "ece",
+                        "ece_calibrated", "mcnemar_p_vs_best_single", "parameters", "ms_per_image", "val_accuracy_oof",
+                        "chosen_by_validation"]
 BEST_SINGLE = "best_single"  # the best trial's name in ensembles.csv and test_metrics.csv
+TTA_SUFFIX = "+tta"  # a model's name with test-time augmentation
 # required column -> kind ("str", "num", "bool") checked whenever a table is read back
 _SCHEMAS: dict[str, dict[str, str]] = {
     TRIALS_FILE: {"trial_id": "str", "status": "str", "val_acc": "num", "val_loss": "num"},
     HISTORY_FILE: {"trial_id": "str", "epoch": "num", "val_acc": "num", "val_loss": "num", "train_acc": "num"},
-    ENSEMBLES_FILE: {"method": "str", "val_accuracy": "num", "val_log_loss": "num"},
+    ENSEMBLES_FILE: {"model": "str", "val_accuracy": "num", "val_accuracy_oof": "num"},
     TEST_METRICS_FILE: {"model": "str", "accuracy": "num"},
 }
 
@@ -62,6 +66,12 @@ _SCHEMAS: dict[str, dict[str, str]] = {
 def rank_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """The ranking rule: highest validation accuracy first, lower validation loss breaks ties."""
     return trials.sort_values(["val_acc", "val_loss"], ascending=[False, True], na_position="last")
+
+
+def rank_models(models: pd.DataFrame) -> pd.DataFrame:
+    """The selection rule among models (ensembles.csv rows): out-of-fold validation accuracy first, its
+    log-loss breaks ties. In-sample validation scores never choose: methods fit on validation would win them."""
+    return models.sort_values(["val_accuracy_oof", "val_log_loss_oof"], ascending=[False, True], na_position="last")
 
 
 def parameter_columns(trials: pd.DataFrame) -> list[str]:
@@ -233,10 +243,13 @@ class Member:
 
 @dataclass(frozen=True)
 class EnsembleRecord:
-    """What ``ensembles/<method>.json`` holds: how to rebuild the ensemble, and its validation scores.
+    """What ``ensembles/<name>.json`` holds: how to rebuild a model (a single trial or an ensemble), and its
+    validation scores.
 
     ``model`` names the folder of a single model that replaces the members (a soup, a distilled student);
-    ``details`` holds whatever the method adds (greedy's trajectory, SAMME's rounds, ...).
+    ``tta`` the test-time views its members' probabilities are averaged over (empty: none; the record's name
+    then ends in ``+tta``); ``temperature`` the temperature scaling fit on validation (1: none); the ``_oof``
+    scores are out-of-fold (honest) validation scores; ``details`` whatever the method adds.
     """
 
     method: str
@@ -247,6 +260,14 @@ class EnsembleRecord:
     params: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    tta: tuple[str, ...] = ()
+    temperature: float = 1.0
+    val_accuracy_oof: float | None = None
+    val_log_loss_oof: float | None = None
+
+    @property
+    def name(self) -> str:
+        return variant_name(self.method, self.tta)
 
     @property
     def weights(self) -> np.ndarray:
@@ -259,7 +280,9 @@ class EnsembleRecord:
     def to_json(self) -> dict[str, Any]:
         return {"format": RECORD_FORMAT, "method": self.method, "estimator": self.estimator, "params": self.params,
                 "members": [m.to_json() for m in self.members], "val_accuracy": self.val_accuracy,
-                "val_log_loss": self.val_log_loss, "model": self.model, "details": self.details}
+                "val_log_loss": self.val_log_loss, "val_accuracy_oof": self.val_accuracy_oof,
+                "val_log_loss_oof": self.val_log_loss_oof, "tta": list(self.tta), "temperature": self.temperature,
+                "model": self.model, "details": self.details}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: Path) -> EnsembleRecord:
@@ -269,9 +292,11 @@ class EnsembleRecord:
                 data = _from_format_1(data)
             members = tuple(Member(str(m["name"]), str(m["path"]), float(m["weight"]), m.get("trial_id"))
                             for m in data["members"])
+            oof = {k: None if data.get(k) is None else float(data[k]) for k in ("val_accuracy_oof", "val_log_loss_oof")}
             return cls(str(data["method"]), str(data["estimator"]), members, float(data["val_accuracy"]),
                        float(data["val_log_loss"]), dict(data.get("params") or {}), data.get("model"),
-                       dict(data.get("details") or {}))
+                       dict(data.get("details") or {}), tuple(data.get("tta") or ()),
+                       float(data.get("temperature") or 1.0), **oof)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise damaged(where, f"not an ensemble record: {type(err).__name__} {err}") from None
 
@@ -285,8 +310,13 @@ def _from_format_1(data: dict[str, Any]) -> dict[str, Any]:
             "details": {k: v for k, v in data.items() if k not in common}}
 
 
+def variant_name(method: str, tta: tuple[str, ...] | list[str]) -> str:
+    """A model's name in the tables and on the command line: the method, ``+tta`` with test-time views."""
+    return f"{method}{TTA_SUFFIX}" if tta else method
+
+
 def write_record(run_dir: Path, record: EnsembleRecord) -> Path:
-    return write_json(Path(run_dir) / ENSEMBLES_DIR / f"{record.method}.json", record.to_json())
+    return write_json(Path(run_dir) / ENSEMBLES_DIR / f"{record.name}.json", record.to_json())
 
 
 def read_record(path: Path) -> EnsembleRecord:
@@ -390,26 +420,69 @@ class RunDir:
         """(in_chans, image_size) of the run's preprocessed images."""
         return self.data_config.in_chans, self.data_config.image_size
 
-    def ensemble_path(self, method: str) -> Path:
-        return self.path / ENSEMBLES_DIR / f"{method}.json"
+    def ensemble_path(self, name: str) -> Path:
+        return self.path / ENSEMBLES_DIR / f"{name}.json"
+
+    def oof_path(self, name: str) -> Path:
+        """Where a model's out-of-fold validation probabilities are kept (what ensembles.csv is computed from)."""
+        return self.path / ENSEMBLES_DIR / OOF_DIR / f"{name}.npy"
 
     def records(self) -> dict[str, EnsembleRecord]:
-        """Every ensemble built so far, by method name."""
+        """Every model ``hpsearch ensemble`` saved, by name (``greedy``, ``greedy+tta``, ...)."""
         folder = self.path / ENSEMBLES_DIR
         found = [read_record(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-        return {record.method: record for record in found}
+        return {record.name: record for record in found}
 
-    def record(self, method: str) -> EnsembleRecord:
-        path = self.ensemble_path(method)
+    def record(self, name: str) -> EnsembleRecord:
+        path = self.ensemble_path(name)
         if not path.is_file():
             built = ", ".join(self.records()) or "none"
-            raise HpsearchError(f"No ensemble {method!r} in {str(self.path)!r} (built: {built}); run "
+            method = name.removesuffix(TTA_SUFFIX)
+            raise HpsearchError(f"No ensemble {name!r} in {str(self.path)!r} (built: {built}); run "
                                 f"`hpsearch ensemble {self.path} --methods {method}` first, or use --model best.")
         return read_record(path)
+
+    def model(self, saved: SavedModel) -> nn.Module:
+        """``saved``'s network for this run's images and classes, in eval mode on the CPU."""
+        in_chans, size = self.image_shape
+        return saved.build(len(self.classes), in_chans, size)
+
+    def predict(self, saved: SavedModel, arrays: ImageArrays, views: tuple[str, ...] = (),
+                batch_size: int = 256) -> np.ndarray:
+        """Class probabilities of ``arrays`` under ``saved`` (averaged over test-time ``views``), on the CPU."""
+        return predict_proba(self.model(saved), arrays, saved.normalizer(), batch_size, torch.device("cpu"), views)
+
+    def val_probs(self, saved: SavedModel, views: tuple[str, ...] = (), val: ImageArrays | None = None) -> np.ndarray:
+        """``saved``'s validation probabilities: saved by training, or with test-time views computed once and kept
+        in its folder (``val_probs_tta-<views>.npy``)."""
+        if not views:
+            return saved.val_probs
+        path = saved.folder / tta_probs_file(views)
+        if path.is_file():
+            return np.load(path)
+        probs = self.predict(saved, val if val is not None else self.arrays("val"), views)
+        atomic_save(path, lambda f: np.save(f, probs.astype(np.float32)))
+        return probs
+
+    def ensembles_table(self) -> pd.DataFrame | None:
+        """``ensembles.csv``, or None before ``hpsearch ensemble`` ran."""
+        path = self.path / ENSEMBLES_FILE
+        if not path.is_file():
+            return None
+        table = pd.read_csv(path, nrows=0)
+        if "model" not in table.columns and "method" in table.columns:
+            raise HpsearchError(f"{str(path)!r} was written by an earlier hpsearch (no out-of-fold scores); rebuild it "
+                                f"with `hpsearch ensemble {self.path}` (its ensembles still open in evaluate and "
+                                f"predict).")
+        return read_table(path, {"model": str, "method": str})
 
     def member_model(self, member: Member) -> SavedModel:
         """The saved model behind an ensemble member (its folder confined to this run directory)."""
         return SavedModel(member.name, self.inside(member.path), member.trial_id)
+
+
+def tta_probs_file(views: tuple[str, ...]) -> str:
+    return f"val_probs_tta-{'-'.join(views)}.npy"
 
 
 def read_trials(run_dir: Path) -> pd.DataFrame:

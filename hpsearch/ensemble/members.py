@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
 from ensembles import AdaBoostSAMME, Bagging, bootstrap_indices, samme_step
-from hpsearch.ensemble.methods import Combiner, EnsembleMethod, FitContext, make_record, register_method
+from hpsearch.ensemble.methods import EnsembleMethod, FitContext, Fitted, make_record, register_method
 from hpsearch.errors import HpsearchError
 from hpsearch.rundir import ENSEMBLES_DIR, EnsembleRecord, SavedModel, save_model_folder
 from hpsearch.training import Trainer, TrialConfig
@@ -27,9 +28,9 @@ def member_config(ctx: FitContext) -> TrialConfig:
 class BaggingMethod(EnsembleMethod):
     """The best configuration retrained on stratified bootstrap resamples of the training split, averaged."""
 
-    name, learns_from_validation = "bagging", False
+    name, learns_from_validation, position = "bagging", False, 50
 
-    def fit(self, ctx: FitContext) -> EnsembleRecord:
+    def train(self, ctx: FitContext) -> list[SavedModel]:
         from hpsearch.search.grid import train_grid
 
         config, count = member_config(ctx), ctx.options.members
@@ -38,14 +39,25 @@ class BaggingMethod(EnsembleMethod):
                  "trials", count, ctx.best.name, config.backbone, config.epochs)
         folders = train_grid([config] * count, ctx.trial_data, ctx.run.path / ENSEMBLES_DIR / self.name,
                              samples=samples, cpus_per_run=ctx.options.cpus_per_member, address=ctx.options.address)
-        models = [SavedModel(f"bagging:{f.name}", f) for f in folders]
-        stack = np.stack([m.val_probs for m in models])
-        estimator = Bagging().fit(stack, ctx.y)
-        return make_record(ctx, self.name, estimator, models, estimator.predict_proba(stack),
-                           base_trial=ctx.best.name, member_epochs=config.epochs)
+        return [SavedModel(f"bagging:{f.name}", f) for f in folders]
 
-    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray, y_val: np.ndarray) -> Combiner:
-        return Bagging().fit(val_stack).predict_proba
+    def fit(self, ctx: FitContext) -> Fitted:
+        models = ctx.remember(self.name, lambda: self.train(ctx))
+        estimator = Bagging().fit(ctx.stack(models), ctx.y)
+        return make_record(ctx, self.name, estimator, models, estimator.predict_proba(ctx.stack(models)),
+                           base_trial=ctx.best.name, member_epochs=member_config(ctx).epochs)
+
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Bagging:
+        return Bagging().fit(val_stack)
+
+
+@dataclass
+class Rounds:
+    """What SAMME boosting trained: the members and each round's weight and weighted training error."""
+
+    models: list[SavedModel]
+    alphas: list[float]
+    errors: list[float]
 
 
 @register_method
@@ -53,15 +65,14 @@ class BoostingMethod(EnsembleMethod):
     """SAMME (multi-class AdaBoost): members trained in sequence on weight-resampled training data; each
     member's vote weight comes from its weighted error on the training split, never from validation."""
 
-    name, learns_from_validation = "boosting", False
+    name, learns_from_validation, position = "boosting", False, 60
 
-    def fit(self, ctx: FitContext) -> EnsembleRecord:
+    def train(self, ctx: FitContext) -> Rounds:
         config, data = member_config(ctx), ctx.trial_data
         labels, n_classes = data.train.labels, len(ctx.run.classes)
         weight = np.full(len(labels), 1.0 / len(labels))
         rng = np.random.default_rng(ctx.run.seed)
-        folder = ctx.run.path / ENSEMBLES_DIR / self.name
-        models, alphas, errors = [], [], []
+        rounds = Rounds([], [], [])
         for k in range(ctx.options.members):
             index = np.sort(rng.choice(len(labels), size=len(labels), replace=True, p=weight))
             resampled = dataclasses.replace(data, train=type(data.train)(data.train.images[index], labels[index]))
@@ -74,21 +85,26 @@ class BoostingMethod(EnsembleMethod):
             if alpha == 0.0:
                 log.info("boosting: member no better than chance on the reweighted data; stopping")
                 break
-            member_dir = save_model_folder(folder / f"member_{k}", outcome.best, trainer.config, None, trainer.mean,
-                                           trainer.std)
-            models.append(SavedModel(f"boosting:member_{k}", member_dir))
-            alphas.append(alpha)
-            errors.append(error)
+            folder = ctx.run.path / ENSEMBLES_DIR / self.name / f"member_{k}"
+            save_model_folder(folder, outcome.best, trainer.config, None, trainer.mean, trainer.std)
+            rounds.models.append(SavedModel(f"boosting:member_{k}", folder))
+            rounds.alphas.append(alpha)
+            rounds.errors.append(error)
             weight = new_weight
             if error <= 1e-10:
                 break
-        if not models:
+        if not rounds.models:
             raise HpsearchError("boosting: no member beat chance on the training data; nothing to combine.")
-        estimator = AdaBoostSAMME.from_rounds(alphas, n_classes, errors)
-        probas = estimator.predict_proba(np.stack([m.val_probs for m in models]))
-        return make_record(ctx, self.name, estimator, models, probas, alphas=alphas, train_errors=errors,
-                           base_trial=ctx.best.name, member_epochs=config.epochs)
+        return rounds
 
-    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray, y_val: np.ndarray) -> Combiner:
+    def fit(self, ctx: FitContext) -> Fitted:
+        rounds = ctx.remember(self.name, lambda: self.train(ctx))
+        estimator = AdaBoostSAMME.from_rounds(rounds.alphas, len(ctx.run.classes), rounds.errors)
+        probas = estimator.predict_proba(ctx.stack(rounds.models))
+        return make_record(ctx, self.name, estimator, rounds.models, probas, alphas=rounds.alphas,
+                           train_errors=rounds.errors, base_trial=ctx.best.name,
+                           member_epochs=member_config(ctx).epochs)
+
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> AdaBoostSAMME:
         alphas, errors = record.details["alphas"], record.details.get("train_errors")
-        return AdaBoostSAMME.from_rounds(alphas, val_stack.shape[2], errors).predict_proba
+        return AdaBoostSAMME.from_rounds(alphas, val_stack.shape[2], errors)

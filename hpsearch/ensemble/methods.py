@@ -1,9 +1,10 @@
 """The registry of ensemble methods: how each is fit on validation predictions, how it is applied, what it saves.
 
 A method is one class registered with ``@register_method``. ``fit`` turns a ``FitContext`` (the top trials,
-their saved validation probabilities, the run) into an ``EnsembleRecord``; ``combiner`` rebuilds, from that
-record, the function that maps the members' probabilities to the ensemble's. ``evaluate``, ``predict``,
-``export`` and ``report`` use every method through these two calls only.
+their validation probabilities, the run) into a ``Fitted``: the ``EnsembleRecord`` it saves and its validation
+probabilities. ``combiner`` rebuilds, from that record, the function that maps the members' probabilities to the
+ensemble's. ``oof`` gives out-of-fold validation probabilities for methods that learn from validation data.
+``ensemble``, ``evaluate``, ``predict``, ``export`` and ``report`` use every method through these calls only.
 """
 
 from __future__ import annotations
@@ -16,42 +17,74 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from torch import nn
 
-from ensembles import GreedySelection, HardVoting, ProbaEnsemble, SoftVoting, Stacking, log_loss
+from ensembles import (
+    GreedySelection,
+    HardVoting,
+    ProbaEnsemble,
+    SingleModel,
+    SoftVoting,
+    Stacking,
+    as_torch,
+    cross_val_proba,
+    log_loss,
+)
 from hpsearch.data import ImageArrays, TrialData
 from hpsearch.errors import HpsearchError, did_you_mean
-from hpsearch.rundir import EnsembleRecord, Member, RunDir, SavedModel
+from hpsearch.rundir import BEST_SINGLE, EnsembleRecord, Member, RunDir, SavedModel
 
 
 @dataclass
 class EnsembleOptions:
-    """What ``hpsearch ensemble`` may spend: trials to combine, members to train and their budget."""
+    """What ``hpsearch ensemble`` may spend: trials to combine, members to train and their budget, test-time views."""
 
     top_k: int = 5
     members: int = 5
     member_epochs: int | None = None  # None: the best trial's own number of epochs
     cpus_per_member: float = 1.0
     address: str | None = None
+    tta: tuple[str, ...] | None = None  # test-time views tried for every model; None: flip if trained with flips
+    folds: int = 5  # for out-of-fold validation scores
 
 
 @dataclass
 class FitContext:
-    """What a method is fit on: the run, its top trials (best first) and their validation predictions."""
+    """What a method is fit on: the run, its top trials (best first) and their validation probabilities, with
+    or without test-time ``views``. Variants of one context share ``memo`` (members trained once)."""
 
     run: RunDir
     members: list[SavedModel]
     top: pd.DataFrame
     val: ImageArrays
     options: EnsembleOptions = field(default_factory=EnsembleOptions)
+    views: tuple[str, ...] = ()
+    memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def y(self) -> np.ndarray:
         return self.val.labels
 
+    def probs(self, model: SavedModel) -> np.ndarray:
+        """``model``'s validation probabilities under this context's test-time views."""
+        return self.run.val_probs(model, self.views, self.val)
+
+    def stack(self, models: list[SavedModel]) -> np.ndarray:
+        return np.stack([self.probs(m) for m in models])
+
     @cached_property
     def val_stack(self) -> np.ndarray:
-        """(n_members, n_val, n_classes): the saved validation probabilities of the top trials."""
-        return np.stack([m.val_probs for m in self.members])
+        """(n_members, n_val, n_classes): the top trials' validation probabilities."""
+        return self.stack(self.members)
+
+    def with_views(self, views: tuple[str, ...]) -> FitContext:
+        return dataclasses.replace(self, views=views)
+
+    def remember(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()`` once per context family (e.g. members trained for the plain and the +tta variant alike)."""
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
 
     @cached_property
     def trial_data(self) -> TrialData:
@@ -67,21 +100,48 @@ class FitContext:
         return self.top.iloc[0]
 
 
+@dataclass
+class Fitted:
+    """A method's result: the record to save and the ensemble's probabilities on the validation images."""
+
+    record: EnsembleRecord
+    probs: np.ndarray
+
+
 Combiner = Callable[[np.ndarray], np.ndarray]  # (n_members, n, n_classes) -> (n, n_classes)
 
 
 class EnsembleMethod:
-    """One way to combine models; subclasses set ``name`` and implement ``fit`` (and ``combiner`` if needed)."""
+    """One way to make a model of the search's trials; subclasses set ``name`` and implement ``fit`` and
+    ``combiner`` (and ``oof`` when they learn from validation data in a way the default cannot refit)."""
 
     name: ClassVar[str]
     learns_from_validation: ClassVar[bool] = True  # False: nothing is fit on validation predictions
+    position: ClassVar[int] = 100  # where its rows go in the tables (the built-in methods come first)
 
-    def fit(self, ctx: FitContext) -> EnsembleRecord:
+    def fit(self, ctx: FitContext) -> Fitted:
         raise NotImplementedError
 
-    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray, y_val: np.ndarray) -> Combiner:
-        """The ensemble's combination rule, rebuilt from ``record`` (and, where it refits, validation data)."""
-        raise NotImplementedError
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
+        """The fitted combination rule, rebuilt from ``record`` (and, where it refits, validation data)."""
+        raise NotImplementedError(f"{self.name} defines neither estimator() nor combiner()")
+
+    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Combiner:
+        """The ensemble's combination rule as a function of the members' probabilities."""
+        return self.estimator(record, val_stack, y_val).predict_proba
+
+    def torch_combiner(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> nn.Module:
+        """The combination rule as a torch module, for ``export`` (one graph for the whole ensemble)."""
+        try:
+            return as_torch(self.estimator(record, val_stack, y_val))
+        except (NotImplementedError, TypeError) as err:
+            raise HpsearchError(f"Models made by {self.name!r} cannot be exported ({err}).") from None
+
+    def oof(self, ctx: FitContext, fitted: Fitted) -> np.ndarray:
+        """Out-of-fold validation probabilities; a method that learns nothing from validation is its own."""
+        if self.learns_from_validation:
+            raise NotImplementedError(f"{self.name} learns from validation data but defines no oof()")
+        return fitted.probs
 
 
 METHODS: dict[str, EnsembleMethod] = {}
@@ -90,6 +150,9 @@ METHODS: dict[str, EnsembleMethod] = {}
 def register_method(cls: type[EnsembleMethod]) -> type[EnsembleMethod]:
     """Class decorator: make ``cls`` available to ``ensemble``, ``evaluate``, ``predict`` and ``export``."""
     METHODS[cls.name] = cls()
+    ordered = sorted(METHODS.values(), key=lambda m: m.position)  # stable: registration order breaks ties
+    METHODS.clear()
+    METHODS.update((m.name, m) for m in ordered)
     return cls
 
 
@@ -108,50 +171,72 @@ def members_of(run: RunDir, models: list[SavedModel], weights: np.ndarray | None
 
 
 def make_record(ctx: FitContext, method: str, estimator: Any, models: list[SavedModel], probas: np.ndarray,
-                params: dict[str, Any] | None = None, model: str | None = None, **details: Any) -> EnsembleRecord:
-    """A record with the ensemble's validation accuracy and log-loss computed from its probabilities."""
+                params: dict[str, Any] | None = None, model: str | None = None, **details: Any) -> Fitted:
+    """A fitted method: its record (validation accuracy and log-loss computed from ``probas``) and ``probas``."""
     weights = getattr(estimator, "weights_", None)
     name = estimator if isinstance(estimator, str) else type(estimator).__name__
     if params is None:
         params = estimator.get_params() if hasattr(estimator, "get_params") else {}
-    return EnsembleRecord(method, name, members_of(ctx.run, models, weights), float((probas.argmax(1) == ctx.y).mean()),
-                          log_loss(probas, ctx.y), params, model, details)
+    record = EnsembleRecord(method, name, members_of(ctx.run, models, weights),
+                            float((probas.argmax(1) == ctx.y).mean()), log_loss(probas, ctx.y), params, model,
+                            details, tta=ctx.views)
+    return Fitted(record, probas)
+
+
+@register_method
+class BestSingle(EnsembleMethod):
+    """The search's best trial (by validation accuracy, then loss), alone."""
+
+    name, learns_from_validation, position = BEST_SINGLE, False, 0
+
+    def fit(self, ctx: FitContext) -> Fitted:
+        return make_record(ctx, self.name, "SingleModel", [ctx.best], ctx.probs(ctx.best), params={},
+                           trial=ctx.best.trial_id)
+
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
+        return SingleModel().fit()
 
 
 class ProbabilityMethod(EnsembleMethod):
-    """Combines the top trials' saved validation probabilities with an estimator from ``ensembles``."""
+    """Combines the top trials' validation probabilities with an estimator from ``ensembles``."""
 
-    estimator: ClassVar[type[ProbaEnsemble]]
+    estimator_class: ClassVar[type[ProbaEnsemble]]
 
     def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
-        return self.estimator()
+        return self.estimator_class()
 
     def details(self, estimator: ProbaEnsemble) -> dict[str, Any]:
         return {}
 
-    def fit(self, ctx: FitContext) -> EnsembleRecord:
+    def fit(self, ctx: FitContext) -> Fitted:
         estimator = self.make_estimator(ctx).fit(ctx.val_stack, ctx.y)
         probas = estimator.predict_proba(ctx.val_stack)
         return make_record(ctx, self.name, estimator, ctx.members, probas, **self.details(estimator))
 
-    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray, y_val: np.ndarray) -> Combiner:
-        """Refit on the members' saved validation predictions: deterministic, and no pickles on disk."""
-        return self.estimator(**record.params).fit(val_stack, y_val).predict_proba
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
+        """Refit on the members' validation predictions: deterministic, and no pickles on disk."""
+        return self.estimator_class(**record.params).fit(val_stack, y_val)
+
+    def oof(self, ctx: FitContext, fitted: Fitted) -> np.ndarray:
+        if not self.learns_from_validation:
+            return fitted.probs
+        return cross_val_proba(lambda: self.make_estimator(ctx), ctx.val_stack, ctx.y, ctx.options.folds,
+                               ctx.run.seed)
 
 
 @register_method
 class Average(ProbabilityMethod):
-    name, estimator, learns_from_validation = "average", SoftVoting, False
+    name, estimator_class, learns_from_validation, position = "average", SoftVoting, False, 10
 
 
 @register_method
 class Vote(ProbabilityMethod):
-    name, estimator, learns_from_validation = "vote", HardVoting, False
+    name, estimator_class, learns_from_validation, position = "vote", HardVoting, False, 20
 
 
 @register_method
 class Greedy(ProbabilityMethod):
-    name, estimator = "greedy", GreedySelection
+    name, estimator_class, position = "greedy", GreedySelection, 30
 
     def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
         return GreedySelection(max_size=25, random_state=ctx.run.seed)
@@ -162,21 +247,17 @@ class Greedy(ProbabilityMethod):
 
 @register_method
 class Stack(ProbabilityMethod):
-    name, estimator = "stacking", Stacking
+    name, estimator_class, position = "stacking", Stacking, 40
 
     def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
         return Stacking(cv=5, random_state=ctx.run.seed)
-
-    def details(self, estimator: Stacking) -> dict[str, Any]:
-        return {"cv_accuracy": estimator.cv_accuracy_,
-                "note": "val_accuracy is in-sample for the meta-learner; cv_accuracy is its out-of-fold estimate"}
 
 
 class SingleModelMethod(EnsembleMethod):
     """A method whose result is one new model (a soup, a distilled student) saved in ``record.model``."""
 
-    def combiner(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Combiner:
-        return lambda stack: stack[0]
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
+        return SingleModel().fit()
 
 
 def record_models(run: RunDir, record: EnsembleRecord) -> list[SavedModel]:
@@ -186,8 +267,19 @@ def record_models(run: RunDir, record: EnsembleRecord) -> list[SavedModel]:
     return [run.member_model(m) for m in record.members]
 
 
+def member_val_stack(run: RunDir, record: EnsembleRecord) -> np.ndarray | None:
+    """The members' validation probabilities (with the record's test-time views) that methods refit on."""
+    if record.model is not None:
+        return None
+    return np.stack([run.val_probs(run.member_model(m), record.tta) for m in record.members])
+
+
 def ensemble_combiner(run: RunDir, record: EnsembleRecord, y_val: np.ndarray) -> Combiner:
-    """The function from the models' probabilities (in ``record_models`` order) to the ensemble's."""
-    method = get_method(record.method)
-    val_stack = None if record.model is not None else np.stack([run.member_model(m).val_probs for m in record.members])
-    return method.combiner(record, val_stack, y_val)
+    """The function from the models' probabilities (in ``record_models`` order, with the record's test-time
+    views) to the ensemble's, before temperature scaling."""
+    return get_method(record.method).combiner(record, member_val_stack(run, record), y_val)
+
+
+def ensemble_torch_combiner(run: RunDir, record: EnsembleRecord, y_val: np.ndarray) -> nn.Module:
+    """``ensemble_combiner`` as a torch module."""
+    return get_method(record.method).torch_combiner(record, member_val_stack(run, record), y_val)

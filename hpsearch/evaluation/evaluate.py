@@ -1,4 +1,9 @@
-"""``hpsearch evaluate``: the one step that reads the test split; best single trial vs every ensemble."""
+"""``hpsearch evaluate``: the one step that reads the test split; every model of ``ensembles/`` side by side.
+
+Each model (the best single trial and every ensemble, with and without test-time augmentation) is scored on
+the test images: accuracy with a Wilson interval, McNemar against the best single trial, log-loss and ECE
+before and after its validation-fit temperature, and what one image costs.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ensembles import log_loss, scale_probabilities
 from hpsearch.data import ImageArrays, TestSplitKey
-from hpsearch.ensemble import METHODS, ensemble_combiner, record_models
-from hpsearch.evaluation.metrics import classification_metrics, confusion_table, mcnemar, per_class_table
+from hpsearch.ensemble import chosen_model, ensemble_combiner, ordered_records, record_models
+from hpsearch.evaluation.metrics import (
+    classification_metrics,
+    confusion_table,
+    expected_calibration_error,
+    mcnemar,
+    per_class_table,
+)
 from hpsearch.io import atomic_write
+from hpsearch.models import count_parameters
 from hpsearch.rundir import (
     BEST_SINGLE,
     EVALUATION_DIR,
@@ -35,43 +48,34 @@ class ModelOutput:
     parameters: int
 
 
-def model_output(run: RunDir, saved: SavedModel, arrays: ImageArrays, batch_size: int = 256) -> ModelOutput:
-    """Class probabilities of ``arrays`` under ``saved``, timed on the CPU."""
-    in_chans, size = run.image_shape
-    model = saved.build(len(run.classes), in_chans, size)
-    start = time.perf_counter()
-    probs = predict_proba(model, arrays, saved.normalizer(), batch_size, torch.device("cpu"))
-    ms = 1000.0 * (time.perf_counter() - start) / max(1, len(arrays))
-    return ModelOutput(probs, ms, sum(p.numel() for p in model.parameters()))
-
-
 class Predictor:
-    """Probabilities per saved model on one set of images, computed once each."""
+    """Probabilities per saved model (and test-time views) on one set of images, computed once each."""
 
     def __init__(self, run: RunDir, arrays: ImageArrays):
         self.run, self.arrays = run, arrays
-        self._cache: dict[Path, ModelOutput] = {}
+        self._cache: dict[tuple[Path, tuple[str, ...]], ModelOutput] = {}
 
-    def __call__(self, saved: SavedModel) -> ModelOutput:
-        if saved.folder not in self._cache:
-            self._cache[saved.folder] = model_output(self.run, saved, self.arrays)
-        return self._cache[saved.folder]
+    def __call__(self, saved: SavedModel, views: tuple[str, ...] = ()) -> ModelOutput:
+        key = (saved.folder, views)
+        if key not in self._cache:
+            model = self.run.model(saved)
+            start = time.perf_counter()
+            probs = predict_proba(model, self.arrays, saved.normalizer(), 256, torch.device("cpu"), views)
+            ms = 1000.0 * (time.perf_counter() - start) / max(1, len(self.arrays))
+            self._cache[key] = ModelOutput(probs, ms, count_parameters(model))
+        return self._cache[key]
 
-    def ensemble(self, record: EnsembleRecord, y_val: np.ndarray) -> tuple[np.ndarray, ModelOutput]:
-        """The ensemble's probabilities; the cost counts only the models that carry weight."""
+    def model(self, record: EnsembleRecord, y_val: np.ndarray) -> tuple[np.ndarray, ModelOutput]:
+        """The model's probabilities before and after its temperature; the cost counts only the members that
+        carry weight."""
         models = record_models(self.run, record)
-        outputs = [self(m) for m in models]
+        outputs = [self(m, record.tta) for m in models]
         probs = ensemble_combiner(self.run, record, y_val)(np.stack([o.probs for o in outputs]))
         if record.model is None:
             outputs = [o for o, m in zip(outputs, record.members, strict=True) if m.weight > 0]
-        cost = ModelOutput(probs, sum(o.ms_per_image for o in outputs), sum(o.parameters for o in outputs))
+        calibrated = scale_probabilities(probs, record.temperature)
+        cost = ModelOutput(calibrated, sum(o.ms_per_image for o in outputs), sum(o.parameters for o in outputs))
         return probs, cost
-
-
-def ordered_records(run: RunDir) -> list[EnsembleRecord]:
-    """The run's ensembles: registered methods in registry order, then any others by name."""
-    records = run.records()
-    return [records[m] for m in METHODS if m in records] + [r for m, r in records.items() if m not in METHODS]
 
 
 def evaluate_run(run_dir: Path) -> pd.DataFrame:
@@ -79,24 +83,30 @@ def evaluate_run(run_dir: Path) -> pd.DataFrame:
     run = RunDir(run_dir)
     y_val = run.arrays("val").labels
     records = ordered_records(run)
+    chosen = chosen_model(run)
     test = run.arrays("test", key=TestSplitKey("evaluate"))  # the only place any stage reads the test split
     predict = Predictor(run, test)
-    models = {BEST_SINGLE: predict(run.best_model())}
-    members = {BEST_SINGLE: 1}
-    for record in records:
-        _, models[record.method] = predict.ensemble(record, y_val)
-        members[record.method] = 1 if record.model is not None else len(record.used_members())
-    best_correct = models[BEST_SINGLE].probs.argmax(1) == test.labels
+    outputs = {r.name: predict.model(r, y_val) for r in records}
+    best_correct = outputs[BEST_SINGLE][0].argmax(1) == test.labels
     rows = []
-    out = run.path / EVALUATION_DIR
-    for name, output in models.items():
-        row = {"model": name, "members": members[name], **classification_metrics(output.probs, test.labels, run.seed)}
-        row["mcnemar_p_vs_best_single"] = mcnemar(output.probs.argmax(1) == test.labels, best_correct)
-        row.update({"parameters": output.parameters, "ms_per_image": output.ms_per_image})
+    for record in records:
+        raw, output = outputs[record.name]
+        row = {"model": record.name, "members": 1 if record.model is not None else len(record.used_members()),
+               "tta": "+".join(record.tta), **classification_metrics(raw, test.labels, run.seed)}
+        row.update({"temperature": record.temperature, "log_loss_calibrated": log_loss(output.probs, test.labels),
+                    "ece_calibrated": expected_calibration_error(output.probs, test.labels),
+                    "mcnemar_p_vs_best_single": mcnemar(raw.argmax(1) == test.labels, best_correct),
+                    "parameters": output.parameters, "ms_per_image": output.ms_per_image,
+                    "val_accuracy_oof": record.val_accuracy_oof, "chosen_by_validation": record.name == chosen})
         rows.append(row)
-        atomic_write(out / f"confusion_{name}.csv", confusion_table(output.probs, test.labels, run.classes).to_csv())
-        write_table(out / f"per_class_{name}.csv", per_class_table(output.probs, test.labels, run.classes))
+        write_details(run, record.name, output.probs, test.labels)
     table = pd.DataFrame(rows)
     table.insert(1, "n_test", len(test.labels))
     write_table(run.path / TEST_METRICS_FILE, table)
     return table
+
+
+def write_details(run: RunDir, name: str, probs: np.ndarray, labels: np.ndarray) -> None:
+    out = run.path / EVALUATION_DIR
+    atomic_write(out / f"confusion_{name}.csv", confusion_table(probs, labels, run.classes).to_csv())
+    write_table(out / f"per_class_{name}.csv", per_class_table(probs, labels, run.classes))

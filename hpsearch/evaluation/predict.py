@@ -12,6 +12,7 @@ import pandas as pd
 from hpsearch.data import ImageArrays
 from hpsearch.data.arrays import images_to_uint8
 from hpsearch.data.sources import IMAGE_EXTENSIONS, CorruptImages, FileListSource, warn_corrupt
+from hpsearch.ensemble import resolve_model
 from hpsearch.errors import HpsearchError
 from hpsearch.evaluation.evaluate import Predictor
 from hpsearch.rundir import EnsembleRecord, RunDir
@@ -50,9 +51,9 @@ def decode_files(run: RunDir, files: list[Path]) -> tuple[list[Path], np.ndarray
 
 
 def predict_files(run_dir: Path, paths: list[Path], model: str = "best") -> pd.DataFrame:
-    """One row per readable image: path, predicted class, its probability and every class's probability."""
+    """One row per readable image: path, predicted class, its (calibrated) probability and every class's."""
     run = RunDir(run_dir)
-    record = None if model == "best" else run.record(model)
+    record = resolve_model(run, model)
     files, images = decode_files(run, image_files(paths))
     return prediction_table(run, images, record, {"path": [str(f) for f in files]})
 
@@ -60,20 +61,18 @@ def predict_files(run_dir: Path, paths: list[Path], model: str = "best") -> pd.D
 def predict_arrays(run_dir: Path, images: Any, model: str = "best") -> pd.DataFrame:
     """Like ``predict_files`` for images in memory (see ``images_to_uint8``); rows are numbered by ``index``."""
     run = RunDir(run_dir)
-    record = None if model == "best" else run.record(model)
+    record = resolve_model(run, model)
     in_chans, size = run.image_shape
     pixels = images_to_uint8(images, in_chans, size)
     return prediction_table(run, pixels, record, {"index": np.arange(len(pixels))})
 
 
-def prediction_table(run: RunDir, images: np.ndarray, record: EnsembleRecord | None,
-                     first: dict[str, Any]) -> pd.DataFrame:
+def prediction_table(run: RunDir, images: np.ndarray, record: EnsembleRecord, first: dict[str, Any]) -> pd.DataFrame:
     predictor = Predictor(run, ImageArrays(images, np.zeros(len(images), dtype=np.int64)))
-    if record is None:
-        probs = predictor(run.best_model()).probs
-    else:
-        probs, _ = predictor.ensemble(record, run.arrays("val").labels)
-    table = pd.DataFrame({**first, "class": [run.classes[i] for i in probs.argmax(1)], "probability": probs.max(1)})
+    _, output = predictor.model(record, run.arrays("val").labels)
+    probs = output.probs
+    table = pd.DataFrame({**first, "class": [run.classes[i] for i in probs.argmax(1)], "probability": probs.max(1),
+                          "model": record.name})
     for index, name in enumerate(run.classes):
         table[f"p_{name}"] = probs[:, index]
     return table

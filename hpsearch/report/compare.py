@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpsearch.rundir import BEST_SINGLE, ENSEMBLES_FILE, TEST_METRICS_FILE, RunDir, read_table
+from hpsearch.rundir import BEST_SINGLE, TEST_METRICS_FILE, RunDir, rank_models, read_table
 
 
 def run_row(run_dir: Path) -> dict:
@@ -16,12 +16,14 @@ def run_row(run_dir: Path) -> dict:
     row = {"run": run.path.name, "recipe": run.config.get("name"), "trials": len(run.trials),
            "best_single_val_acc": float(best["val_acc"]), "best_backbone": backbone,
            "tune_wall_s": run.summary().get("wall_seconds")}
-    if (run.path / ENSEMBLES_FILE).is_file():
-        table = read_table(run.path / ENSEMBLES_FILE)
+    table = run.ensembles_table()
+    if table is not None:
         table = table[table["method"] != BEST_SINGLE]
         if len(table):
-            chosen = table.sort_values("val_accuracy", ascending=False).iloc[0]
-            row.update({"best_ensemble_by_val": chosen["method"], "best_ensemble_val_acc": chosen["val_accuracy"]})
+            chosen = rank_models(table).iloc[0]  # out-of-fold: in-sample scores favour what memorizes validation
+            row.update({"best_ensemble_by_val": chosen["model"],
+                        "best_ensemble_val_acc_oof": chosen["val_accuracy_oof"],
+                        "best_ensemble_val_acc_in_sample": chosen["val_accuracy"]})
     if (run.path / TEST_METRICS_FILE).is_file():
         test = read_table(run.path / TEST_METRICS_FILE).set_index("model")
         for name, prefix in ((BEST_SINGLE, "single"), (row.get("best_ensemble_by_val"), "ensemble")):
@@ -33,5 +35,6 @@ def run_row(run_dir: Path) -> dict:
 
 
 def compare_runs(run_dirs: list[Path]) -> pd.DataFrame:
-    """One row per run; the ensemble shown is the one with the best validation score (chosen without test data)."""
+    """One row per run; the ensemble shown is the one with the best out-of-fold validation accuracy (chosen
+    without test data, and without the in-sample scores of methods fit on validation)."""
     return pd.DataFrame([run_row(Path(d)) for d in run_dirs])

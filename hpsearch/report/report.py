@@ -9,17 +9,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from hpsearch.ensemble import chosen_model
 from hpsearch.errors import HpsearchError
 from hpsearch.io import atomic_write
 from hpsearch.report import plots
 from hpsearch.report.tables import ensemble_comparison, importance, leaderboard, render, write_table
 from hpsearch.rundir import (
+    BEST_SINGLE,
     EVALUATION_DIR,
     REPORT_DIR,
     STUDY_FILE,
     SWEEPS_DIR,
     TEST_METRICS_FILE,
     RunDir,
+    rank_models,
     read_table,
     study_url,
 )
@@ -107,6 +110,40 @@ def sweep_sections(report: Report) -> None:
                         "best epoch.")
 
 
+CHOICE_NOTE = ("val_accuracy is in-sample for methods fit on validation predictions (greedy, stacking, the "
+               "soup's ingredients, temperatures); val_accuracy_oof refits each method without the validation images "
+               "it scores (5 folds), and it alone chooses the model, so that the method best at memorizing "
+               "validation does not win.")
+
+
+def selection_sections(report: Report) -> None:
+    """How the model was chosen, and whether its validation gain over the best single trial exceeds the noise."""
+    try:
+        table = report.run.ensembles_table()
+    except HpsearchError as err:
+        report.skipped.append(f"model selection ({err})")
+        return
+    if table is None:
+        report.skipped.append("model selection (run `hpsearch ensemble`)")
+        return
+    report.add("Model selection on validation (out of fold)", "model_selection", rank_models(table),
+               note=CHOICE_NOTE + " " + significance_note(table))
+
+
+def significance_note(table: pd.DataFrame) -> str:
+    chosen = rank_models(table).iloc[0]
+    if chosen["method"] == BEST_SINGLE:
+        return f"Chosen: {chosen['model']}, the best single trial."
+    gain, low, high = chosen["oof_gain_vs_best_single"], chosen["oof_gain_ci_low"], chosen["oof_gain_ci_high"]
+    text = (f"Chosen: {chosen['model']}, {gain:+.3f} out-of-fold accuracy over the best single trial "
+            f"(95% paired bootstrap over validation images: {low:+.3f} to {high:+.3f}) at "
+            f"{chosen['relative_cost']:g}x its inference cost.")
+    if low <= 0 and chosen["relative_cost"] > 1:
+        text += (f" FLAG: the gain is inside the noise of the validation set, for a {chosen['relative_cost']:g}x "
+                 f"costlier model; the best single trial is the safer choice to ship.")
+    return text
+
+
 def evaluation_sections(report: Report) -> None:
     run_dir = report.run_dir
     greedy = report.run.records().get("greedy")
@@ -120,8 +157,11 @@ def evaluation_sections(report: Report) -> None:
     comparison = ensemble_comparison(read_table(run_dir / TEST_METRICS_FILE))
     report.add("Test set: best single model vs ensembles", "ensemble_comparison", comparison,
                [plots.cost(comparison, report.folder / "cost.png")],
-               note="95% Wilson confidence intervals; McNemar p-values against the best single trial.")
-    best = comparison.sort_values("accuracy", ascending=False).iloc[0]["model"]
+               note="95% Wilson confidence intervals; McNemar p-values against the best single trial; log-loss and "
+                    "ECE before and after each model's temperature (fit on validation); +tta rows average "
+                    "test-time views.")
+    chosen = chosen_model(report.run)  # the model validation chose, never the best on test
+    best = chosen if chosen in set(comparison["model"]) else BEST_SINGLE
     per_class = run_dir / EVALUATION_DIR / f"per_class_{best}.csv"
     matrix = run_dir / EVALUATION_DIR / f"confusion_{best}.csv"
     if per_class.is_file() and matrix.is_file():
@@ -162,6 +202,7 @@ def write_report(run_dir: Path, formats: list[str]) -> Report:
     report.folder.mkdir(parents=True, exist_ok=True)
     search_sections(report)
     sweep_sections(report)
+    selection_sections(report)
     evaluation_sections(report)
     write_html(report)
     return report

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,7 +89,10 @@ def ray_session(address: str | None, run_dir: Path | None = None) -> Iterator[No
     run directory is recorded there until it is shut down (see ``reap_leftover_ray``). The process's
     environment and random generators are as they were afterwards."""
     with quiet_ray_env(), preserved_global_rng():  # Ray's driver draws from the global generators
+        handler = signal.getsignal(signal.SIGTERM)
         info = start_ray(address)
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)  # ray.init installs its own; the caller's stays in charge
         record = run_dir / RAY_SESSION_FILE if run_dir is not None and info else None
         if record is not None:
             write_json(record, {"driver_pid": os.getpid(), "session_dir": info.get("session_dir")})
@@ -103,17 +107,22 @@ def ray_session(address: str | None, run_dir: Path | None = None) -> Iterator[No
                 record.unlink(missing_ok=True)
 
 
+def belongs_to(process: Path, session_dir: str) -> bool:
+    """Whether a /proc entry is a process of that Ray session: its command line names the session folder, or
+    (for the agents, which rename themselves to ``ray::DashboardAgent`` and the like) a file it holds open is
+    in it."""
+    try:
+        if session_dir in (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+            return True
+        return any(os.readlink(fd).startswith(session_dir) for fd in (process / "fd").iterdir())
+    except OSError:
+        return False
+
+
 def leftover_processes(session_dir: str) -> list[int]:
-    """PIDs of processes (not this one) whose command line names ``session_dir``."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if session_dir in cmdline and int(entry.name) != os.getpid():
-            found.append(int(entry.name))
-    return found
+    """PIDs of the processes (not this one) of the Ray session in ``session_dir``."""
+    return [int(entry.name) for entry in Path("/proc").glob("[0-9]*")
+            if int(entry.name) != os.getpid() and belongs_to(entry, session_dir)]
 
 
 def reap_leftover_ray(run_dir: Path) -> list[int]:

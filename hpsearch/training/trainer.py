@@ -19,6 +19,7 @@ from ensembles import log_loss
 from hpsearch.data import BatchAugment, ImageArrays, TrialData
 from hpsearch.models import apply_frozen_mode, check_frozen_blocks, check_input_size, create_model, set_trainable
 from hpsearch.training.config import TrialConfig
+from hpsearch.training.inference import BatchBuffer, Normalizer, predict_proba
 from hpsearch.training.rng import RandomState
 
 
@@ -52,32 +53,24 @@ class TrialOutcome:
 EpochCallback = Callable[[dict[str, Any], "BestState | None"], None]
 
 
-def to_float(images: np.ndarray, index: np.ndarray | slice, device: torch.device) -> torch.Tensor:
-    """uint8 rows of ``images`` as a float batch in [0, 1] on ``device``."""
-    batch = torch.from_numpy(np.array(images[index]))  # a writable copy: the source may be read-only
-    return batch.to(device, non_blocking=True).float().div_(255.0)
+@dataclass
+class Distillation:
+    """Knowledge distillation (Hinton et al., 2015): ``teacher`` holds a teacher's class probabilities for every
+    training image (in the order of ``data.train``). The loss is ``alpha`` times the KL divergence between the
+    teacher's and the student's distributions, both softened by ``temperature`` (times its square, which keeps
+    the gradients' scale), plus ``1 - alpha`` times the usual loss on the labels."""
 
+    teacher: np.ndarray
+    alpha: float = 0.7
+    temperature: float = 2.0
 
-class Normalizer(nn.Module):
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
-@torch.no_grad()
-def predict_proba(model: nn.Module, arrays: ImageArrays, normalize: Normalizer, batch_size: int,
-                  device: torch.device) -> np.ndarray:
-    """Softmax class probabilities for every image, in order."""
-    model.eval()
-    out = []
-    for start in range(0, len(arrays), batch_size):
-        x = normalize(to_float(arrays.images, slice(start, start + batch_size), device))
-        out.append(torch.softmax(model(x).float(), dim=1).cpu())
-    return torch.cat(out).numpy()
+    def loss(self, logits: torch.Tensor, label_loss: torch.Tensor, index: np.ndarray,
+             device: torch.device) -> torch.Tensor:
+        teacher = torch.from_numpy(self.teacher[index]).to(device, torch.float32)
+        soft_teacher = torch.softmax(torch.log(teacher.clamp_min(1e-8)) / self.temperature, dim=1)
+        student = torch.log_softmax(logits / self.temperature, dim=1)
+        kl = torch.nn.functional.kl_div(student, soft_teacher, reduction="batchmean")
+        return self.alpha * self.temperature ** 2 * kl + (1.0 - self.alpha) * label_loss
 
 
 MeanStd = tuple[tuple[float, ...], tuple[float, ...]]
@@ -113,8 +106,11 @@ class Trainer:
     Threads are the caller's to set (``torch.set_num_threads``); the trainer changes no global state.
     """
 
-    def __init__(self, config: TrialConfig, data: TrialData, device: str | torch.device | None = None):
-        self.config, self.data = config, data
+    def __init__(self, config: TrialConfig, data: TrialData, device: str | torch.device | None = None,
+                 distill: Distillation | None = None):
+        if distill is not None and (config.mixup_alpha > 0 or config.cutmix_alpha > 0):
+            raise ValueError("distillation targets are per image: train the student without mixup or cutmix")
+        self.config, self.data, self.distill = config, data, distill
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.random = RandomState(config.seed, cuda=self.device.type == "cuda")
         with self.random:
@@ -144,6 +140,7 @@ class Trainer:
         self.mixup = self._make_mixup()
         self.criterion = (SoftTargetCrossEntropy() if self.mixup
                           else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing))
+        self.buffer = BatchBuffer()
         self.updates = 0
         self.epoch = 0  # epochs finished
         self.best: BestState | None = None
@@ -165,8 +162,8 @@ class Trainer:
         bs, total_loss, correct, seen = self.config.batch_size, 0.0, 0, 0
         for step in range(self.steps_per_epoch):
             index = np.sort(order[step * bs:(step + 1) * bs])
-            x = self.augment(to_float(images, index, self.device), self.random.batches)
-            x = self.normalize(x).contiguous(memory_format=self.memory_format)
+            x = self.augment(self.buffer.load(images, index, self.device), self.random.batches)
+            x = self.normalize.apply_(x).contiguous(memory_format=self.memory_format)
             y = torch.from_numpy(labels[index]).to(self.device)
             target = y
             if self.mixup is not None:
@@ -175,6 +172,8 @@ class Trainer:
                                 enabled=self.autocast_dtype is not None):
                 logits = self.model(x)
                 loss = self.criterion(logits.float(), target)
+            if self.distill is not None:
+                loss = self.distill.loss(logits.float(), loss, index, self.device)
             if self.config.l1 > 0:
                 loss = loss + self.config.l1 * l1_penalty(self.model)
             if not torch.isfinite(loss):

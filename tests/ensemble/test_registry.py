@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpsearch.ensemble import METHODS, EnsembleMethod, FitContext, build_ensembles, make_record, register_method
+from ensembles import scale_probabilities
+from hpsearch.ensemble import METHODS, EnsembleMethod, FitContext, Fitted, build_ensembles, make_record, register_method
 from hpsearch.ensemble.methods import EnsembleOptions
 from hpsearch.evaluation import evaluate_run, predict_files
 from hpsearch.rundir import ENSEMBLES_FILE, TEST_METRICS_FILE, RunDir, read_record
@@ -29,7 +30,7 @@ def toy_method():
     class MedianMethod(EnsembleMethod):
         name, learns_from_validation = "median", False
 
-        def fit(self, ctx: FitContext):
+        def fit(self, ctx: FitContext) -> Fitted:
             return make_record(ctx, self.name, "Median", ctx.members, Median()(ctx.val_stack), params={})
 
         def combiner(self, record, val_stack, y_val):
@@ -50,11 +51,13 @@ def test_a_registered_method_appears_in_ensemble_evaluate_and_predict(toy_method
     from PIL import Image
     from sklearn.datasets import load_digits
 
-    table = build_ensembles(run, ["median", "average"], EnsembleOptions(top_k=3))
-    assert table["method"].tolist() == ["best_single", "median", "average"]
+    table = build_ensembles(run, ["median", "average"], EnsembleOptions(top_k=3, tta=()))
+    assert table["model"].tolist() == ["best_single", "average", "median"]  # registry order
     record = read_record(run / "ensembles" / "median.json")
     assert record.estimator == "Median" and len(record.members) == 3
-    assert pd.read_csv(run / ENSEMBLES_FILE)["method"].tolist() == ["best_single", "median", "average"]
+    assert pd.read_csv(run / ENSEMBLES_FILE)["model"].tolist() == ["best_single", "average", "median"]
+    # it learns nothing from validation: its out-of-fold score is its plain validation score
+    assert record.val_accuracy_oof == record.val_accuracy
 
     metrics = evaluate_run(run)
     assert metrics["model"].tolist() == ["best_single", "average", "median"]  # registry order
@@ -76,14 +79,16 @@ def test_a_registered_method_appears_in_ensemble_evaluate_and_predict(toy_method
     opened = RunDir(run)
     _, images = decode_files(opened, image_files([folder]))
     predictor = Predictor(opened, ImageArrays(images, np.zeros(len(images), dtype=np.int64)))
-    stack = np.stack([predictor(opened.member_model(m)).probs for m in opened.record("median").members])
-    assert np.allclose(predictions[columns].to_numpy(), Median()(stack), atol=1e-6)
+    median = opened.record("median")
+    stack = np.stack([predictor(opened.member_model(m)).probs for m in median.members])
+    expected = scale_probabilities(Median()(stack), median.temperature)  # predict applies the temperature
+    assert median.temperature != 1.0 and np.allclose(predictions[columns].to_numpy(), expected, atol=1e-6)
 
 
 def test_an_unknown_method_names_the_choices(run):
     from hpsearch.errors import HpsearchError
 
-    with pytest.raises(HpsearchError, match="Unknown ensemble method 'medain'.*Choose from average, vote"):
+    with pytest.raises(HpsearchError, match="Unknown ensemble method 'medain'.*Choose from best_single, average"):
         build_ensembles(run, ["medain"], EnsembleOptions())
 
 

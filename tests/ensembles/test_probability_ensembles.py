@@ -58,8 +58,12 @@ def test_hard_voting_counts_votes():
     p = lambda c: np.eye(3)[[c]] * 0.9 + 0.1 / 3  # noqa: E731
     stack = np.stack([p(0), p(0), p(2)])
     model = HardVoting().fit(stack, np.array([0]))
-    np.testing.assert_allclose(model.predict_proba(stack), [[2 / 3, 0, 1 / 3]])
+    np.testing.assert_allclose(model.predict_proba(stack), [[2 / 3, 0, 1 / 3]], atol=1e-3)
     assert model.predict(stack).tolist() == [0]
+    tied = np.stack([p(0), p(1)])  # one vote each: the larger total probability decides, in predict_proba too
+    tied[1, 0, 1] = 0.95
+    model = HardVoting().fit(tied, np.array([0]))
+    assert model.predict(tied).tolist() == [1] == model.predict_proba(tied).argmax(1).tolist()
 
 
 def test_greedy_picks_the_best_member_first_and_never_loses_accuracy(problem):

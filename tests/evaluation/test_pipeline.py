@@ -14,6 +14,8 @@ from hpsearch.data import TestSplitKey
 from hpsearch.ensemble import METHODS
 from tests.conftest import write_recipe
 
+MODELS = [name for method in METHODS for name in (method, f"{method}+tta")]
+
 RECIPE = '''
 name = "pipeline"
 seed = 1
@@ -36,6 +38,7 @@ def finished_run(tmp_path_factory):
     reads = {"start": TestSplitKey.reads}
     assert main(["tune", str(write_recipe(folder, RECIPE)), "--out", str(run_dir)]) == 0
     assert main(["ensemble", str(run_dir), "--top-k", "3", "--members", "2", "--member-epochs", "2"]) == 0
+    assert main(["distill", str(run_dir), "--epochs", "2"]) == 0
     reads["before_evaluate"] = TestSplitKey.reads
     assert main(["evaluate", str(run_dir)]) == 0
     reads["evaluate"] = TestSplitKey.reads
@@ -48,7 +51,7 @@ def finished_run(tmp_path_factory):
 @pytest.mark.slow
 def test_no_stage_before_evaluate_reads_the_test_split(finished_run):
     reads = finished_run[1]
-    assert reads["before_evaluate"] == reads["start"]  # tune and ensemble never decoded the test images
+    assert reads["before_evaluate"] == reads["start"]  # tune, ensemble and distill never decoded the test images
     assert reads["evaluate"] == reads["start"] + 1  # evaluate decoded them once
     assert reads["end"] == reads["evaluate"]  # sweep and report read no test data either
 
@@ -57,12 +60,14 @@ def test_no_stage_before_evaluate_reads_the_test_split(finished_run):
 def test_ensemble_writes_every_method(finished_run):
     run_dir = finished_run[0]
     table = pd.read_csv(run_dir / "ensembles.csv")
-    assert table["method"].tolist() == ["best_single", *METHODS]
-    for method in METHODS:
-        record = json.loads((run_dir / "ensembles" / f"{method}.json").read_text())
-        assert record["method"] == method and record["members"]
-        assert abs(sum(m["weight"] for m in record["members"]) - 1.0) < 1e-6 or method == "soup"
-        assert 0.0 <= record["val_accuracy"] <= 1.0
+    assert table["model"].tolist() == MODELS  # each method plain and with test-time views (shifts: no flips here)
+    for name in MODELS:
+        record = json.loads((run_dir / "ensembles" / f"{name}.json").read_text())
+        assert record["method"] == name.removesuffix("+tta") and record["members"]
+        assert record["tta"] == (["shift"] if name.endswith("+tta") else [])
+        assert abs(sum(m["weight"] for m in record["members"]) - 1.0) < 1e-6 or name.startswith("soup")
+        assert 0.0 <= record["val_accuracy_oof"] <= 1.0 and record["temperature"] > 0
+    assert table["chosen"].sum() == 1 and (table.groupby("method")["variant_chosen"].sum() == 1).all()
     bagging = json.loads((run_dir / "ensembles" / "bagging.json").read_text())
     first, second = [np.load(run_dir / m["path"] / "val_probs.npy") for m in bagging["members"]]
     assert not np.allclose(first, second)  # members trained on different resamples differ
@@ -74,10 +79,11 @@ def test_ensemble_writes_every_method(finished_run):
 def test_evaluate_writes_metrics_and_is_repeatable(finished_run):
     run_dir = finished_run[0]
     first = pd.read_csv(run_dir / "test_metrics.csv")
-    assert first["model"].tolist() == ["best_single", *METHODS]
+    assert first["model"].tolist() == MODELS
     for column in ("accuracy", "balanced_accuracy", "precision_macro", "recall_weighted", "f1_macro",
                    "f1_weighted", "roc_auc_ovr_macro", "log_loss", "ece", "accuracy_ci_low", "accuracy_ci_high",
-                   "mcnemar_p_vs_best_single", "parameters", "ms_per_image"):
+                   "mcnemar_p_vs_best_single", "parameters", "ms_per_image", "log_loss_calibrated",
+                   "ece_calibrated", "temperature"):
         assert first[column].notna().all(), column
     assert first.loc[0, "mcnemar_p_vs_best_single"] == 1.0
     assert (run_dir / "evaluation" / "confusion_greedy.csv").is_file()

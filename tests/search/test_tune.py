@@ -100,5 +100,5 @@ def test_each_trial_keeps_its_best_checkpoint_and_val_probs(tiny_run):
 @pytest.mark.slow
 def test_same_folder_again_needs_resume(tiny_run, capsys):
     code = main(["tune", str(tiny_run / "recipe.py"), "--out", str(tiny_run)])
-    assert code == 1
+    assert code == 2  # bad input: a folder that holds a search
     assert "already holds a search" in capsys.readouterr().err

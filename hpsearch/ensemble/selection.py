@@ -1,0 +1,44 @@
+"""Which saved model a name means, and which one validation chose: shared by evaluate, predict, export, distill."""
+
+from __future__ import annotations
+
+from hpsearch.ensemble.methods import METHODS
+from hpsearch.errors import HpsearchError
+from hpsearch.rundir import BEST_SINGLE, EnsembleRecord, Member, RunDir, rank_models
+
+
+def ordered_records(run: RunDir) -> list[EnsembleRecord]:
+    """The run's models: registered methods in registry order (plain before +tta), then any others by name.
+    A run whose ensembles predate the best-single record gets one (plain, no temperature)."""
+    order = {name: i for i, name in enumerate(METHODS)}  # METHODS is kept in table order
+    found = sorted(run.records().values(), key=lambda r: (order.get(r.method, len(order)), r.method, bool(r.tta)))
+    if not any(r.method == BEST_SINGLE for r in found):
+        best = run.best_model()
+        member = Member(best.name, str(best.folder.relative_to(run.path)), 1.0, best.trial_id)
+        found.insert(0, EnsembleRecord(BEST_SINGLE, "SingleModel", (member,), float(best.info["val_acc"]),
+                                       float(best.info["val_loss"])))
+    return found
+
+
+def chosen_model(run: RunDir) -> str | None:
+    """The model validation chose (best out-of-fold accuracy, then log-loss), if ``ensemble`` ran."""
+    table = run.ensembles_table()
+    return None if table is None or table.empty else str(rank_models(table).iloc[0]["model"])
+
+
+def resolve_model(run: RunDir, name: str) -> EnsembleRecord:
+    """The record ``--model`` names: ``auto`` (validation's choice), ``best`` (the best trial), a method (its
+    variant that validation chose, with or without test-time augmentation), or an exact name (``greedy+tta``)."""
+    table = run.ensembles_table()
+    if name == "auto":
+        chosen = chosen_model(run)
+        if chosen is None:
+            raise HpsearchError(f"--model auto picks among ensembles: run `hpsearch ensemble {run.path}` first.")
+        name = chosen
+    name = BEST_SINGLE if name == "best" else name
+    if table is not None and name in set(table["method"]) and "variant_chosen" in table:
+        name = str(table[(table["method"] == name) & table["variant_chosen"].astype(bool)].iloc[0]["model"])
+    records = {r.name: r for r in ordered_records(run)}
+    if name not in records:
+        return run.record(name)  # its one-line error names what was built
+    return records[name]

@@ -1,0 +1,108 @@
+"""Turning uint8 images into class probabilities: batches without allocation churn, and test-time augmentation.
+
+A batch-sized float tensor allocated afresh for every batch makes glibc map and zero new memory each time
+(system time then rivals user time); ``BatchBuffer`` keeps one uint8 and one float buffer and fills them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpsearch.data import ImageArrays
+
+TTA_VIEWS = ("flip", "shift", "scale")  # what ``views`` may name; each adds its views to the plain image
+
+
+class Normalizer(nn.Module):
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def apply_(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` in place (for a batch that is already a buffer of its own)."""
+        return x.sub_(self.mean).div_(self.std)
+
+
+class BatchBuffer:
+    """Reusable host buffers for batches of one image shape: rows of a uint8 array -> a float batch in [0, 1]."""
+
+    def __init__(self):
+        self._raw: np.ndarray | None = None
+        self._float: torch.Tensor | None = None
+
+    def _ensure(self, images: np.ndarray, count: int) -> None:
+        shape = (count, *images.shape[1:])
+        if self._raw is None or self._raw.shape[0] < count or self._raw.shape[1:] != shape[1:]:
+            self._raw = np.empty(shape, dtype=np.uint8)
+            self._float = torch.empty(shape, dtype=torch.float32)
+
+    def load(self, images: np.ndarray, index: np.ndarray | slice, device: torch.device) -> torch.Tensor:
+        """``images[index]`` as floats in [0, 1] on ``device`` (a view of the buffer on the CPU: use it before
+        the next ``load``)."""
+        rows = images[index] if isinstance(index, slice) else None
+        count = len(rows) if rows is not None else len(index)
+        self._ensure(images, count)
+        raw = self._raw[:count]
+        if rows is not None:
+            np.copyto(raw, rows)
+        else:
+            np.take(images, index, axis=0, out=raw)
+        batch = self._float[:count]
+        batch.copy_(torch.from_numpy(raw)).div_(255.0)
+        return batch if device.type == "cpu" else batch.to(device, non_blocking=True)
+
+
+AFFINE_VIEWS = {  # output -> input coordinates, as torch.nn.functional.affine_grid takes them
+    "shift_left": ((1.0, 0.0, -0.1), (0.0, 1.0, 0.0)),
+    "shift_right": ((1.0, 0.0, 0.1), (0.0, 1.0, 0.0)),
+    "zoom_in": ((0.9, 0.0, 0.0), (0.0, 0.9, 0.0)),
+}
+VIEW_NAMES = {"flip": ("flip",), "shift": ("shift_left", "shift_right"), "scale": ("zoom_in",)}
+
+
+def view_names(views: tuple[str, ...]) -> list[str]:
+    """Every view an image is seen in: itself first, then those that ``views`` ask for."""
+    unknown = [v for v in views if v not in TTA_VIEWS]
+    if unknown:
+        raise ValueError(f"unknown test-time augmentation view(s) {unknown}; choose from {list(TTA_VIEWS)}")
+    return ["identity", *[name for view in TTA_VIEWS if view in views for name in VIEW_NAMES[view]]]
+
+
+def apply_view(x: torch.Tensor, name: str) -> torch.Tensor:
+    """One view of a batch: itself, its mirror, a shift or a zoom (bilinear, reflected borders)."""
+    if name == "identity":
+        return x
+    if name == "flip":
+        return x.flip(-1)
+    theta = torch.tensor(AFFINE_VIEWS[name], dtype=x.dtype, device=x.device).expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, arrays: ImageArrays, normalize: Normalizer, batch_size: int,
+                  device: torch.device, views: tuple[str, ...] = ()) -> np.ndarray:
+    """Softmax class probabilities for every image, in order; with ``views``, averaged over the test-time views."""
+    model.eval()
+    names = view_names(views)
+    out = np.empty((len(arrays), 0), dtype=np.float32)
+    buffer = BatchBuffer()
+    for start in range(0, len(arrays), batch_size):
+        x = normalize.apply_(buffer.load(arrays.images, slice(start, start + batch_size), device))
+        probs = sum(torch.softmax(model(apply_view(x, name)).float(), dim=1) for name in names) / len(names)
+        if out.shape[1] == 0:
+            out = np.empty((len(arrays), probs.shape[1]), dtype=np.float32)
+        out[start:start + len(probs)] = probs.cpu().numpy()
+    return out
+
+
+def tta_cost(views: tuple[str, ...]) -> int:
+    """How many forward passes an image costs with these views."""
+    return len(view_names(views))

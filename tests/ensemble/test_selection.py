@@ -1,0 +1,143 @@
+"""Choosing among models without fooling ourselves: out-of-fold scores, test-time views and temperatures."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ensembles import ProbaEnsemble, TemperatureScaling, check_stack, cross_val_proba, scale_probabilities
+from hpsearch.ensemble import METHODS, build_ensembles, register_method
+from hpsearch.ensemble.methods import EnsembleOptions, ProbabilityMethod
+from hpsearch.evaluation import evaluate_run, predict_files
+from hpsearch.evaluation.metrics import expected_calibration_error
+from hpsearch.rundir import ENSEMBLES_FILE, RunDir, rank_models, read_record
+
+
+@pytest.fixture
+def run(made_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(made_run, copy)
+    return copy
+
+
+class Memorizer(ProbaEnsemble):
+    """Looks up the label of every validation image it was fit on; knows nothing else (uniform elsewhere)."""
+
+    def fit(self, probas: np.ndarray, y: np.ndarray) -> Memorizer:
+        stack = check_stack(probas)
+        self.table_ = {stack[:, i].tobytes(): int(label) for i, label in enumerate(y)}
+        self.n_classes_ = stack.shape[2]
+        return self
+
+    def predict_proba(self, probas: np.ndarray) -> np.ndarray:
+        stack = check_stack(probas)
+        out = np.full((stack.shape[1], self.n_classes_), 1.0 / self.n_classes_)
+        for i in range(stack.shape[1]):
+            label = self.table_.get(stack[:, i].tobytes())
+            if label is not None:
+                out[i] = np.eye(self.n_classes_)[label]
+        return out
+
+
+@pytest.fixture
+def memorizer():
+    @register_method
+    class MemorizerMethod(ProbabilityMethod):
+        name, estimator_class = "memorizer", Memorizer
+
+    yield METHODS["memorizer"]
+    del METHODS["memorizer"]
+
+
+def test_an_overfitting_method_loses_the_selection_it_would_win_in_sample(memorizer, run):
+    table = build_ensembles(run, ["memorizer", "average"], EnsembleOptions(top_k=3, tta=()))
+    row = table.set_index("model").loc["memorizer"]
+    assert row["val_accuracy"] == 1.0  # in-sample: it memorized validation
+    assert row["val_accuracy_oof"] < 0.3  # refit without the images it scores, it knows nothing
+    assert table.sort_values("val_accuracy", ascending=False).iloc[0]["model"] == "memorizer"  # the old rule
+    assert rank_models(table).iloc[0]["model"] != "memorizer"  # the rule now
+    assert table.set_index("model").loc[rank_models(table).iloc[0]["model"], "chosen"]
+    assert table["chosen"].sum() == 1
+    saved = pd.read_csv(run / ENSEMBLES_FILE)
+    assert saved["chosen"].tolist() == table["chosen"].tolist()
+
+
+def test_methods_that_learn_nothing_from_validation_report_their_plain_score(run):
+    table = build_ensembles(run, ["average", "vote", "greedy"], EnsembleOptions(top_k=3, tta=())).set_index("model")
+    for name in ("best_single", "average", "vote"):
+        assert table.loc[name, "val_accuracy_oof"] == table.loc[name, "val_accuracy"], name
+    greedy = read_record(run / "ensembles" / "greedy.json")
+    opened = RunDir(run)
+    stack = np.stack([opened.trial_model(i).val_probs for i in opened.ranked_trials()["trial_id"].head(3)])
+    from ensembles import GreedySelection
+
+    y = opened.arrays("val").labels
+    oof = cross_val_proba(lambda: GreedySelection(max_size=25, random_state=0), stack, y, 5, 0)
+    assert greedy.val_accuracy_oof == pytest.approx((oof.argmax(1) == y).mean())  # refit per fold, same folds
+
+
+def test_test_time_views_give_plus_tta_variants_chosen_per_method(run, tmp_path):
+    table = build_ensembles(run, ["average"], EnsembleOptions(top_k=3, tta=("flip", "scale")))
+    assert table["model"].tolist() == ["best_single", "best_single+tta", "average", "average+tta"]
+    assert table.groupby("method")["variant_chosen"].sum().tolist() == [1, 1]  # one variant per method
+    assert table.set_index("model").loc["average+tta", "relative_cost"] == 3 * 3  # 3 members x 3 views
+    best = RunDir(run).best_model()
+    assert (best.folder / "val_probs_tta-flip-scale.npy").is_file()  # computed once, kept beside the model
+    metrics = evaluate_run(run).set_index("model")
+    assert {"best_single", "best_single+tta", "average", "average+tta"} <= set(metrics.index)
+    assert metrics.loc["average+tta", "tta"] == "flip+scale" and metrics.loc["average", "tta"] == ""
+    assert metrics["chosen_by_validation"].sum() == 1
+    chosen = rank_models(table).iloc[0]["model"]
+    assert metrics.loc[chosen, "chosen_by_validation"]
+
+
+def test_temperature_never_changes_the_argmax_and_lowers_the_log_loss():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 400)
+    logits = rng.normal(size=(400, 4)) + 1.5 * np.eye(4)[y]
+    overconfident = scale_probabilities(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), 0.2)
+    scaler = TemperatureScaling().fit(overconfident, y)
+    calibrated = scaler.predict_proba(overconfident)
+    assert scaler.temperature_ > 1.5  # it softens an overconfident model
+    assert np.array_equal(calibrated.argmax(1), overconfident.argmax(1))
+    from ensembles import log_loss
+
+    assert log_loss(calibrated, y) < log_loss(overconfident, y)
+    assert expected_calibration_error(calibrated, y) < expected_calibration_error(overconfident, y)
+
+
+def test_evaluate_reports_calibration_before_and_after_and_predict_auto_uses_the_choice(run, tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    table = build_ensembles(run, ["average", "greedy"], EnsembleOptions(top_k=3, tta=()))
+    metrics = evaluate_run(run).set_index("model")
+    for name in metrics.index:
+        assert {"log_loss", "log_loss_calibrated", "ece", "ece_calibrated", "temperature"} <= set(metrics.columns)
+        assert metrics.loc[name, "temperature"] > 0
+    digits = load_digits()
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(np.uint8(digits.images[i] * 255 / 16)).save(folder / f"{i}.png")
+    chosen = rank_models(table).iloc[0]["model"]
+    auto = predict_files(run, [folder], model="auto")
+    assert set(auto["model"]) == {chosen}
+    explicit = predict_files(run, [folder], model=chosen)
+    pd.testing.assert_frame_equal(auto, explicit)
+
+
+def test_the_report_explains_the_choice_and_flags_a_costly_gain_inside_the_noise(run):
+    from hpsearch.report.report import significance_note
+
+    build_ensembles(run, ["average"], EnsembleOptions(top_k=3, tta=()))
+    table = RunDir(run).ensembles_table()
+    row = {"model": "average", "method": "average", "val_accuracy_oof": 0.99, "val_log_loss_oof": 0.1,
+           "oof_gain_vs_best_single": 0.004, "oof_gain_ci_low": -0.01, "oof_gain_ci_high": 0.02, "relative_cost": 4}
+    noisy = pd.concat([pd.DataFrame([row]), table], ignore_index=True)
+    assert "FLAG: the gain is inside the noise" in significance_note(noisy)
+    clear = noisy.assign(oof_gain_ci_low=np.where(noisy["model"] == "average", 0.002, noisy["oof_gain_ci_low"]))
+    assert "FLAG" not in significance_note(clear.drop_duplicates("model"))
