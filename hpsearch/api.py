@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from hpsearch.report.report import Report
 
 RecipeLike = str | Path | ModuleType | Recipe
+ENSEMBLE_METHODS = ("average", "vote", "greedy", "stacking", "bagging", "boosting", "soup")  # what ensemble() fits
 
 
 def value_text(value: Any) -> str:
@@ -193,11 +194,11 @@ class Run:
     def ensemble(self, methods: str | Iterable[str] | None = None, *, top_k: int = 5, members: int = 5,
                  member_epochs: int | None = None, cpus_per_member: float = 1.0, address: str | None = None,
                  tta: str | Iterable[str] | None = None, folds: int = 5) -> pd.DataFrame:
-        """Combine the ``top_k`` trials with each method (default: every registered one) and score every model
+        """Combine the ``top_k`` trials with each method (default: ``ENSEMBLE_METHODS``) and score every model
         with and without test-time views (``tta``: ``"flip,shift"``, ``"none"``; default: flip if the best trial
         trained with flips, else shift), out of fold (``folds``); returns ``ensembles.csv``, whose ``chosen``
         row is the model validation picks. Bagging and boosting train ``members`` new models."""
-        from hpsearch.ensemble import METHODS, EnsembleOptions, build_ensembles, parse_methods, parse_views
+        from hpsearch.ensemble import EnsembleOptions, build_ensembles, parse_methods, parse_views
 
         if top_k < 1 or members < 1 or folds < 2:
             raise HpsearchError(f"top_k and members must be at least 1 and folds at least 2, but got {top_k=}, "
@@ -205,7 +206,7 @@ class Run:
         views = None if tta is None else parse_views(tta if isinstance(tta, str) else ",".join(tta) or "none")
         options = EnsembleOptions(top_k=top_k, members=members, member_epochs=member_epochs,
                                   cpus_per_member=cpus_per_member, address=address, tta=views, folds=folds)
-        return build_ensembles(self.path, names_from(methods, parse_methods, list(METHODS)), options)
+        return build_ensembles(self.path, names_from(methods, parse_methods, ENSEMBLE_METHODS), options)
 
     def evaluate(self) -> pd.DataFrame:
         """The one read of the test split: every model's test metrics (``test_metrics.csv``)."""

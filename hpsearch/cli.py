@@ -39,8 +39,9 @@ def command(commands, name: str, help: str, **kwargs) -> argparse.ArgumentParser
 
 def ensemble_methods() -> Sequence[str]:
     from hpsearch.ensemble import METHODS
+    from hpsearch.rundir import BEST_SINGLE
 
-    return list(METHODS)
+    return [m for m in METHODS if m != BEST_SINGLE]  # what parse_methods accepts
 
 
 def report_formats() -> Sequence[str]:

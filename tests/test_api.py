@@ -77,11 +77,11 @@ def test_run_refuses_a_folder_that_holds_no_search(tmp_path):
 
 
 def test_the_stages_after_the_search_through_the_api(run):
-    table = run.ensemble(["average", "greedy"], top_k=3)
-    assert table["method"].tolist() == ["best_single", "average", "greedy"]
-    assert (run.path / "ensembles" / "greedy.json").is_file()
+    table = run.ensemble(["average", "greedy"], top_k=3, tta="flip", folds=3)
+    assert set(table["method"]) == {"best_single", "average", "greedy"} and table["chosen"].astype(bool).sum() == 1
+    assert set(table["tta"].dropna()) <= {"", "flip"} and (run.path / "ensembles" / "greedy.json").is_file()
     test = run.evaluate()
-    assert test["model"].tolist() == ["best_single", "average", "greedy"]
+    assert set(table["model"]) <= set(test["model"]) and {"best_single", "average", "greedy"} <= set(test["model"])
     assert test["accuracy"].between(0, 1).all() and (run.path / "test_metrics.csv").is_file()
     report = run.report("md,csv")
     assert (report.folder / "index.html").is_file() and (report.folder / "leaderboard.md").is_file()
@@ -92,6 +92,8 @@ def test_the_stages_after_the_search_through_the_api(run):
         run.ensemble(["average", "bogus"])
     with pytest.raises(HpsearchError, match="top_k and members must be at least 1 and folds at least 2"):
         run.ensemble(top_k=0)
+    with pytest.raises(HpsearchError, match="--tta takes a comma-separated list"):
+        run.ensemble(["average"], tta=["mirror"])
 
 
 def test_sweep_pairs_each_knob_with_its_values(run, monkeypatch):

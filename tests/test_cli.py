@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from hpsearch.argtypes import duration
-from hpsearch.cli import build_parser, main, overrides_from
+from hpsearch.cli import build_parser, ensemble_methods, main, overrides_from
 from tests.conftest import MINIMAL_RECIPE, write_recipe
 
 
@@ -90,10 +90,15 @@ def test_parsed_methods_and_formats_are_lists():
     assert build_parser().parse_args(["report", "run"]).formats == ["md", "csv", "tex", "html", "json"]
 
 
-def test_the_default_methods_are_every_registered_method():
-    from hpsearch.ensemble import METHODS
+def test_the_parser_accepts_the_methods_the_ensemble_stage_does():
+    from hpsearch.api import ENSEMBLE_METHODS
+    from hpsearch.ensemble import parse_methods
 
-    assert build_parser().parse_args(["ensemble", "run"]).methods == list(METHODS)
+    assert build_parser().parse_args(["ensemble", "run"]).methods == list(ENSEMBLE_METHODS)  # API and CLI agree
+    allowed = ",".join(parse_methods(",".join(m for m in ensemble_methods())))
+    assert build_parser().parse_args(["ensemble", "run", "--methods", allowed]).methods == allowed.split(",")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ensemble", "run", "--methods", "best_single"])  # always scored, not a method
 
 
 def test_python_dash_m_and_version(tmp_path):
