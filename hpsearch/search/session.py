@@ -88,7 +88,7 @@ def ray_session(address: str | None, run_dir: Path | None = None) -> Iterator[No
     """Ray for the duration of a stage, shut down on every exit if we started it; a local Ray started for a
     run directory is recorded there until it is shut down (see ``reap_leftover_ray``). The process's
     environment and random generators are as they were afterwards."""
-    with quiet_ray_env(), preserved_global_rng():  # Ray's driver draws from the global generators
+    with quiet_ray_env(), preserved_global_rng(fresh=True):  # Ray's driver draws from the global generators
         handler = signal.getsignal(signal.SIGTERM)
         info = start_ray(address)
         if handler is not None and threading.current_thread() is threading.main_thread():

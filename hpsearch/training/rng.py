@@ -27,10 +27,17 @@ def _set_global_state(state: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def preserved_global_rng() -> Iterator[None]:
+def preserved_global_rng(fresh: bool = False) -> Iterator[None]:
     """Whatever runs inside (a model's random initialization that is overwritten at once, Ray's driver) leaves
-    the process's Python, NumPy and torch (CPU) generators as they were."""
+    the process's Python, NumPy and torch (CPU) generators as they were.
+
+    ``fresh`` reseeds Python's and NumPy's generators from the operating system inside, for code that needs new
+    random numbers each time (Ray draws its ports from ``random``: restored to one state, every session in the
+    process would draw the same ones)."""
     state = _global_state(cuda=False)
+    if fresh:
+        random.seed()
+        np.random.seed()
     try:
         yield
     finally:
