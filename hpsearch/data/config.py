@@ -9,7 +9,7 @@ from typing import Literal
 
 from hpsearch.errors import RecipeError
 
-SOURCES = ("digits", "folder")
+SOURCES = ("digits", "folder", "arrays")
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,8 @@ class DataConfig:
     """Where the images come from and how they are prepared (the recipe's ``data`` section)."""
 
     source: str = "digits"
-    """``"digits"`` (scikit-learn's bundled 8x8 digits, no download) or ``"folder"`` (``root`` or ``url``)."""
+    """``"digits"`` (scikit-learn's bundled 8x8 digits, no download), ``"folder"`` (``root`` or ``url``), or
+    ``"arrays"`` (``root`` holds images.npy, uint8 N x C x H x W, labels.npy and classes.txt)."""
     root: str | None = None
     """A folder of ``<class>/<image>`` files (.jpg .jpeg .png .bmp .webp)."""
     url: str | None = None
@@ -44,6 +45,8 @@ class DataConfig:
     """Downloads and decoded images (default ``$HPSEARCH_CACHE``, else ``~/.cache/hpsearch``)."""
     max_image_pixels: int = 50_000_000
     """Larger images (decompression bombs) are skipped as unreadable."""
+    crop_ratio: float = 1.0
+    """Above 1: images are stored that much larger, trained on random crops and evaluated centred."""
 
     def validate(self) -> None:
         if self.source not in SOURCES:
@@ -52,6 +55,9 @@ class DataConfig:
             which = "data.root" if self.root else "data.url"
             raise RecipeError(f"{which} is only read with data.source='folder', but the source is 'digits'; add "
                               f"--set data.source=folder, or drop {which}.")
+        if self.source == "arrays" and not self.root:
+            raise RecipeError("data.source='arrays' needs data.root: a folder with images.npy (uint8, N x C x H x W), "
+                              "labels.npy and classes.txt.")
         if self.source == "folder" and not (self.root or self.url):
             raise RecipeError("data.source='folder' needs data.root or data.url, e.g. --set data.root=/path/to/images "
                               "or --set data.url=file:///path/to/archive.tgz.")
@@ -61,8 +67,21 @@ class DataConfig:
             value = getattr(self, name)
             if not 0.0 < value < 0.5:
                 raise RecipeError(f"data.{name} must be in (0, 0.5), but got {value=}.")
+        if not 1.0 <= self.crop_ratio <= 2.0:
+            raise RecipeError(f"data.crop_ratio must be between 1 (no cropping) and 2, but got {self.crop_ratio=}; "
+                              f"1.15 is ImageNet's usual ratio.")
         if self.max_image_pixels < 1:
             raise RecipeError(f"data.max_image_pixels must be positive, but got {self.max_image_pixels=}.")
+
+    @property
+    def stored_size(self) -> int:
+        """The side images are decoded and cached at: ``image_size``, or larger with ``crop_ratio``."""
+        return int(round(self.image_size * self.crop_ratio))
+
+    @property
+    def crop(self) -> int | None:
+        """The side models see, when images are stored larger than it (else None: no cropping)."""
+        return self.image_size if self.stored_size != self.image_size else None
 
     @property
     def in_chans(self) -> int:

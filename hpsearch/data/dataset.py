@@ -2,30 +2,56 @@
 
 from __future__ import annotations
 
-import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from hpsearch.data.cache import cached_images
 from hpsearch.data.config import DataConfig
-from hpsearch.data.sources import CorruptImages, Source, make_source, warn_corrupt
+from hpsearch.data.sources import make_source, warn_corrupt
 from hpsearch.data.split import SPLIT_FILE, load_split, save_split, stratified_split, subset_rows
 from hpsearch.errors import DataError
-from hpsearch.io import atomic_save
+
+
+@dataclass(frozen=True)
+class CacheRef:
+    """Where a subset's images live in the decoded-image cache: enough to map them (or build them) anywhere."""
+
+    config: DataConfig
+    ids: tuple[str, ...]
+    kept: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class ImageArrays:
-    """uint8 images (N, C, H, W) and int64 labels; what Ray puts in its object store, zero-copy."""
+    """uint8 images (N, C, H, W) and int64 labels.
+
+    Images memory-mapped from the decoded-image cache pickle as a ``CacheRef``: Ray's object store carries the
+    reference, and each trial maps the same file, whose pages the OS shares between the trials of a node.
+    """
 
     images: np.ndarray
     labels: np.ndarray
+    cache: CacheRef | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def __reduce__(self):
+        if self.cache is None:
+            return ImageArrays, (self.images, self.labels)
+        return reopen, (self.cache, self.labels)
+
+
+def reopen(ref: CacheRef, labels: np.ndarray) -> ImageArrays:
+    """The arrays a ``CacheRef`` names, mapped on this node (and decoded into its cache first if needed)."""
+    images, kept, _ = cached_images(make_source(ref.config), list(ref.ids))
+    if tuple(kept) != ref.kept:
+        raise DataError(f"The images on this node differ from the driver's ({len(kept)} readable here, "
+                        f"{len(ref.kept)} there); give every node the same dataset.")
+    return ImageArrays(images, labels, ref)
 
 
 @dataclass(frozen=True)
@@ -38,6 +64,7 @@ class TrialData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     normalize: str = "unit"
+    crop: int | None = None  # the side models see when images are stored larger (data.crop_ratio > 1)
 
     @property
     def in_chans(self) -> int:
@@ -45,32 +72,8 @@ class TrialData:
 
     @property
     def image_size(self) -> int:
-        return int(self.train.images.shape[-1])
-
-
-def decode_cached(source: Source, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Decode ``ids`` once and keep them on disk; return the images and a mask of readable ones."""
-    cfg = source.config
-    key = f"{source.fingerprint(ids)}_{cfg.image_size}px_{'L' if cfg.grayscale else 'C'}"
-    folder = cfg.cache_path / "decoded"
-    path = folder / f"{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path) as cached:
-                return cached["images"], cached["ok"]
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            warnings.warn(f"The decoded-image cache {path} is damaged ({type(err).__name__}); decoding the images "
-                          f"again.", stacklevel=2)
-            path.unlink(missing_ok=True)
-    try:
-        images, ok = source.decode(ids), np.ones(len(ids), dtype=bool)
-    except CorruptImages as bad:
-        images, ok = bad.partial, ~np.isin(np.asarray(ids, dtype=object), bad.ids)
-    try:
-        atomic_save(path, lambda f: np.savez(f, images=images, ok=ok))
-    except OSError:
-        pass  # an unwritable cache only costs speed
-    return images, ok
+        """The side of the images a model sees (the crop's, when images are stored larger)."""
+        return self.crop or int(self.train.images.shape[-1])
 
 
 class TestSplitLocked(RuntimeError):
@@ -100,11 +103,12 @@ def load_subset(config: DataConfig, split: pd.DataFrame, subset: str, key: TestS
         TestSplitKey.reads += 1
     rows = subset_rows(split, subset)
     ids = rows["id"].tolist()
-    images, ok = decode_cached(make_source(config), ids)
-    if not ok.all():
-        warn_corrupt([i for i, good in zip(ids, ok, strict=True) if not good])
-    labels = rows["label"].to_numpy(dtype=np.int64)
-    return ImageArrays(np.ascontiguousarray(images[ok]), labels[ok])
+    images, kept, unreadable = cached_images(make_source(config), ids)
+    if unreadable:
+        warn_corrupt(unreadable)
+    labels = rows.set_index("id").loc[kept, "label"].to_numpy(dtype=np.int64)
+    ref = CacheRef(config, tuple(ids), tuple(kept)) if isinstance(images, np.memmap) else None
+    return ImageArrays(images, labels, ref)
 
 
 def prepare_split(config: DataConfig, seed: int, run_dir: Path,
@@ -134,4 +138,4 @@ def prepare_trial_data(config: DataConfig, seed: int, run_dir: Path, save: bool 
     split, classes = prepare_split(config, seed, run_dir, save)
     mean, std = config.mean_std
     return TrialData(load_subset(config, split, "train"), load_subset(config, split, "val"),
-                     classes, mean, std, config.normalize)
+                     classes, mean, std, config.normalize, config.crop)

@@ -43,6 +43,11 @@ class Source:
         """A key that changes when the decoded pixels of ``ids`` could change."""
         raise NotImplementedError
 
+    def sample_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one decoded image, at the size images are stored in the cache."""
+        size = self.config.stored_size
+        return self.config.in_chans, size, size
+
 
 def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
     """Resize uint8 (N, C, H, W) images to (size, size), bilinear with antialiasing."""
@@ -70,7 +75,7 @@ class DigitsSource(Source):
         index = np.array([int(i.split("/")[1]) for i in ids], dtype=np.int64)
         images = self._raw().images[index]  # values 0..16
         pixels = np.round(images * (255.0 / 16.0)).astype(np.uint8)[:, None]
-        return resize_uint8(pixels, self.config.image_size)
+        return resize_uint8(pixels, self.config.stored_size)
 
     def fingerprint(self, ids: list[str]) -> str:
         return _hash(["digits", *ids])
@@ -139,6 +144,49 @@ class FolderSource(Source):
         return _hash([str(self.root.resolve()), *stats])
 
 
+class ArraySource(Source):
+    """Images already decoded: ``root/images.npy`` (uint8, N x C x H x W), ``root/labels.npy`` (N integers) and
+    ``root/classes.txt`` (one name per line). Rows are read from a memory map, resized if needed."""
+
+    @property
+    def root(self) -> Path:
+        return Path(self.config.root or "").expanduser()
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            images = np.load(self.root / "images.npy", mmap_mode="r")
+            labels = np.load(self.root / "labels.npy")
+        except (OSError, ValueError) as err:
+            raise DataError(f"data.source='arrays' reads images.npy and labels.npy in data.root={str(self.root)!r}: "
+                            f"{err}.") from None
+        if images.ndim != 4 or images.dtype != np.uint8 or len(labels) != len(images):
+            raise DataError(f"{self.root / 'images.npy'} must be uint8 (N, C, H, W) with one label each in "
+                            f"labels.npy, but got {images.dtype} {images.shape} and {len(labels)} labels.")
+        if images.shape[1] != self.config.in_chans:
+            raise DataError(f"{self.root / 'images.npy'} has {images.shape[1]} channel(s) but data.grayscale="
+                            f"{self.config.grayscale} expects {self.config.in_chans}; set data.grayscale accordingly.")
+        return images, labels
+
+    def list(self) -> Listing:
+        _, labels = self.arrays()
+        classes = (self.root / "classes.txt").read_text().split("\n") if (self.root / "classes.txt").is_file() else []
+        classes = [c for c in classes if c] or [str(c) for c in range(int(labels.max()) + 1)]
+        return Listing(tuple(f"{i:09d}" for i in range(len(labels))), labels.astype(np.int64), tuple(classes))
+
+    def decode(self, ids: list[str]) -> np.ndarray:
+        images, _ = self.arrays()
+        rows = images[np.array([int(i) for i in ids], dtype=np.int64)]
+        return resize_uint8(np.ascontiguousarray(rows), self.config.stored_size)
+
+    def fingerprint(self, ids: list[str]) -> str:
+        st = os.stat(self.root / "images.npy")
+        return _hash([str(self.root.resolve()), f"{st.st_size}:{st.st_mtime_ns}", *ids])
+
+    def sample_shape(self) -> tuple[int, int, int]:
+        images, _ = self.arrays()
+        return int(images.shape[1]), self.config.stored_size, self.config.stored_size
+
+
 class FileListSource(Source):
     """Image files named one by one (what ``predict`` classifies), decoded exactly like the run's images.
 
@@ -167,7 +215,7 @@ def decode_images(paths: list[Path], ids: list[str], config: DataConfig) -> np.n
     """
     from PIL import Image
 
-    size, mode = config.image_size, "L" if config.grayscale else "RGB"
+    size, mode = config.stored_size, "L" if config.grayscale else "RGB"
     out = np.zeros((len(ids), 1 if mode == "L" else 3, size, size), dtype=np.uint8)
     bad = []
     for n, (path, sample_id) in enumerate(zip(paths, ids, strict=True)):
@@ -202,7 +250,8 @@ def _hash(parts: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-SOURCES: dict[str, type[Source]] = {"digits": DigitsSource, "folder": FolderSource}  # what data.source names
+SOURCES: dict[str, type[Source]] = {"digits": DigitsSource, "folder": FolderSource,  # what data.source names
+                                    "arrays": ArraySource}
 
 
 def make_source(config: DataConfig) -> Source:

@@ -71,7 +71,8 @@ def score(method_name: str, ctx: FitContext, fitted: Fitted,
           folds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[EnsembleRecord, np.ndarray]:
     """The record with its temperature and out-of-fold scores, and its out-of-fold probabilities."""
     oof = get_method(method_name).oof(ctx, fitted)
-    temperature = TemperatureScaling().fit(fitted.probs, ctx.y).temperature_
+    # fit on out-of-fold probabilities: a method fit on validation is overconfident on it, not on new images
+    temperature = TemperatureScaling().fit(oof, ctx.y).temperature_
     record = replace(fitted.record, temperature=temperature, val_accuracy_oof=float((oof.argmax(1) == ctx.y).mean()),
                      val_log_loss_oof=log_loss(cross_fit_temperature(oof, ctx.y, folds), ctx.y))
     return record, oof
@@ -118,6 +119,9 @@ def write_summary(run: RunDir, y: np.ndarray) -> pd.DataFrame:
     """``ensembles.csv`` from every scored model of the run (those made before out-of-fold scores existed are
     left out: rebuild them with ``hpsearch ensemble``)."""
     scored = [(r, np.load(run.oof_path(r.name))) for r in ordered_records(run) if run.oof_path(r.name).is_file()]
+    if not scored or scored[0][0].method != BEST_SINGLE:
+        raise HpsearchError(f"ensembles.csv compares every model with the best single trial, whose scores predate "
+                            f"this version: rebuild them with `hpsearch ensemble {run.path}`.")
     table = summary_table(scored, y, run.seed)
     write_table(run.path / ENSEMBLES_FILE, table)
     return table
@@ -125,8 +129,6 @@ def write_summary(run: RunDir, y: np.ndarray) -> pd.DataFrame:
 
 def summary_table(results: list[tuple[EnsembleRecord, np.ndarray]], y: np.ndarray, seed: int) -> pd.DataFrame:
     """One row per model; the gain of each over the best single trial, out of fold, with a bootstrap interval."""
-    if not results or results[0][0].method != BEST_SINGLE:
-        raise HpsearchError("internal: the best single trial must be scored first")
     reference = results[0][1].argmax(1) == y
     rows = []
     for record, oof in results:

@@ -14,6 +14,7 @@ from hpsearch.ensemble.methods import FitContext, Fitted, SingleModelMethod, mak
 from hpsearch.io import atomic_save, write_json
 from hpsearch.rundir import BEST_FILE, ENSEMBLES_DIR, MODEL_FILE, PROBS_FILE, RunDir, SavedModel
 from hpsearch.training import BatchBuffer, Normalizer, predict_proba, preserved_global_rng
+from hpsearch.training.inference import center_crop
 
 BATCHNORM_SAMPLE = 1024  # training images that re-estimate a soup's BatchNorm statistics
 
@@ -27,7 +28,8 @@ def batchnorm_sample(train: ImageArrays, size: int = BATCHNORM_SAMPLE, seed: int
 
 
 @torch.no_grad()
-def recompute_batchnorm(model: nn.Module, images: ImageArrays, normalize: Normalizer, batch_size: int = 128) -> None:
+def recompute_batchnorm(model: nn.Module, images: ImageArrays, normalize: Normalizer, batch_size: int = 128,
+                        crop: int | None = None) -> None:
     """Reset every BatchNorm layer and re-estimate its statistics on (unaugmented) training images."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -40,7 +42,8 @@ def recompute_batchnorm(model: nn.Module, images: ImageArrays, normalize: Normal
     buffer = BatchBuffer()
     with preserved_global_rng():  # dropout and stochastic depth draw in train mode
         for start in range(0, len(images), batch_size):
-            model(normalize.apply_(buffer.load(images.images, slice(start, start + batch_size), torch.device("cpu"))))
+            batch = buffer.load(images.images, slice(start, start + batch_size), torch.device("cpu"))
+            model(normalize.apply_(center_crop(batch, crop)))
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
     model.eval()
@@ -70,6 +73,7 @@ class SoupKitchen:
         self.states = [m.state_dict() for m in ingredients]
         self.normalize = ingredients[0].normalizer()
         self.sample = batchnorm_sample(ctx.run.arrays("train"), seed=ctx.run.seed)
+        self.crop = ctx.run.data_config.crop
         self._probs: dict[tuple[int, ...], np.ndarray] = {}
 
     def model(self, members: tuple[int, ...]) -> nn.Module:
@@ -78,7 +82,7 @@ class SoupKitchen:
         if len(members) == 1:
             return self.ingredients[members[0]].build(len(run.classes), in_chans, size)
         model = best.build(len(run.classes), in_chans, size, average_state_dicts([self.states[i] for i in members]))
-        recompute_batchnorm(model, self.sample, self.normalize)
+        recompute_batchnorm(model, self.sample, self.normalize, crop=self.crop)
         return model
 
     def probs(self, members: list[int]) -> np.ndarray:
@@ -87,7 +91,8 @@ class SoupKitchen:
             if len(key) == 1:  # an ingredient alone: its training already saved these
                 self._probs[key] = self.ingredients[key[0]].val_probs
             else:
-                self._probs[key] = predict_proba(self.model(key), self.val, self.normalize, 256, torch.device("cpu"))
+                self._probs[key] = predict_proba(self.model(key), self.val, self.normalize, 256, torch.device("cpu"),
+                                                 crop=self.crop)
         return self._probs[key]
 
     def accuracy(self, members: list[int], index: np.ndarray | slice = slice(None)) -> float:
@@ -145,7 +150,7 @@ class SoupMethod(SingleModelMethod):
     @staticmethod
     def with_views(ctx: FitContext, kitchen: SoupKitchen, members: list[int]) -> np.ndarray:
         model = kitchen.model(tuple(sorted(members)))
-        return predict_proba(model, ctx.val, kitchen.normalize, 256, torch.device("cpu"), ctx.views)
+        return predict_proba(model, ctx.val, kitchen.normalize, 256, torch.device("cpu"), ctx.views, kitchen.crop)
 
 
 def save_soup(run: RunDir, best: SavedModel, model: nn.Module, val_probs: np.ndarray) -> Path:

@@ -60,7 +60,8 @@ class Predictor:
         if key not in self._cache:
             model = self.run.model(saved)
             start = time.perf_counter()
-            probs = predict_proba(model, self.arrays, saved.normalizer(), 256, torch.device("cpu"), views)
+            probs = predict_proba(model, self.arrays, saved.normalizer(), 256, torch.device("cpu"), views,
+                                  self.run.data_config.crop)
             ms = 1000.0 * (time.perf_counter() - start) / max(1, len(self.arrays))
             self._cache[key] = ModelOutput(probs, ms, count_parameters(model))
         return self._cache[key]

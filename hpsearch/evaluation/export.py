@@ -20,7 +20,7 @@ from hpsearch.ensemble import ensemble_torch_combiner, record_models, resolve_mo
 from hpsearch.errors import HpsearchError
 from hpsearch.rundir import EnsembleRecord, RunDir
 from hpsearch.training import view_names
-from hpsearch.training.inference import apply_view
+from hpsearch.training.inference import apply_view, center_crop
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -31,14 +31,15 @@ class ExportedModel(nn.Module):
     """uint8 images (batch, height, width, channels) -> calibrated class probabilities (batch, classes)."""
 
     def __init__(self, members: list[nn.Module], normalizers: list[nn.Module], views: tuple[str, ...],
-                 combiner: nn.Module, temperature: float):
+                 combiner: nn.Module, temperature: float, crop: int | None = None):
         super().__init__()
+        self.crop = crop
         self.members, self.normalizers = nn.ModuleList(members), nn.ModuleList(normalizers)
         self.views = view_names(views)
         self.combiner, self.temperature = combiner, Temperature(temperature)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        x = center_crop(images.permute(0, 3, 1, 2).to(torch.float32) / 255.0, self.crop)
         outputs = []
         for member, normalize in zip(self.members, self.normalizers, strict=True):
             normalized = normalize(x)
@@ -52,11 +53,11 @@ def exported_model(run: RunDir, record: EnsembleRecord) -> ExportedModel:
     models = record_models(run, record)
     combiner = ensemble_torch_combiner(run, record, run.arrays("val").labels)
     return ExportedModel([run.model(m) for m in models], [m.normalizer() for m in models], record.tta, combiner,
-                         record.temperature).eval()
+                         record.temperature, run.data_config.crop).eval()
 
 
 def metadata(run: RunDir, record: EnsembleRecord) -> dict[str, str]:
-    in_chans, size = run.image_shape
+    in_chans, size = run.image_shape[0], run.data_config.stored_size  # the graph crops larger images itself
     return {"classes": json.dumps(run.classes), "image_size": str(size), "channels": str(in_chans),
             "model": record.name, "run": run.name, "input": "uint8 (batch, height, width, channels)",
             "output": "class probabilities (batch, classes)", "producer": "hpsearch"}
@@ -72,7 +73,7 @@ def export_model(run_dir: Path, model: str = "auto", fmt: str = "onnx", output: 
     if output.is_dir():
         raise HpsearchError(f"--output names a folder ({str(output)!r}); give a file name ending in {SUFFIXES[fmt]}.")
     module = exported_model(run, record)
-    in_chans, size = run.image_shape
+    in_chans, size = run.image_shape[0], run.data_config.stored_size
     example = torch.randint(0, 256, (2, size, size, in_chans), dtype=torch.uint8)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as tmp:

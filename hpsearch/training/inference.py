@@ -86,16 +86,25 @@ def apply_view(x: torch.Tensor, name: str) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+def center_crop(x: torch.Tensor, side: int | None) -> torch.Tensor:
+    """The centred ``side`` x ``side`` square of a batch (images stored larger than models see them)."""
+    if side is None or side == x.shape[-1]:
+        return x
+    top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
+    return x[..., top:top + side, left:left + side]
+
+
 @torch.no_grad()
 def predict_proba(model: nn.Module, arrays: ImageArrays, normalize: Normalizer, batch_size: int,
-                  device: torch.device, views: tuple[str, ...] = ()) -> np.ndarray:
-    """Softmax class probabilities for every image, in order; with ``views``, averaged over the test-time views."""
+                  device: torch.device, views: tuple[str, ...] = (), crop: int | None = None) -> np.ndarray:
+    """Softmax class probabilities for every image, in order (centre-cropped to ``crop``); with ``views``,
+    averaged over the test-time views."""
     model.eval()
     names = view_names(views)
     out = np.empty((len(arrays), 0), dtype=np.float32)
     buffer = BatchBuffer()
     for start in range(0, len(arrays), batch_size):
-        x = normalize.apply_(buffer.load(arrays.images, slice(start, start + batch_size), device))
+        x = normalize.apply_(center_crop(buffer.load(arrays.images, slice(start, start + batch_size), device), crop))
         probs = sum(torch.softmax(model(apply_view(x, name)).float(), dim=1) for name in names) / len(names)
         if out.shape[1] == 0:
             out = np.empty((len(arrays), probs.shape[1]), dtype=np.float32)

@@ -20,6 +20,7 @@ from hpsearch.data import BatchAugment, ImageArrays, TrialData
 from hpsearch.models import apply_frozen_mode, check_frozen_blocks, check_input_size, create_model, set_trainable
 from hpsearch.training.config import TrialConfig
 from hpsearch.training.inference import BatchBuffer, Normalizer, predict_proba
+from hpsearch.training.precision import Precision
 from hpsearch.training.rng import RandomState
 
 
@@ -87,12 +88,6 @@ def resolve_mean_std(data: TrialData, model: nn.Module, pretrained: bool) -> Mea
     return mean, std
 
 
-def bf16_supported(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu"
-
-
 def l1_penalty(model: nn.Module) -> torch.Tensor:
     """Sum of absolute weights of conv and linear kernels (biases and norms excluded)."""
     return sum(p.abs().sum() for p in model.parameters() if p.ndim > 1 and p.requires_grad)
@@ -121,13 +116,18 @@ class Trainer:
             )
         check_input_size(self.model, config.backbone, data.in_chans, data.image_size)
         check_frozen_blocks(self.model, config.frozen_blocks)
-        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        channels_last = self.device.type == "cuda" if config.channels_last is None else config.channels_last
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
-        self.autocast_dtype = torch.bfloat16 if config.amp and bf16_supported(self.device) else None
+        self.precision = Precision(config.amp, self.device)
+        self.network = torch.compile(self.model) if config.compile else self.model  # what the steps call
         self.mean, self.std = resolve_mean_std(data, self.model, config.pretrained)
         self.normalize = Normalizer(self.mean, self.std).to(self.device)
-        self.augment = BatchAugment(config.flip, config.rotation, config.zoom, config.translate, config.aug_strength)
+        self.augment = BatchAugment(config.flip, config.rotation, config.zoom, config.translate, config.aug_strength,
+                                    crop=data.crop)
         self.steps_per_epoch = max(1, len(data.train) // config.batch_size)
+        if config.steps_per_epoch is not None:  # datasets too large for a full pass per epoch
+            self.steps_per_epoch = min(self.steps_per_epoch, config.steps_per_epoch)
         self.optimizer = create_optimizer_v2(self.model, opt=config.optimizer, lr=config.lr,
                                              weight_decay=config.weight_decay, momentum=config.momentum,
                                              layer_decay=config.layer_decay)
@@ -168,9 +168,8 @@ class Trainer:
             target = y
             if self.mixup is not None:
                 x, target = self.mixup(x, y)
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                                enabled=self.autocast_dtype is not None):
-                logits = self.model(x)
+            with self.precision.autocast():
+                logits = self.network(x)
                 loss = self.criterion(logits.float(), target)
             if self.distill is not None:
                 loss = self.distill.loss(logits.float(), loss, index, self.device)
@@ -179,9 +178,7 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"training loss became {loss.item()} at update {self.updates}; "
                                     f"lower train.lr (now {self.config.lr:g}) or check the data")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.precision.step(loss, self.optimizer)
             self.updates += 1
             self.scheduler.step_update(self.updates)
             total_loss += loss.item() * len(index)
@@ -191,7 +188,8 @@ class Trainer:
 
     def predict(self, arrays: ImageArrays) -> np.ndarray:
         """Class probabilities of ``arrays`` under the current weights."""
-        return predict_proba(self.model, arrays, self.normalize, self.config.eval_batch_size, self.device)
+        return predict_proba(self.model, arrays, self.normalize, self.config.eval_batch_size, self.device,
+                             crop=self.data.crop)
 
     def evaluate(self) -> tuple[float, float, np.ndarray]:
         probs = self.predict(self.data.val)
@@ -241,7 +239,8 @@ class Trainer:
         """The state to continue from (the best epoch's weights and predictions travel separately)."""
         return {"epoch": self.epoch, "updates": self.updates, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "random": self.random.state_dict(), "history": list(self.history)}
+                "random": self.random.state_dict(), "history": list(self.history),
+                "precision": self.precision.state_dict()}
 
     def restore(self, state: dict[str, Any], best: BestState | None) -> None:
         """Continue from ``checkpoint()``'s output and the best epoch saved beside it."""
@@ -249,6 +248,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.random.load_state_dict(state["random"])
+        self.precision.load_state_dict(state.get("precision", {}))
         self.epoch, self.updates, self.history = int(state["epoch"]), int(state["updates"]), list(state["history"])
         self.best = best
 

@@ -49,3 +49,27 @@ def test_sampled_matrices_respect_the_ranges():
     scale = theta[:, 0, 0]
     assert scale.min() >= 0.8 - 1e-6 and scale.max() <= 1.2 + 1e-6
     assert torch.all(theta[:, 0, 1] == 0) and torch.all(theta[:, :, 2] == 0)
+
+
+def test_random_resized_crops_come_out_at_the_crop_size_and_differ():
+    images = torch.rand(6, 3, 23, 23)
+    out = BatchAugment(flip=False, rotation=0.0, zoom=0.0, strength=0.0, crop=20)(images,
+                                                                                   torch.Generator().manual_seed(0))
+    assert out.shape == (6, 3, 20, 20)
+    again = BatchAugment(flip=False, rotation=0.0, zoom=0.0, strength=0.0, crop=20)(images,
+                                                                                     torch.Generator().manual_seed(1))
+    assert not torch.allclose(out, again)  # each batch is cropped anew
+
+
+def test_a_full_size_crop_without_augmentation_is_the_resampled_image():
+    images = torch.rand(2, 1, 16, 16)
+    full = BatchAugment(flip=False, rotation=0.0, zoom=0.0, strength=0.0, crop=16, crop_scale=(1.0, 1.0),
+                        crop_ratio=(1.0, 1.0))(images, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(full, images, atol=1e-5, rtol=0)
+
+
+def test_the_centre_crop_is_the_middle_square():
+    from hpsearch.training.inference import center_crop
+
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).view(2, 1, 6, 6)
+    assert torch.equal(center_crop(x, 4), x[..., 1:5, 1:5]) and center_crop(x, None) is x

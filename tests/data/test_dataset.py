@@ -48,7 +48,7 @@ def test_folder_source_decodes_and_caches(tmp_path):
     config = DataConfig(source="folder", root=str(root), image_size=10)
     data = prepare_trial_data(config, 0, tmp_path / "run")
     assert data.train.images.shape[1:] == (3, 10, 10) and data.classes == ("a", "b")
-    cached = list((config.cache_path / "decoded").glob("*.npz"))
+    cached = list((config.cache_path / "decoded").glob("*.npy"))
     assert len(cached) == 2  # train and val, never test
     again = prepare_trial_data(config, 0, tmp_path / "run")
     np.testing.assert_array_equal(again.train.images, data.train.images)

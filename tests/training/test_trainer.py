@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hpsearch.errors import RecipeError
-from hpsearch.training import NonFiniteLoss, TrialConfig, train_trial
+from hpsearch.training import NonFiniteLoss, Trainer, TrialConfig, train_trial
 
 FAST = TrialConfig(backbone="tutorial_cnn", lr=1e-2, batch_size=32, epochs=3, warmup_epochs=0.5, patience=5,
                    flip=False, aug_strength=0.5, drop_rate=0.1)
@@ -72,3 +72,25 @@ def test_trial_config_rejects_unknown_and_out_of_range():
         TrialConfig.from_dict({"lrr": 0.1})
     with pytest.raises(RecipeError, match="label_smoothing"):
         TrialConfig.from_dict({"label_smoothing": 1.5})
+
+
+def test_images_stored_larger_train_on_random_crops_and_predict_on_the_centre(tmp_path):
+    from hpsearch.data import DataConfig, prepare_trial_data
+
+    config = DataConfig(source="digits", image_size=16, crop_ratio=1.25, cache_dir=str(tmp_path / "cache"))
+    data = prepare_trial_data(config, 0, tmp_path / "run")
+    assert data.train.images.shape[-1] == 20 and data.image_size == 16 and data.crop == 16
+    trainer = Trainer(TrialConfig(backbone="tutorial_cnn", epochs=1, batch_size=64, flip=False), data)
+    outcome = trainer.fit()
+    assert outcome.best.val_probs.shape == (len(data.val), 10) and outcome.best.val_acc > 0.2
+
+
+def test_mixed_precision_is_off_on_the_cpu_unless_asked_and_bf16_when_asked(tiny_data):
+    from hpsearch.training.precision import Precision
+
+    cpu = torch.device("cpu")
+    assert Precision(None, cpu).dtype is None and Precision(False, cpu).dtype is None
+    assert Precision(True, cpu).dtype == torch.bfloat16 and Precision(True, cpu).scaler is None
+    trainer = Trainer(dataclasses.replace(FAST, epochs=1, amp=True), tiny_data)
+    outcome = trainer.fit()
+    assert np.isfinite(outcome.history[-1]["train_loss"]) and "precision" in trainer.checkpoint()

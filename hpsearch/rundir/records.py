@@ -1,0 +1,125 @@
+"""``ensembles/<model>.json``: the typed record of one model made of a run's trials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpsearch.errors import HpsearchError
+from hpsearch.io import read_json, write_json
+from hpsearch.rundir.layout import (
+    ENSEMBLES_DIR,
+    TTA_SUFFIX,
+    damaged,
+)
+
+RECORD_FORMAT = 2
+
+
+@dataclass(frozen=True)
+class Member:
+    """One model an ensemble combines: its name, its folder (relative to the run directory) and its weight."""
+
+    name: str
+    path: str
+    weight: float
+    trial_id: str | None = None  # the search trial it is, if it is one
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "weight": self.weight, "trial_id": self.trial_id}
+
+
+@dataclass(frozen=True)
+class EnsembleRecord:
+    """What ``ensembles/<name>.json`` holds: how to rebuild a model (a single trial or an ensemble), and its
+    validation scores.
+
+    ``model`` names the folder of a single model that replaces the members (a soup, a distilled student);
+    ``tta`` the test-time views its members' probabilities are averaged over (empty: none; the record's name
+    then ends in ``+tta``); ``temperature`` the temperature scaling fit on validation (1: none); the ``_oof``
+    scores are out-of-fold (honest) validation scores; ``details`` whatever the method adds.
+    """
+
+    method: str
+    estimator: str
+    members: tuple[Member, ...]
+    val_accuracy: float
+    val_log_loss: float
+    params: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    tta: tuple[str, ...] = ()
+    temperature: float = 1.0
+    val_accuracy_oof: float | None = None
+    val_log_loss_oof: float | None = None
+
+    @property
+    def name(self) -> str:
+        return variant_name(self.method, self.tta)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.array([m.weight for m in self.members], dtype=np.float64)
+
+    def used_members(self) -> list[Member]:
+        """The members that carry weight (greedy selection may leave some at 0)."""
+        return [m for m in self.members if m.weight > 0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": RECORD_FORMAT, "method": self.method, "estimator": self.estimator, "params": self.params,
+                "members": [m.to_json() for m in self.members], "val_accuracy": self.val_accuracy,
+                "val_log_loss": self.val_log_loss, "val_accuracy_oof": self.val_accuracy_oof,
+                "val_log_loss_oof": self.val_log_loss_oof, "tta": list(self.tta), "temperature": self.temperature,
+                "model": self.model, "details": self.details}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: Path) -> EnsembleRecord:
+        """Read a record; records written before the format had a number (format 1) are converted."""
+        try:
+            if data.get("format", 1) == 1:
+                data = _from_format_1(data)
+            members = tuple(Member(str(m["name"]), str(m["path"]), float(m["weight"]), m.get("trial_id"))
+                            for m in data["members"])
+            oof = {k: None if data.get(k) is None else float(data[k]) for k in ("val_accuracy_oof", "val_log_loss_oof")}
+            return cls(str(data["method"]), str(data["estimator"]), members, float(data["val_accuracy"]),
+                       float(data["val_log_loss"]), dict(data.get("params") or {}), data.get("model"),
+                       dict(data.get("details") or {}), tuple(data.get("tta") or ()),
+                       float(data.get("temperature") or 1.0), **oof)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise damaged(where, f"not an ensemble record: {type(err).__name__} {err}") from None
+
+
+def _from_format_1(data: dict[str, Any]) -> dict[str, Any]:
+    """The first layout: the method's extra fields sat beside the common ones, trial ids inside member names."""
+    common = {"method", "estimator", "params", "members", "val_accuracy", "val_log_loss", "model"}
+    members = [{**m, "trial_id": m["name"].partition(":")[2] if m["name"].startswith("trial:") else None}
+               for m in data["members"]]
+    return {**{k: v for k, v in data.items() if k in common}, "members": members,
+            "details": {k: v for k, v in data.items() if k not in common}}
+
+
+def variant_name(method: str, tta: tuple[str, ...] | list[str]) -> str:
+    """A model's name in the tables and on the command line: the method, ``+tta`` with test-time views."""
+    return f"{method}{TTA_SUFFIX}" if tta else method
+
+
+def write_record(run_dir: Path, record: EnsembleRecord) -> Path:
+    return write_json(Path(run_dir) / ENSEMBLES_DIR / f"{record.name}.json", record.to_json())
+
+
+def read_record(path: Path) -> EnsembleRecord:
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        raise HpsearchError(f"{str(path)!r} is missing.") from None
+    except ValueError as err:
+        raise damaged(path, f"not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise damaged(path, "not an ensemble record")
+    return EnsembleRecord.from_json(data, path)
+
+
+# --- the run directory ------------------------------------------------------------------------------------------------
