@@ -52,8 +52,10 @@ def flowers_url() -> str:
     return SHARED_FLOWERS.as_uri()
 
 
-def scratch_folder(prefix: str) -> Path:
-    """A temporary folder for the benchmark's runs and caches, removed when the process exits."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
+def scratch_folder(prefix: str, memory: bool = False) -> Path:
+    """A temporary folder for the benchmark's runs and caches, removed when the process exits; ``memory``: in
+    /dev/shm (tmpfs) where the machine has it."""
+    shm = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=shm if memory and shm.is_dir() else None))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder

@@ -8,9 +8,10 @@ Reported: best validation accuracy, test accuracy of that best trial (read here 
 comparison), and the time each searcher needed to first reach the target validation accuracy. Unless
 ``--target`` is given, the target is the lowest best accuracy among all runs, the accuracy every run
 reached, so every searcher has a time to it. Sized for 2 CPU cores: flowers at 32 px (the cheapest trials
-that still learn), at most 8 epochs a trial, 180 s per searcher and seed (9 runs, about 30 minutes). Even
-so only 4-9 trials fit into one search there, fewer than TPE's 10 random start-up trials: raise
---budget-s (or run on a GPU) to see TPE and ASHA at work.
+that still learn), at most 8 epochs a trial, 180 s per searcher and seed (9 runs, about 30 minutes). Only
+4-9 trials fit into one search there, so hpsearch runs with ``startup_trials=2`` (a quarter of them, and one
+per backbone): the search is bounded by time, and ``num_samples`` (200) is only a cap that the default
+start-up size (a quarter of it, at most 10) would take for the expected trial count.
 
     python -m benchmarks.search_efficiency [--quick] [--budget-s 180] [--target 0.7] [--seeds 3]
 """
@@ -44,8 +45,9 @@ def space(trial, options):
 def recipe_text(quick: bool, seed: int, samples: int, epochs: int, sampler: str, scheduler: str,
                 budget_s: float) -> str:
     data = DIGITS if quick else FLOWERS.format(url=flowers_url())
+    startup = ", startup_trials=2" if sampler != "random" and samples > 2 else ""
     budget = (f"budget = dict(num_samples={samples}, max_epochs={epochs}, grace_period=2, reduction_factor=3, "
-              f"cpus_per_trial=1, sampler={sampler!r}, scheduler={scheduler!r}, time_budget_s={budget_s})\n")
+              f"cpus_per_trial=1, sampler={sampler!r}, scheduler={scheduler!r}, time_budget_s={budget_s}{startup})\n")
     return f"name = 'efficiency'\nseed = {seed}\n{data}{budget}{SPACE}"
 
 

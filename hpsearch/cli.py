@@ -84,6 +84,8 @@ def add_search_commands(commands) -> None:
     tune.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractional allowed")
     tune.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
     tune.add_argument("--resume", action="store_true", help="continue the search in --out")
+    tune.add_argument("--warm-start", nargs="+", type=Path, metavar="RUN_DIR",
+                      help="add the finished trials of earlier runs to the new study before its first trial")
     tune.add_argument("--storage", help="where Ray keeps trial state and checkpoints: a folder every node can "
                       "reach, or a URI Ray Tune supports (default: the run directory)")
     tune.add_argument("--data", help="no recipe: an image folder (<class>/<image>), an archive (.tgz, .zip), a URL "
@@ -189,6 +191,11 @@ def add_report_commands(commands) -> None:
 
 def overrides_from(args: argparse.Namespace) -> list[str]:
     flags = [f"{key}={getattr(args, attr)}" for attr, key in FLAG_OVERRIDES.items() if getattr(args, attr) is not None]
+    if getattr(args, "warm_start", None):
+        for path in args.warm_start:
+            if "," in str(path):
+                raise HpsearchError(f"--warm-start takes folders whose names have no comma, but got {str(path)!r}.")
+        flags.append("warm_start=" + ",".join(str(p.expanduser().resolve()) for p in args.warm_start))
     return list(args.overrides) + flags
 
 
@@ -358,12 +365,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def print_summary(trials, best, run_dir: Path, seconds: float) -> None:
-    from hpsearch.rundir import parameter_columns, study_url
+    from hpsearch.rundir import from_elsewhere, parameter_columns, study_url
 
+    imported = int(from_elsewhere(trials).sum())
+    trials = trials[~from_elsewhere(trials)]
     counts = trials["status"].value_counts().to_dict()
-    early = int(trials["stopped_early"].sum())
-    params = {k: best[k] for k in parameter_columns(trials)}
-    print(f"\nSearch finished in {seconds:.0f} s: {len(trials)} trials ({counts}), {early} stopped early.")
+    early = int(trials["stopped_early"].astype(str).str.lower().eq("true").sum())
+    params = {k: best[k] for k in parameter_columns(trials) if k in best and best[k] == best[k]}
+    extra = f" (and {imported} finished trials of earlier runs, not trained again)" if imported else ""
+    print(f"\nSearch finished in {seconds:.0f} s: {len(trials)} trials ({counts}), {early} stopped early{extra}.")
     print(f"Best trial {best['trial_id']} (Optuna #{best['optuna_trial']}): val_acc={best['val_acc']:.4f} "
           f"val_loss={best['val_loss']:.4f} at epoch {best['best_epoch']}")
     for key, value in params.items():
@@ -420,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's group=True
     with sigterm_as_interrupt() as terminated:
         code = run_command(args)
     return 128 + signal.SIGTERM if terminated else code

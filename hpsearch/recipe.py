@@ -44,7 +44,7 @@ from hpsearch.search.budget import BudgetConfig
 from hpsearch.training import TrialConfig
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "train": TrialConfig, "budget": BudgetConfig}
-SCALARS: dict[str, type] = {"seed": int, "name": str}
+SCALARS: dict[str, Any] = {"seed": int, "name": str, "warm_start": list[str]}
 REQUIRED = ("data", "space")
 OPTIONS = "options"  # the values space(trial, options) reads: Range(...), Choice(...) or free-form values
 MERGED = (*SECTIONS, OPTIONS)  # the dicts a recipe with a base merges into the base's
@@ -71,16 +71,22 @@ class Recipe:
     source: str
     options: dict[str, Any]
     overrides: tuple[str, ...]
+    warm_start: list[str]  # earlier run directories (absolute)
+    defaults: list[dict[str, Any]]  # configurations tried first
 
     def __init__(self, data: dict[str, Any] | DataConfig | None = None, space: Callable | None = None, *,
                  name: str = "recipe", seed: int = 0, train: dict[str, Any] | TrialConfig | None = None,
                  budget: dict[str, Any] | BudgetConfig | None = None, options: dict[str, Any] | None = None,
-                 base: str | Path | None = None):
+                 base: str | Path | None = None, warm_start: Sequence[str | Path] = (),
+                 defaults: Sequence[dict[str, Any]] = ()):
         sections = {"data": data, "train": train, "budget": budget, OPTIONS: options}
         sections = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in sections.items()}
         base_path = str(Path(base).expanduser().resolve()) if base is not None else None
+        scalars = {"warm_start": [str(Path(p).expanduser().resolve()) for p in warm_start],
+                   "defaults": [dict(d) for d in defaults]}
         text = render_recipe(name=name, seed=seed, sections=sections, space=space, base=base_path,
-                             header="# A recipe built in Python with hpsearch.Recipe(...).")
+                             header="# A recipe built in Python with hpsearch.Recipe(...).",
+                             scalars={k: v for k, v in scalars.items() if v})
         copy_fields(self, load_recipe(python_recipe_path(name), source=text))
 
     @classmethod
@@ -103,7 +109,8 @@ class Recipe:
         """Everything but the space function, as plain data (for ``config.json``)."""
         options = {k: repr(v) if is_declared(v) else v for k, v in self.options.items()}
         return {"recipe": str(self.path), "name": self.name, "seed": self.seed,
-                **{s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}, OPTIONS: options}
+                **{s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}, OPTIONS: options,
+                "warm_start": self.warm_start, "defaults": self.defaults}
 
     def __repr__(self) -> str:
         extra = f", overrides={list(self.overrides)}" if self.overrides else ""
@@ -255,15 +262,16 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, source: st
     if not isinstance(options, dict):
         raise RecipeError(f"The recipe's options must be a dict, but got {type(options).__name__}.")
     options = apply_option_overrides(options, sections[OPTIONS])
-    seed = check_value("seed", names.get("seed", 0), int)
-    name = check_value("name", names.get("name", path.stem), str)
-    if "seed" in scalars:
-        seed = parse_value("seed", scalars["seed"], int)
-    if "name" in scalars:
-        name = parse_value("name", scalars["name"], str)
+    values = {key: check_value(key, names.get(key, default), SCALARS[key])
+              for key, default in (("seed", 0), ("name", path.stem), ("warm_start", []))}
+    for key, text in scalars.items():
+        values[key] = parse_value(key, text, SCALARS[key])
+    defaults = check_value("defaults", names.get("defaults", []), list[dict])
     recipe = object.__new__(Recipe)
-    values = {"path": path, "name": name, "seed": seed, **built, "space": names["space"],
-              "source": module.__recipe_source__, "options": options, "overrides": tuple(overrides or ())}
-    for key, value in values.items():
+    fields = {"path": path, "name": values["name"], "seed": values["seed"], **built, "space": names["space"],
+              "source": module.__recipe_source__, "options": options, "overrides": tuple(overrides or ()),
+              "warm_start": [str(Path(p).expanduser().resolve()) for p in values["warm_start"]],
+              "defaults": [dict(d) for d in defaults]}
+    for key, value in fields.items():
         object.__setattr__(recipe, key, value)
     return recipe

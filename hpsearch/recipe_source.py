@@ -203,13 +203,15 @@ def outside_name(name: str, value: Any) -> str:
 
 
 def render_recipe(*, name: str, seed: int, sections: dict[str, dict[str, Any] | None], space: Callable | str | None,
-                  base: str | None = None, header: str = "") -> str:
+                  base: str | None = None, header: str = "", scalars: dict[str, Any] | None = None) -> str:
     """A recipe file's text: ``header`` (comment lines), the scalars, each section given, and ``space``."""
     parts = [header.rstrip() + "\n\n" if header else ""]
     parts.append("from hpsearch import Choice, Range  # noqa: F401\n\n")
     if base is not None:
         parts.append(f"base = {base!r}\n")
-    parts.append(f"name = {name!r}\nseed = {int(seed)!r}\n\n")
+    parts.append(f"name = {name!r}\nseed = {int(seed)!r}\n")
+    parts.extend(f"{key} = {literal(value, key)}\n" for key, value in (scalars or {}).items())
+    parts.append("\n")
     for section, values in sections.items():
         if values is not None:
             parts.append(render_section(section, dict(values)) + "\n")

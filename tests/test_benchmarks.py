@@ -96,3 +96,82 @@ def test_gpu_check_is_skipped_with_a_message_without_a_gpu(tmp_path):
                             text=True, timeout=120)
     assert result.returncode == 0 and "gpu_check skipped: no CUDA GPU" in result.stdout
     assert not list(tmp_path.iterdir())  # no table written without a GPU
+
+
+def synthetic_curves(configs: int = 24, epochs: int = 4) -> pd.DataFrame:
+    """A learning-curve table like `search_simulation record` writes: accuracy rises with lr, resnet10t learns
+    faster and costs more per epoch."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for config in range(configs):
+        backbone = ["tutorial_cnn", "resnet10t"][config % 2]
+        lr = float(10 ** rng.uniform(-3.5, -2))
+        top = 0.5 + 0.4 * (np.log10(lr) + 3.5) / 1.5 + (0.05 if backbone == "resnet10t" else 0.0)
+        for epoch in range(1, epochs + 1):
+            rows.append({"dataset": "digits", "config": config, "epoch": epoch, "backbone": backbone, "lr": lr,
+                         "weight_decay": 1e-3, "drop_rate": 0.1, "aug_strength": 0.5,
+                         "val_acc": top * (1 - 0.5 ** epoch), "epoch_seconds": 2.0 if backbone == "resnet10t" else 1.0,
+                         "val_images": 270})
+    return pd.DataFrame(rows)
+
+
+def test_the_surrogate_predicts_curves_and_costs_of_unseen_configurations():
+    from benchmarks.surrogate import Surrogate
+
+    surrogate = Surrogate.fit(synthetic_curves())
+    assert surrogate.epochs == 4 and surrogate.configs == 24 and surrogate.cv_r2_final > 0.5
+    config = {"backbone": "resnet10t", "lr": 9e-3, "weight_decay": 1e-3, "drop_rate": 0.1, "aug_strength": 0.5}
+    curve, seconds = surrogate.predict(config, seed=1)
+    low, _ = surrogate.predict({**config, "lr": 4e-4}, seed=1)
+    assert curve.shape == (4,) and curve[-1] > low[-1] and curve[-1] > curve[0]
+    assert seconds == pytest.approx(2.0, rel=0.2)
+    again, _ = surrogate.predict(config, seed=1)
+    other, _ = surrogate.predict(config, seed=2)
+    assert np.array_equal(curve, again) and not np.array_equal(curve, other)  # seeded noise, like a rerun
+
+
+def test_the_simulated_clock_charges_every_trained_epoch_once():
+    from types import SimpleNamespace
+
+    from benchmarks.search_simulation import SimulatedClock
+
+    clock = SimulatedClock(overhead=0.5)
+    a, b = SimpleNamespace(trial_id="a"), SimpleNamespace(trial_id="b")
+    for trial, epoch, acc, exploited in ((a, 1, 0.5, False), (a, 2, 0.6, False), (b, 1, 0.4, False),
+                                         (a, 4, 0.7, False), (b, 3, 0.75, True)):
+        clock.on_trial_result(0, [], trial, {"epoch": epoch, "val_acc": acc, "sim_seconds": 10.0,
+                                              "exploited": exploited})
+    # a: epochs 1, 2, then 3 (its result lost while pausing) and 4; b: epoch 1, then one epoch after an exploit
+    assert clock.epochs == 6 and clock.now == pytest.approx(6 * 10.0 + 2 * 0.5)
+    assert clock.time_to(0.6) == pytest.approx(20.5) and clock.time_to(0.75) == clock.now
+    assert clock.time_to(0.9) == float("inf")
+
+
+def test_the_simulation_summary_compares_every_searcher_with_random_search():
+    from types import SimpleNamespace
+
+    from benchmarks.search_simulation import summarize, verdict
+
+    def run(searcher, seed, final, reached_at):
+        clock = SimpleNamespace(time_to=lambda target: reached_at if final >= target else float("inf"))
+        return {"searcher": searcher, "seed": seed, "clock": clock, "epochs": 10, "sim_s": 100.0,
+                "final_best": final, "wall_s": 1.0}
+
+    runs = [run("random", s, 0.80 + 0.01 * s, 90.0 + s) for s in range(8)]
+    runs += [run("tpe_asha", s, 0.90, 20.0 + s) for s in range(8)]
+    summary, target = summarize(pd.DataFrame(runs))
+    assert target == pytest.approx(0.835)  # random search's median final best
+    row = summary.set_index("searcher").loc["tpe_asha"]
+    assert row["reached_target"] == 8 and row["time_vs_random"] == pytest.approx(23.5 / 100.0)  # of a whole search
+    assert row["p_time_vs_random"] < 0.05 and row["p_final_vs_random"] < 0.05
+    assert summary.set_index("searcher").loc["random", "reached_target"] == 4
+    assert "MET" in verdict(summary) and "NOT MET" not in verdict(summary)
+
+
+@pytest.mark.slow
+def test_search_simulation_quick(tmp_path):
+    run_benchmark(tmp_path, "-m", "benchmarks.search_simulation")
+    table = pd.read_csv(tmp_path / "search_simulation-quick.csv")
+    assert set(table["searcher"]) == {"random", "tpe_asha", "pbt"} and (table["seeds"] == 2).all()
+    assert table["median_final_best"].between(0, 1).all()
+    assert "simulated seconds" in (tmp_path / "search_simulation-quick.md").read_text()

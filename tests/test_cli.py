@@ -25,12 +25,37 @@ def test_flags_become_recipe_overrides():
     (["--set", "train.lr=abc"], "train.lr must be of type float"),
     (["--num-samples", "0"], "num_samples must be at least 1"),
     (["--resume"], "--resume needs the run directory"),
+    (["--set", "budget.sampler=bayes"], "budget.sampler must be one of ['tpe', 'gp', 'random', 'cmaes']"),
+    (["--set", "budget.scheduler=bohb"], "budget.scheduler must be one of ['asha', 'hyperband', 'pbt', 'median'"),
+    (["--set", "budget.max_ms_per_image=-1"], "budget.max_ms_per_image must be positive"),
+    (["--set", "budget.max_params=0"], "budget.max_params must be at least 1"),
+    (["--set", "budget.scheduler=pbt", "--set", "budget.grace_period=1", "--max-epochs", "1"],
+     "needs budget.max_epochs >= 2"),
+    (["--warm-start", "nowhere"], "--warm-start"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, fragment):
     recipe = write_recipe(tmp_path, MINIMAL_RECIPE)
     assert main(["tune", str(recipe), *extra]) == 2
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err and err.startswith("hpsearch tune: error:")
+
+
+def test_warm_start_runs_become_an_override_of_absolute_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["tune", "r.py", "--warm-start", "runs/a", str(tmp_path / "b")])
+    assert overrides_from(args) == [f"warm_start={tmp_path / 'runs' / 'a'},{tmp_path / 'b'}"]
+
+
+def test_a_pbt_space_without_pbt_knobs_and_bad_defaults_stop_before_ray(tmp_path, capsys):
+    body = MINIMAL_RECIPE.replace('trial.suggest_float("lr"', 'trial.suggest_float("drop_rate"').replace(
+        "1e-3, 1e-2, log=True", "0.0, 0.5")
+    assert main(["tune", str(write_recipe(tmp_path, body)), "--out", str(tmp_path / "r1"),
+                 "--set", "budget.scheduler=pbt"]) == 2
+    assert "perturbs lr, weight_decay, aug_strength, mixup_alpha" in capsys.readouterr().err
+    defaults = MINIMAL_RECIPE + "defaults = [dict(lr=5.0)]\n"
+    assert main(["tune", str(write_recipe(tmp_path, defaults, "d.py")), "--out", str(tmp_path / "r2")]) == 2
+    assert "defaults[0] sets lr=5.0, outside" in capsys.readouterr().err
+    assert not (tmp_path / "r1" / "ray").exists() and not (tmp_path / "r2" / "ray").exists()
 
 
 def test_missing_recipe_from_a_real_process(tmp_path):

@@ -49,8 +49,9 @@ def asha(history: pd.DataFrame, trials: pd.DataFrame, path: Path) -> Path:
     """Validation accuracy of every trial against the epochs it ran: where ASHA and patience stopped it."""
     fig, ax = subplots(figsize=(7, 4.5))
     reasons = trials.set_index("trial_id")["stop_reason"].to_dict() if "stop_reason" in trials else {}
-    styles = {"asha": ("C3", "ASHA"), "patience": ("C1", "patience"), "max_epochs": ("C2", "ran all epochs"),
-              "time_budget": ("C0", "time budget")}
+    styles = {"asha": ("C3", "ASHA"), "hyperband": ("C3", "Hyperband"), "median": ("C3", "median rule"),
+              "patience": ("C1", "patience"), "max_epochs": ("C2", "ran all epochs"),
+              "time_budget": ("C0", "time budget"), "infeasible": ("C4", "infeasible")}
     seen = set()
     for trial_id, rows in history.groupby("trial_id"):
         color, label = styles.get(reasons.get(trial_id), ("C7", "other"))
@@ -115,4 +116,36 @@ def cost(comparison: pd.DataFrame, path: Path) -> Path:
         ax.annotate(row["model"], (row["ms_per_image"], row["accuracy"]), fontsize=8, xytext=(4, 4),
                     textcoords="offset points")
     ax.set(title="Test accuracy (95% CI) against inference cost", xlabel="ms per image (CPU)", ylabel="test accuracy")
+    return save(fig, path)
+
+
+def pareto_front(costs: np.ndarray, accuracies: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both cost (lower) and accuracy (higher), by cost."""
+    order = np.lexsort((-accuracies, costs))
+    front, best = [], -np.inf
+    for index in order:
+        if accuracies[index] > best:
+            front.append(index)
+            best = accuracies[index]
+    return np.array(front, dtype=int)
+
+
+def cost_front(trials: pd.DataFrame, feasible: pd.Series, bound: float | None, path: Path) -> Path:
+    """Validation accuracy against inference ms per image: feasible trials (dots, with their Pareto front) and
+    infeasible ones (crosses), and the latency bound."""
+    fig, ax = subplots(figsize=(7, 4.5))
+    shown = trials["ms_per_image"].notna() & trials["val_acc"].notna()
+    ok, bad = trials[shown & feasible], trials[shown & ~feasible]
+    ax.plot(ok["ms_per_image"], ok["val_acc"], "o", color="C0", label=f"feasible ({len(ok)})")
+    if len(bad):
+        ax.plot(bad["ms_per_image"], bad["val_acc"], "x", color="C3", ms=8, label=f"infeasible ({len(bad)})")
+    if len(ok):
+        front = ok.iloc[pareto_front(ok["ms_per_image"].to_numpy(float), ok["val_acc"].to_numpy(float))]
+        ax.step(front["ms_per_image"], front["val_acc"], "-", where="post", color="C0", alpha=0.6,
+                label="feasible front")
+    if bound is not None:
+        ax.axvline(bound, color="C3", ls="--", alpha=0.6, label=f"max_ms_per_image = {bound:g}")
+    ax.set(title="Validation accuracy against inference cost (batch 1, trial's device)", xlabel="ms per image",
+           ylabel="best val accuracy")
+    ax.legend(fontsize=8)
     return save(fig, path)

@@ -22,6 +22,8 @@ from hpsearch.rundir import (
     SWEEPS_DIR,
     TEST_METRICS_FILE,
     RunDir,
+    feasible,
+    from_elsewhere,
     rank_models,
     read_table,
     study_url,
@@ -65,10 +67,11 @@ def search_sections(report: Report) -> None:
     note += f", {failed} failed" if failed else ""
     report.add("Trial leaderboard", "leaderboard", board, note=note + ".")
     if history is not None and len(history):
-        top = board[board["val_acc"].notna()]["trial_id"].head(3).tolist()
+        top = board[board["val_acc"].notna() & ~from_elsewhere(board)]["trial_id"].head(3).tolist()
         report.add("Training vs validation (top trials)", None, None,
                    [plots.learning_curves(history, top, report.folder / "learning_curves.png"),
                     plots.asha(history, trials, report.folder / "asha.png")])
+    cost_section(report, trials)
     try:
         study = load_run_study(report.run)
     except HpsearchError as err:
@@ -80,6 +83,21 @@ def search_sections(report: Report) -> None:
     else:
         report.add("Hyperparameter importance (fANOVA)", "importance", table,
                    [plots.importance_bars(table, report.folder / "importance.png")])
+
+
+def cost_section(report: Report, trials: pd.DataFrame) -> None:
+    """Accuracy against measured inference cost, with the trials that exceed the budget's bounds marked."""
+    if "ms_per_image" not in trials or trials["ms_per_image"].isna().all():
+        report.skipped.append("accuracy against inference cost (no trial measured its cost)")
+        return
+    budget = report.run.config.get("budget", {})
+    ok = feasible(trials)
+    bounds = [f"{k} = {budget[k]:g}" for k in ("max_ms_per_image", "max_params") if budget.get(k) is not None]
+    note = (f"{int((~ok).sum())} of {len(trials)} trials exceed {' or '.join(bounds)}; the best trial is the best "
+            f"feasible one." if bounds else "No deployment bound was set (budget.max_ms_per_image, max_params).")
+    report.add("Accuracy against inference cost", None, None,
+               [plots.cost_front(trials, ok, budget.get("max_ms_per_image"), report.folder / "cost_front.png")],
+               note=note)
 
 
 def load_run_study(run: RunDir):

@@ -10,6 +10,7 @@ from hpsearch.rundir.layout import (
     BEST_FILE,
     BEST_SINGLE,
     CONFIG_FILE,
+    COST_COLUMNS,
     ENSEMBLE_COLUMNS,
     ENSEMBLES_DIR,
     ENSEMBLES_FILE,
@@ -21,6 +22,9 @@ from hpsearch.rundir.layout import (
     MODEL_FILE,
     MODEL_FOLDER_FILES,
     OOF_DIR,
+    ORIGIN_DEFAULT,
+    ORIGIN_SEARCH,
+    ORIGIN_WARM_START,
     PROBS_FILE,
     RECIPE_FILE,
     REPORT_DIR,
@@ -39,6 +43,8 @@ from hpsearch.rundir.layout import (
     TTA_SUFFIX,
     check_trials_complete,
     damaged,
+    feasible,
+    from_elsewhere,
     parameter_columns,
     rank_models,
     rank_trials,
@@ -71,6 +77,7 @@ from hpsearch.rundir.run import (
 )
 
 __all__ = [
+    "COST_COLUMNS", "ORIGIN_DEFAULT", "ORIGIN_SEARCH", "ORIGIN_WARM_START", "feasible", "from_elsewhere",
     "BEST_FILE", "BEST_SINGLE", "CONFIG_FILE", "ENSEMBLES_DIR", "ENSEMBLES_FILE", "ENSEMBLE_COLUMNS",
     "ENV_FILE", "EVALUATION_DIR", "EXPERIMENT_DIR", "EnsembleRecord", "HISTORY_COLUMNS", "HISTORY_FILE",
     "MODEL_FILE", "MODEL_FOLDER_FILES", "Member", "OOF_DIR", "PROBS_FILE", "RECIPE_FILE", "RECORD_FORMAT",

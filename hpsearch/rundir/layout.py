@@ -24,8 +24,12 @@ SEARCH_ARTIFACTS = (TRIALS_FILE, STUDY_FILE, SPLIT_FILE, TRIALS_DIR)  # a folder
 
 # --- table schemas: the non-parameter columns of each table, in order --------------------------------------------
 TRIAL_KEY_COLUMNS = ["trial_id", "optuna_trial", "status"]  # then the parameters, then the results
+COST_COLUMNS = ["parameters", "ms_per_image", "ms_per_image_b32"]  # measured in each trial (batch 1 and 32)
 TRIAL_RESULT_COLUMNS = ["epochs", "stopped_early", "stop_reason", "best_epoch", "val_acc", "val_loss", "train_acc",
-                        "wall_s", "node_id", "error", "checkpoint"]
+                        "wall_s", *COST_COLUMNS, "feasible", "origin", "node_id", "error", "checkpoint"]
+# where a row of trials.csv comes from: this search's sampler, the recipe's `defaults`, or (with the source run's
+# folder after a colon) an earlier run added by --warm-start, which was not trained again here
+ORIGIN_SEARCH, ORIGIN_DEFAULT, ORIGIN_WARM_START = "search", "default", "warm_start"
 TRIAL_COLUMNS = TRIAL_KEY_COLUMNS + TRIAL_RESULT_COLUMNS
 HISTORY_COLUMNS = ["trial_id", "optuna_trial", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
                    "best_val_acc", "epoch_seconds", "time_total_s", "timestamp", "node_id"]
@@ -48,8 +52,26 @@ _SCHEMAS: dict[str, dict[str, str]] = {
 
 
 def rank_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """The ranking rule: highest validation accuracy first, lower validation loss breaks ties."""
-    return trials.sort_values(["val_acc", "val_loss"], ascending=[False, True], na_position="last")
+    """The ranking rule: feasible trials first (those within the budget's deployment bounds; every trial is
+    feasible without bounds), then the highest validation accuracy, then the lower validation loss."""
+    ranked = trials.assign(_infeasible=~feasible(trials))
+    ranked = ranked.sort_values(["_infeasible", "val_acc", "val_loss"], ascending=[True, False, True],
+                                na_position="last", kind="stable")
+    return ranked.drop(columns="_infeasible")
+
+
+def feasible(trials: pd.DataFrame) -> pd.Series:
+    """Whether each trial met the deployment bounds (a missing ``feasible`` value counts as feasible)."""
+    if "feasible" not in trials:
+        return pd.Series(True, index=trials.index)
+    return ~trials["feasible"].astype(str).str.lower().isin(["false", "0", "0.0"])
+
+
+def from_elsewhere(trials: pd.DataFrame) -> pd.Series:
+    """Rows of trials.csv that came from an earlier run (``--warm-start``): never trained in this run."""
+    if "origin" not in trials:
+        return pd.Series(False, index=trials.index)
+    return trials["origin"].fillna("").astype(str).str.startswith(ORIGIN_WARM_START)
 
 
 def rank_models(models: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The ``budget`` section of a recipe: how many trials, how long, how parallel."""
+"""The ``budget`` section of a recipe: how many trials, how long, how parallel, and what a trial may cost."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from typing import Literal
 
 from hpsearch.errors import RecipeError
 
+Sampler = Literal["tpe", "gp", "random", "cmaes"]
+Scheduler = Literal["asha", "hyperband", "pbt", "median", "fifo"]
+
 
 @dataclass(frozen=True)
 class BudgetConfig:
-    """Search size and scheduling (the recipe's ``budget`` section)."""
+    """Search size and scheduling (the recipe's ``budget`` section); each field's docstring says what it does."""
 
     num_samples: int = 16
     """Trials to run (fewer if ``time_budget_s`` runs out first)."""
@@ -29,13 +32,25 @@ class BudgetConfig:
     """GPUs per trial; fractions share a GPU (0.5: two trials per GPU)."""
     max_failures: int = 0
     """Retries of a crashed trial."""
-    sampler: Literal["tpe", "random"] = "tpe"
-    """Optuna's sampler: ``tpe``, or ``random`` (the naive baseline)."""
-    scheduler: Literal["asha", "fifo"] = "asha"
-    """``asha`` stops weak trials early; ``fifo`` runs every trial to the end."""
+    sampler: Sampler = "tpe"
+    """Optuna's sampler: ``tpe`` (multivariate TPE), ``gp`` (Gaussian process), ``cmaes``, or ``random`` (the
+    naive baseline); all but ``random`` start with ``startup_trials`` stratified trials that cover every choice."""
+    scheduler: Scheduler = "asha"
+    """``asha``, ``hyperband`` or ``median`` stop weak trials early; ``pbt`` (population-based training) continues
+    the bottom quarter from a top trial's checkpoint with perturbed lr, weight decay, augmentation and mixup;
+    ``fifo`` runs every trial to the end."""
+    startup_trials: int | None = None
+    """Stratified start-up trials before the sampler's model (``None``: a quarter of ``num_samples``, raised to
+    the widest categorical choice, at most 10)."""
+    perturbation_interval: int | None = None
+    """PBT: epochs between exploit/explore steps (``None``: ``grace_period``)."""
     time_budget_s: float | None = None
     """End the search after this many seconds, whatever the trial count (Ray Tune's ``time_budget_s``); running
     trials stop and what finished is exported."""
+    max_ms_per_image: float | None = None
+    """Deployment bound: milliseconds per image at batch 1 on the trial's device; slower trials are infeasible."""
+    max_params: float | None = None
+    """Deployment bound: parameters at most; larger models are infeasible."""
 
     def validate(self) -> None:
         if self.num_samples < 1:
@@ -56,3 +71,37 @@ class BudgetConfig:
             raise RecipeError(f"budget.time_budget_s must be positive, but got {self.time_budget_s=}.")
         if self.max_failures < 0:
             raise RecipeError(f"budget.max_failures must be >= 0, but got {self.max_failures=}.")
+        self._validate_new_knobs()
+
+    def _validate_new_knobs(self) -> None:
+        if self.startup_trials is not None and not 0 <= self.startup_trials <= self.num_samples:
+            raise RecipeError(f"budget.startup_trials must be between 0 and num_samples ({self.num_samples}), "
+                              f"but got {self.startup_trials=}.")
+        if self.perturbation_interval is not None and not 1 <= self.perturbation_interval < self.max_epochs:
+            raise RecipeError(f"budget.perturbation_interval must be between 1 and max_epochs - 1 "
+                              f"({self.max_epochs - 1}), but got {self.perturbation_interval=}.")
+        if self.scheduler == "pbt" and self.max_epochs < 2:
+            raise RecipeError(f"budget.scheduler='pbt' needs budget.max_epochs >= 2 (PBT perturbs between epochs), "
+                              f"but got {self.max_epochs=}.")
+        if self.max_ms_per_image is not None and self.max_ms_per_image <= 0:
+            raise RecipeError(f"budget.max_ms_per_image must be positive, but got {self.max_ms_per_image=}.")
+        if self.max_params is not None and self.max_params < 1:
+            raise RecipeError(f"budget.max_params must be at least 1, but got {self.max_params=}.")
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """Deployment bounds by the cost they bound (names of trials.csv's cost columns)."""
+        bounds = {"ms_per_image": self.max_ms_per_image, "parameters": self.max_params}
+        return {key: float(bound) for key, bound in bounds.items() if bound is not None}
+
+    def within_limits(self, costs: dict) -> bool | None:
+        """Whether measured ``costs`` meet every bound (None: a bounded cost was not measured)."""
+        values = [costs.get(key) for key in self.limits]
+        if any(value is None or value != value for value in values):
+            return None
+        return all(float(value) <= bound for value, bound in zip(values, self.limits.values(), strict=True))
+
+    @property
+    def interval(self) -> int:
+        """PBT's perturbation interval in epochs."""
+        return self.perturbation_interval or min(self.grace_period, self.max_epochs - 1)

@@ -10,10 +10,14 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from hpsearch.io import read_json
 from hpsearch.rundir import (
     BEST_FILE,
+    COST_COLUMNS,
     HISTORY_COLUMNS,
     HISTORY_FILE,
+    ORIGIN_DEFAULT,
+    ORIGIN_SEARCH,
     TRIAL_COLUMNS,
     TRIAL_KEY_COLUMNS,
     TRIAL_RESULT_COLUMNS,
@@ -52,20 +56,28 @@ def asha_rungs(budget: BudgetConfig) -> set[int]:
 
 
 def stop_reason(status: str, last: dict[str, Any], budget: BudgetConfig) -> str:
-    """Why a trial ended: error, interrupted, patience, max_epochs, asha (stopped at one of its rungs) or
-    time_budget (the search's time_budget_s ran out while the trial was between rungs)."""
+    """Why a trial ended: error, interrupted, patience, infeasible (its measured cost exceeds a deployment bound),
+    max_epochs, asha (stopped at one of its rungs), hyperband or median (stopped by that scheduler), or
+    time_budget (the search's time_budget_s ran out while the trial was between ASHA rungs)."""
     if status == "failed":
         return "error"
     if status != "completed":
         return "interrupted"
     if last.get("stopped_by_patience"):
         return "patience"
+    if last.get("infeasible"):
+        return "infeasible"
     epoch = last.get("epoch", 0)
     if epoch >= budget.max_epochs:
         return "max_epochs"
     if budget.scheduler == "asha" and epoch in asha_rungs(budget):
         return "asha"
+    if budget.scheduler in ("hyperband", "median"):
+        return budget.scheduler
     return "time_budget" if budget.time_budget_s is not None else "stopped"
+
+
+EARLY_REASONS = ("asha", "hyperband", "median", "patience", "infeasible")
 
 
 def error_text(trial) -> str:
@@ -83,14 +95,14 @@ def error_text(trial) -> str:
     return lines[-1][:500] if lines else ""
 
 
-def trial_row(trial, history: pd.DataFrame, names: list[str], budget: BudgetConfig) -> dict[str, Any]:
+def trial_row(trial, history: pd.DataFrame, names: list[str], budget: BudgetConfig, origin: str) -> dict[str, Any]:
     status = STATUS.get(trial.status, "incomplete")
     last = trial.last_result or {}
     row = {"trial_id": trial.trial_id, "optuna_trial": trial.config.get(TRIAL_NUMBER_KEY), "status": status}
     row.update({name: trial.config.get(name) for name in names})
     epochs = int(history["epoch"].max()) if len(history) else 0
     reason = stop_reason(status, last, budget)
-    row.update({"epochs": epochs, "stopped_early": reason in ("asha", "patience"), "stop_reason": reason,
+    row.update({"epochs": epochs, "stopped_early": reason in EARLY_REASONS, "stop_reason": reason,
                 "best_epoch": None, "val_acc": None, "val_loss": None, "train_acc": None, "wall_s": None})
     if len(history):
         best = rank_trials(history).iloc[0]
@@ -99,8 +111,25 @@ def trial_row(trial, history: pd.DataFrame, names: list[str], budget: BudgetConf
                     "wall_s": float(history["time_total_s"].max())})
         if "node_id" in history:
             row["node_id"] = str(history["node_id"].iloc[-1])
+    costs = {key: last.get(key) for key in COST_COLUMNS}
+    row.update(costs)
+    row["feasible"] = budget.within_limits(costs) if budget.limits else True
+    row["origin"] = origin
     row["error"] = error_text(trial) if status == "failed" else ""
     return row
+
+
+def best_from_folder(folder: Path) -> dict[str, Any]:
+    """The best epoch the trial's saved model is (what ``best.json`` says), for its row of trials.csv; the same
+    as the best of its history, except after PBT handed it another trial's checkpoint."""
+    info = read_json(folder / BEST_FILE)
+    return {"best_epoch": int(info["epoch"]), "val_acc": float(info["val_acc"]), "val_loss": float(info["val_loss"]),
+            "train_acc": float(info["train_acc"])}
+
+
+def origins(study: optuna.Study) -> dict[int, str]:
+    """Optuna trial number -> origin, for trials that the recipe's ``defaults`` enqueued."""
+    return {t.number: ORIGIN_DEFAULT for t in study.get_trials(deepcopy=False) if "fixed_params" in t.system_attrs}
 
 
 def trial_history(analysis, trial) -> pd.DataFrame:
@@ -156,11 +185,15 @@ def export_experiments(run_dir: Path, experiments: list[str], study: optuna.Stud
     every = [(analysis, trial) for analysis in analyses for trial in analysis.trials]
     names = parameter_names(study, [trial.config for _, trial in every])
     rows, histories = [], []
+    enqueued = origins(study)
     for analysis, trial in every:
         history = trial_history(analysis, trial)
         histories.append(history)
-        row = trial_row(trial, history, names, budget)
-        row["checkpoint"] = copy_best_checkpoint(trial, run_dir / TRIALS_DIR / trial.trial_id)
+        row = trial_row(trial, history, names, budget, enqueued.get(trial.config.get(TRIAL_NUMBER_KEY), ORIGIN_SEARCH))
+        folder = run_dir / TRIALS_DIR / trial.trial_id
+        row["checkpoint"] = copy_best_checkpoint(trial, folder)
+        if row["checkpoint"]:
+            row.update(best_from_folder(folder))
         rows.append(row)
     earlier, earlier_history = earlier_rows(run_dir, {str(row["trial_id"]) for row in rows})
     trials = pd.concat([pd.DataFrame(rows), earlier], ignore_index=True)

@@ -14,12 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import HpsearchError
 from hpsearch.io import read_json
-from hpsearch.rundir import CONFIG_FILE, EXPERIMENT_DIR, RECIPE_FILE, TRIALS_FILE, holds_search, read_trials
+from hpsearch.rundir import (
+    CONFIG_FILE,
+    EXPERIMENT_DIR,
+    RECIPE_FILE,
+    TRIALS_FILE,
+    from_elsewhere,
+    holds_search,
+    read_trials,
+)
 
 if TYPE_CHECKING:
     from hpsearch.recipe import Recipe
 
-FIXED_ON_RESUME = ("name", "seed", "data", "train", "options")
+FIXED_ON_RESUME = ("name", "seed", "data", "train", "options", "warm_start", "defaults")
+LATER_KEYS = ("warm_start", "defaults")  # lists that runs made before they existed do not record
 BUDGET_ON_RESUME = ("num_samples", "time_budget_s", "max_concurrent", "max_failures", "cpus_per_trial",
                     "gpus_per_trial")  # budget keys a resume may change; the others shape the finished trials
 
@@ -80,7 +89,7 @@ def check_resume_changes(run_dir: Path, stored: dict[str, Any], recipe: Recipe) 
                           f"({run_dir / RECIPE_FILE}); a resume must search the same space. Use "
                           f"`hpsearch resume {run_dir}`, or start a new run with --out.")
     current = recipe.resolved()
-    for key, before, now in differences({k: stored.get(k) for k in FIXED_ON_RESUME},
+    for key, before, now in differences({k: stored.get(k, [] if k in LATER_KEYS else None) for k in FIXED_ON_RESUME},
                                         {k: current.get(k) for k in FIXED_ON_RESUME}):
         raise HpsearchError(f"On resume, {key} cannot change ({before!r} in {run_dir}, {now!r} now): the finished "
                           f"trials were trained with {before!r}. Drop that --set, or start a new run with --out.")
@@ -129,7 +138,8 @@ def plan_search(run_dir: Path, recipe: Recipe, resume: bool, storage: str | None
 
 
 def finished_elsewhere(run_dir: Path, alive: list[dict[str, Any]], storage: str | None) -> int:
-    """Finished trials in trials.csv that no surviving experiment holds (its Ray folder was deleted)."""
+    """Finished trials in trials.csv that no surviving experiment holds (its Ray folder was deleted); trials a
+    warm start brought from earlier runs were never part of the budget."""
     if not (run_dir / TRIALS_FILE).is_file():
         return 0
     from ray.tune import ExperimentAnalysis
@@ -137,4 +147,5 @@ def finished_elsewhere(run_dir: Path, alive: list[dict[str, Any]], storage: str 
     paths = [experiment_path(run_dir, storage, e["number"]) for e in alive]
     known = {t.trial_id for path in paths for t in ExperimentAnalysis(path).trials}
     trials = read_trials(run_dir)
-    return int((~trials["trial_id"].isin(known) & trials["status"].isin(["completed", "failed"])).sum())
+    finished = ~trials["trial_id"].isin(known) & trials["status"].isin(["completed", "failed"])
+    return int((finished & ~from_elsewhere(trials)).sum())

@@ -149,6 +149,28 @@ def validate_space(space: TrialSpace, data: DataConfig | None = None, samples: i
             check_frozen_blocks(model, most_frozen)
 
 
+def sampled_distributions(space: TrialSpace, samples: int = 16, seed: int = 0) -> dict[str, list[Any]]:
+    """Every distribution the space used for each name, over ``samples`` random in-memory trials (a define-by-run
+    space shows its conditional parameters and backbone-dependent ranges only when sampled)."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    found: dict[str, list[Any]] = {}
+    for _ in range(samples):
+        trial = study.ask()
+        run_space(space, trial)
+        for name, distribution in trial.distributions.items():
+            if distribution not in found.setdefault(name, []):
+                found[name].append(distribution)
+        study.tell(trial, 0.0)
+    return found
+
+
+def widest_choice(distributions: dict[str, list[Any]]) -> int:
+    """The most choices any categorical parameter offers (1 without categoricals)."""
+    sizes = [len(d.choices) for found in distributions.values() for d in found
+             if isinstance(d, optuna.distributions.CategoricalDistribution)]
+    return max(sizes, default=1)
+
+
 def largest_value(trial: optuna.Trial, config: dict, name: str) -> int:
     """The largest value ``name`` can take: its distribution's top, or the constant the space returned."""
     distribution = trial.distributions.get(name)

@@ -15,13 +15,18 @@ import pandas as pd
 
 from hpsearch.data import prepare_split, prepare_trial_data
 from hpsearch.errors import SearchError
-from hpsearch.rundir import TRIALS_FILE, rank_trials, read_trials, study_url, update_summary
+from hpsearch.rundir import TRIALS_FILE, feasible, from_elsewhere, rank_trials, read_trials, study_url, update_summary
 from hpsearch.runinfo import ensure_writable, record_run
 from hpsearch.search.export import export_experiments
+from hpsearch.search.pbt import ask_population, mutations, population_scheduler, settle_population
 from hpsearch.search.plan import SearchPlan, experiment_location, experiment_path, plan_search
+from hpsearch.search.samplers import make_sampler, startup_trials
+from hpsearch.search.schedulers import make_scheduler
+from hpsearch.search.searcher import PausingLimiter, Searcher
 from hpsearch.search.session import check_resources, default_concurrency, ray_session, reap_leftover_ray
-from hpsearch.search.space import TrialSpace, validate_space
+from hpsearch.search.space import TrialSpace, sampled_distributions, validate_space, widest_choice
 from hpsearch.search.trainable import run_trial
+from hpsearch.search.warmstart import check_defaults, check_sources, enqueue_defaults, warm_start, write_rows
 
 if TYPE_CHECKING:
     from hpsearch.recipe import Recipe
@@ -39,6 +44,7 @@ class SearchOptions:
     overrides: list[str] = field(default_factory=list)
     verbose: int = 1
     storage: str | None = None  # where Ray keeps experiment state and checkpoints (a shared folder or a URI)
+    callbacks: list = field(default_factory=list)  # extra Ray Tune callbacks (e.g. a benchmark's clock)
 
 
 class SearchInterrupted(SearchError):
@@ -58,35 +64,51 @@ def load_study(run_dir: Path, name: str) -> optuna.Study:
 def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions, number: int, num_samples: int):
     """A new Ray experiment (the run's ``number``-th) of ``num_samples`` trials, on the run's Optuna study."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search import BasicVariantGenerator
 
     budget = recipe.budget
     space = TrialSpace(recipe, options.overrides)
     seed = recipe.seed + 1000 * (number - 1)  # an extension must not draw the first experiment's trials again
-    sampler = (optuna.samplers.TPESampler(seed=seed) if budget.sampler == "tpe"
-               else optuna.samplers.RandomSampler(seed=seed))
-    searcher = OptunaSearch(space=space, metric=METRIC, mode=MODE, study_name=recipe.name,
-                            storage=study_storage(run_dir), sampler=sampler)
     limit = budget.max_concurrent or default_concurrency(budget.cpus_per_trial)
-    scheduler = None
-    if budget.scheduler == "asha":
-        scheduler = ASHAScheduler(time_attr="epoch", max_t=budget.max_epochs,
-                                  grace_period=budget.grace_period, reduction_factor=budget.reduction_factor)
+    distributions = sampled_distributions(space, seed=recipe.seed)
+    param_space = None
+    if budget.scheduler == "pbt":
+        population = initial_population(recipe, run_dir, space, seed, limit, num_samples)
+        # every member sets every training option, so one key set holds them all; Ray runs exactly these
+        param_space = dict.fromkeys(population[0])
+        search_alg = BasicVariantGenerator(points_to_evaluate=population, max_concurrent=limit)
+        scheduler = population_scheduler(budget, space, distributions)
+    else:
+        startup = startup_trials(budget.num_samples, widest_choice(distributions), budget.startup_trials)
+        sampler = make_sampler(budget.sampler, seed, startup, limit)
+        searcher = Searcher(space=space, metric=METRIC, mode=MODE, study_name=recipe.name,
+                            storage=study_storage(run_dir), sampler=sampler, max_epochs=budget.max_epochs,
+                            limits=budget.limits)
+        search_alg, scheduler = PausingLimiter(searcher, limit), make_scheduler(budget)
+    # PBT hands a trial the checkpoint another trial wrote at its last perturbation: keep that one
+    keep = budget.interval + 2 if budget.scheduler == "pbt" else 1
     storage_path, name = experiment_location(run_dir, options.storage, number)
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=ConcurrencyLimiter(searcher, limit),
-                                    scheduler=scheduler, num_samples=num_samples,
-                                    time_budget_s=budget.time_budget_s, reuse_actors=True),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=search_alg, scheduler=scheduler,
+                                    num_samples=num_samples, time_budget_s=budget.time_budget_s, reuse_actors=True),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage_path, verbose=options.verbose,
+            name=name, storage_path=storage_path, verbose=options.verbose, callbacks=options.callbacks or None,
             progress_reporter=progress_table(recipe),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
             failure_config=tune.FailureConfig(max_failures=budget.max_failures),
         ),
     )
+
+
+def initial_population(recipe: Recipe, run_dir: Path, space: TrialSpace, seed: int, limit: int,
+                       size: int) -> list[dict]:
+    """PBT's initial population, asked from the run's study with the run's sampler, all of it start-up trials."""
+    sampler = make_sampler(recipe.budget.sampler, seed, size, limit)
+    study = optuna.create_study(storage=study_storage(run_dir), study_name=recipe.name, direction="maximize",
+                                load_if_exists=True, sampler=sampler)
+    return ask_population(study, space, size)
 
 
 def progress_table(recipe: Recipe):
@@ -106,7 +128,8 @@ def make_trainable(recipe: Recipe, data):
     resources = {"cpu": recipe.budget.cpus_per_trial, "gpu": recipe.budget.gpus_per_trial}
     # with_parameters puts the decoded arrays into Ray's object store once; trials map them zero-copy.
     trainable = tune.with_parameters(run_trial, data=data, threads=recipe.budget.cpus_per_trial,
-                                     recipe_source=recipe.source, recipe_path=str(recipe.path))
+                                     recipe_source=recipe.source, recipe_path=str(recipe.path),
+                                     limits=recipe.budget.limits)
     return tune.with_resources(trainable, resources)
 
 
@@ -124,7 +147,12 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
         log.info("Nothing to resume in %s: its %d trials are finished. Add more with `hpsearch resume %s "
                  "--num-samples N`.", run_dir, len(trials), run_dir)
         return trials
-    validate_space(TrialSpace(recipe, options.overrides), recipe.data, seed=recipe.seed)
+    space = TrialSpace(recipe, options.overrides)
+    validate_space(space, recipe.data, seed=recipe.seed)
+    check_defaults(space, recipe.defaults)
+    check_sources(recipe.warm_start)
+    if recipe.budget.scheduler == "pbt":
+        mutations(sampled_distributions(space, seed=recipe.seed))  # a space without PBT's knobs fails here
     ensure_writable(run_dir)
     data = prepare_trial_data(recipe.data, recipe.seed, run_dir, save=False)  # data problems surface first
     try:
@@ -135,6 +163,8 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
                                               "storage": options.storage, "experiments": plan.experiments},
                        recipe.seed, recipe.source, resumed=options.resume, changes=plan.changes)
             prepare_split(recipe.data, recipe.seed, run_dir)
+            if plan.start is not None:
+                prepare_study(recipe, run_dir, space)
             run_plan(plan, recipe, run_dir, make_trainable(recipe, data), options)
         trials = export(run_dir, recipe, plan, options)
     except Exception as err:
@@ -144,15 +174,29 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
                           f"{type(err).__name__}: {err}). {salvage(run_dir, recipe, plan, options)} Free some space, "
                           f"then continue with `hpsearch resume {run_dir}`.") from None
     study = load_study(run_dir, recipe.name)
-    unfinished = int((trials["status"] == "incomplete").sum()) if len(trials) else 0
-    cut_short = len(trials) < recipe.budget.num_samples and recipe.budget.time_budget_s is None
+    settle_population(study, trials)
+    own = trials[~from_elsewhere(trials)] if len(trials) else trials
+    unfinished = int((own["status"] == "incomplete").sum()) if len(own) else 0
+    cut_short = len(own) < recipe.budget.num_samples and recipe.budget.time_budget_s is None
     if unfinished or cut_short:
-        raise SearchInterrupted(f"The search stopped with {len(trials) - unfinished} of {recipe.budget.num_samples} "
+        raise SearchInterrupted(f"The search stopped with {len(own) - unfinished} of {recipe.budget.num_samples} "
                                 f"trials finished; they are kept in {run_dir}. Continue with: "
                                 f"hpsearch resume {run_dir}")
     close_orphaned_trials(study, set(trials["optuna_trial"].dropna().astype(int)))
     update_summary(run_dir, time.perf_counter() - start, trials, best_trial(trials))
     return trials
+
+
+def prepare_study(recipe: Recipe, run_dir: Path, space: TrialSpace) -> optuna.Study:
+    """The run's study, with the earlier runs' trials (``warm_start``) and the recipe's ``defaults`` in it
+    before the first trial is asked (both only once per study)."""
+    study = optuna.create_study(storage=study_storage(run_dir), study_name=recipe.name, direction="maximize",
+                                load_if_exists=True)
+    if recipe.warm_start:
+        write_rows(run_dir, warm_start(study, space, recipe.warm_start, recipe.budget).rows)
+    if recipe.defaults:  # under PBT they become members of the initial population
+        enqueue_defaults(study, recipe.defaults)
+    return study
 
 
 def export(run_dir: Path, recipe: Recipe, plan: SearchPlan, options: SearchOptions) -> pd.DataFrame:
@@ -211,12 +255,17 @@ def close_orphaned_trials(study: optuna.Study, known: set[int]) -> list[int]:
 
 
 def best_trial(trials: pd.DataFrame) -> pd.Series:
-    """The completed trial with the highest validation accuracy (lowest loss on ties)."""
+    """This run's completed trial that ranks first (``rank_trials``: feasible, then the highest validation
+    accuracy, then the lowest loss); trials brought in by a warm start have no model here and never count."""
     if "val_acc" not in trials:
         trials = trials.assign(val_acc=float("nan"))
-    done = trials[(trials["status"] == "completed") & trials["val_acc"].notna()]
+    done = trials[(trials["status"] == "completed") & trials["val_acc"].notna() & ~from_elsewhere(trials)]
     if done.empty:
         reasons = trials.loc[trials["status"] == "failed", "error"].tolist() if "error" in trials else []
         first = f" First failure: {reasons[0]}" if reasons else ""
         raise SearchError(f"No trial finished successfully.{first} Rerun with --debug for the full traceback.")
-    return rank_trials(done).iloc[0]
+    best = rank_trials(done).iloc[0]
+    if not feasible(best.to_frame().T).iloc[0]:
+        log.warning("No trial met the deployment bounds (budget.max_ms_per_image / max_params); the best trial "
+                    "%s exceeds them. Loosen the bounds or search smaller backbones.", best["trial_id"])
+    return best

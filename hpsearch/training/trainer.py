@@ -17,7 +17,15 @@ from torch import nn
 
 from ensembles import log_loss
 from hpsearch.data import BatchAugment, ImageArrays, TrialData
-from hpsearch.models import apply_frozen_mode, check_frozen_blocks, check_input_size, create_model, set_trainable
+from hpsearch.models import (
+    apply_frozen_mode,
+    check_frozen_blocks,
+    check_input_size,
+    count_parameters,
+    create_model,
+    set_trainable,
+)
+from hpsearch.models.cost import ms_per_image
 from hpsearch.training.config import TrialConfig
 from hpsearch.training.inference import BatchBuffer, Normalizer, predict_proba
 from hpsearch.training.precision import Precision
@@ -51,7 +59,7 @@ class TrialOutcome:
     stop_reason: str = "max_epochs"
 
 
-EpochCallback = Callable[[dict[str, Any], "BestState | None"], None]
+EpochCallback = Callable[[dict[str, Any], "BestState | None"], "bool | None"]  # True: stop after this epoch
 
 
 @dataclass
@@ -220,15 +228,17 @@ class Trainer:
         return metrics, improved
 
     def fit(self, on_epoch: EpochCallback | None = None) -> TrialOutcome:
-        """Train the remaining epochs (all of them, or those after a restored checkpoint)."""
+        """Train the remaining epochs (all of them, or those after a restored checkpoint); ``on_epoch`` returning
+        True stops the run after that epoch."""
         stop_reason = "max_epochs"
         while self.epoch < self.config.epochs:
             if self.history and self.history[-1]["stopped_by_patience"]:
                 stop_reason = "patience"
                 break
             metrics, improved = self.run_epoch()
-            if on_epoch is not None:
-                on_epoch(metrics, self.best if improved else None)
+            if on_epoch is not None and on_epoch(metrics, self.best if improved else None):
+                stop_reason = "stopped"
+                break
             if metrics["stopped_by_patience"]:
                 stop_reason = "patience"
                 break
@@ -239,18 +249,41 @@ class Trainer:
         """The state to continue from (the best epoch's weights and predictions travel separately)."""
         return {"epoch": self.epoch, "updates": self.updates, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "random": self.random.state_dict(), "history": list(self.history),
+                "random": self.random.state_dict(), "history": list(self.history), "config": self.config.to_dict(),
                 "precision": self.precision.state_dict()}
 
     def restore(self, state: dict[str, Any], best: BestState | None) -> None:
-        """Continue from ``checkpoint()``'s output and the best epoch saved beside it."""
+        """Continue from ``checkpoint()``'s output and the best epoch saved beside it.
+
+        The state may come from another configuration of the same architecture (population-based training
+        hands a trial the checkpoint of a better one): weights, optimizer moments, epoch and random state are
+        taken from it, and this configuration's own weight decay and learning-rate schedule (at the restored
+        step) are applied; augmentation, mixup and the loss are this configuration's anyway.
+        """
+        own_decay = [group["weight_decay"] for group in self.optimizer.param_groups]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        same = state.get("config", self.config.to_dict()) == self.config.to_dict()
+        if same:
+            self.scheduler.load_state_dict(state["scheduler"])
         self.random.load_state_dict(state["random"])
         self.precision.load_state_dict(state.get("precision", {}))
         self.epoch, self.updates, self.history = int(state["epoch"]), int(state["updates"]), list(state["history"])
         self.best = best
+        if not same:
+            for group, decay in zip(self.optimizer.param_groups, own_decay, strict=True):
+                group["weight_decay"] = decay
+            self.scheduler.step_update(self.updates)  # this config's lr at the restored step
+
+    def inference_cost(self, batch_sizes: tuple[int, ...] = (1, 32)) -> dict[str, float]:
+        """Parameters and milliseconds per image at each batch size, on this trial's device and settings."""
+        shape = (self.data.in_chans, self.data.image_size, self.data.image_size)
+        cost = {"parameters": float(count_parameters(self.model))}
+        for size in batch_sizes:
+            key = "ms_per_image" if size == 1 else f"ms_per_image_b{size}"
+            cost[key] = ms_per_image(self.model, shape, self.device, size, repeats=10 if size == 1 else 3,
+                                     memory_format=self.memory_format, autocast_dtype=self.precision.dtype)
+        return cost
 
 
 def train_trial(config: TrialConfig, data: TrialData, on_epoch: EpochCallback | None = None,

@@ -129,3 +129,27 @@ def test_plots_leave_the_matplotlib_backend_and_pyplot_alone(tmp_path):
     assert out.stdout.split() == ["True", "False"]
     with Image.open(tmp_path / "i.png") as image:
         image.verify()
+
+
+def test_accuracy_against_cost_marks_the_trials_over_the_bound(searched_run, capsys):
+    trials = pd.read_csv(searched_run / "trials.csv")
+    trials["ms_per_image"] = [0.5, 1.5, 0.7, 3.0, 0.9, None]
+    trials["parameters"] = 1e5
+    trials["feasible"] = trials["ms_per_image"].map(lambda ms: None if pd.isna(ms) else bool(ms <= 1.0))
+    trials.to_csv(searched_run / "trials.csv", index=False)
+    config = json.loads((searched_run / "config.json").read_text())
+    (searched_run / "config.json").write_text(json.dumps({**config, "budget": {"max_ms_per_image": 1.0}}))
+    report = write_report(searched_run, ["csv"])
+    section = next(s for s in report.sections if s.title == "Accuracy against inference cost")
+    assert "2 of 6 trials exceed max_ms_per_image = 1" in section.note
+    with Image.open(searched_run / "report" / "cost_front.png") as image:
+        image.verify()
+    board = read_back(searched_run / "report" / "leaderboard.csv")
+    assert board["feasible"].astype(str).str.lower().tolist()[:3] == ["true", "true", "true"]  # feasible first
+
+
+def test_the_feasible_front_is_the_pareto_front():
+    from hpsearch.report.plots import pareto_front
+
+    costs, accs = np.array([1.0, 2.0, 0.5, 3.0, 2.5]), np.array([0.8, 0.9, 0.6, 0.85, 0.95])
+    assert pareto_front(costs, accs).tolist() == [2, 0, 1, 4]

@@ -29,3 +29,22 @@ def test_stop_reasons():
     assert stop_reason("completed", {"epoch": 4}, fifo) == "time_budget"  # no scheduler stops trials
     still = BudgetConfig(max_epochs=20, grace_period=4, scheduler="fifo")
     assert stop_reason("completed", {"epoch": 4}, still) == "stopped"  # never "time_budget" without one
+
+
+def test_stop_reasons_of_the_other_schedulers_and_of_deployment_bounds():
+    for name in ("hyperband", "median"):
+        budget = BudgetConfig(max_epochs=20, grace_period=4, scheduler=name)
+        assert stop_reason("completed", {"epoch": 5}, budget) == name
+        assert stop_reason("completed", {"epoch": 20}, budget) == "max_epochs"
+    bounded = BudgetConfig(max_epochs=20, max_ms_per_image=1.0)
+    assert stop_reason("completed", {"epoch": 1, "infeasible": True}, bounded) == "infeasible"
+
+
+def test_feasibility_follows_every_bound():
+    budget = BudgetConfig(max_ms_per_image=2.0, max_params=1e6)
+    assert budget.limits == {"ms_per_image": 2.0, "parameters": 1e6}
+    assert budget.within_limits({"ms_per_image": 1.5, "parameters": 5e5}) is True
+    assert budget.within_limits({"ms_per_image": 2.5, "parameters": 5e5}) is False
+    assert budget.within_limits({"ms_per_image": 1.5, "parameters": 2e6}) is False
+    assert budget.within_limits({"ms_per_image": None, "parameters": 5e5}) is None  # not measured
+    assert BudgetConfig().limits == {}

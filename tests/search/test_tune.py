@@ -61,6 +61,10 @@ def test_trials_history_and_study_agree(tiny_run):
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tiny_run / 'study.db'}")
     assert len(trials) == 4 and trials["trial_id"].is_unique
     assert set(trials["status"]) == {"completed"}
+    assert (trials["stop_reason"] == "asha").any()  # the pruned branch below is exercised
+    assert set(trials["origin"]) == {"search"} and trials["feasible"].all()
+    assert (trials["parameters"] > 1000).all() and (trials["ms_per_image"] > 0).all()
+    assert (trials["ms_per_image_b32"] > 0).all()
     assert {"lr", "drop_rate", "backbone", "epochs", "stopped_early", "val_acc", "val_loss", "train_acc",
             "wall_s"} <= set(trials.columns)
     study_trials = {t.number: t for t in study.get_trials()}
@@ -71,12 +75,15 @@ def test_trials_history_and_study_agree(tiny_run):
         assert math.isclose(frame["val_acc"].max(), row.val_acc)
         assert row.stopped_early == (row.epochs < 3)
         st = study_trials[row.optuna_trial]
-        assert st.state == optuna.trial.TrialState.COMPLETE
+        # a trial ASHA stopped is PRUNED (TPE ranks it below every finished trial), with its whole curve
+        stopped_by_asha = row.stop_reason == "asha"
+        assert st.state == (optuna.trial.TrialState.PRUNED if stopped_by_asha else optuna.trial.TrialState.COMPLETE)
         assert math.isclose(st.value, row.val_acc)
         assert math.isclose(st.params["lr"], row.lr) and math.isclose(st.params["drop_rate"], row.drop_rate)
-        # Ray hands Optuna every epoch but the last as an intermediate value; the last is the trial's value
+        # Ray hands Optuna every epoch but the last as an intermediate value; the last is the trial's value (and,
+        # for a pruned trial, its last intermediate value too)
         best_so_far = dict(zip(frame["epoch"], frame["best_val_acc"], strict=True))
-        assert sorted(st.intermediate_values) == list(range(1, row.epochs))
+        assert sorted(st.intermediate_values) == list(range(1, row.epochs + stopped_by_asha))
         for step, value in st.intermediate_values.items():
             assert math.isclose(value, best_so_far[step])
 

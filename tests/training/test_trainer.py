@@ -94,3 +94,42 @@ def test_mixed_precision_is_off_on_the_cpu_unless_asked_and_bf16_when_asked(tiny
     trainer = Trainer(dataclasses.replace(FAST, epochs=1, amp=True), tiny_data)
     outcome = trainer.fit()
     assert np.isfinite(outcome.history[-1]["train_loss"]) and "precision" in trainer.checkpoint()
+
+
+def test_a_trial_continues_from_another_configs_checkpoint_with_its_own_hyperparameters(tiny_data):
+    """PBT's exploit step at the trainer level: weights, optimizer moments, epoch counter and random state come
+    from the donor; weight decay and the learning-rate schedule (at the restored step) are the new config's."""
+    from hpsearch.training import Trainer
+
+    donor = Trainer(dataclasses.replace(FAST, epochs=6, weight_decay=0.05), tiny_data)
+    donor.fit(lambda metrics, best: metrics["epoch"] >= 2)  # stop after two epochs
+    state = donor.checkpoint()
+    new = dataclasses.replace(FAST, epochs=6, weight_decay=0.01, lr=FAST.lr * 0.8, aug_strength=0.9, seed=7)
+    trainer = Trainer(new, tiny_data)
+    trainer.restore(state, None)
+    assert trainer.epoch == 2 and trainer.updates == donor.updates and len(trainer.history) == 2
+    for name, tensor in donor.model.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[name], tensor), name
+    moments = [s["exp_avg"] for s in trainer.optimizer.state.values()]
+    donors = [s["exp_avg"] for s in donor.optimizer.state.values()]
+    assert moments and all(torch.equal(a, b) for a, b in zip(moments, donors, strict=True))
+    decays = {g["weight_decay"] for g in trainer.optimizer.param_groups}
+    assert decays == {0.0, 0.01}  # biases and norms stay undecayed; the rest takes the new weight decay
+    ratio = trainer.optimizer.param_groups[0]["lr"] / donor.optimizer.param_groups[0]["lr"]
+    assert ratio == pytest.approx(0.8)  # the same point of the cosine schedule, scaled to the new lr
+    assert trainer.augment.strength == 0.9
+    outcome = trainer.fit()
+    assert [m["epoch"] for m in outcome.history] == [1, 2, 3, 4, 5, 6]  # it went on from epoch 3
+
+
+def test_restoring_its_own_checkpoint_changes_nothing(tiny_data):
+    from hpsearch.training import Trainer
+
+    config = dataclasses.replace(FAST, epochs=4)
+    straight = Trainer(config, tiny_data).fit()
+    first = Trainer(config, tiny_data)
+    first.fit(lambda metrics, best: metrics["epoch"] >= 2)
+    second = Trainer(config, tiny_data)
+    second.restore(first.checkpoint(), first.best)
+    resumed = second.fit()
+    np.testing.assert_array_equal(resumed.best.val_probs, straight.best.val_probs)

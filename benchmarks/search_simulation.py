@@ -1,0 +1,278 @@
+"""Benchmark 5: search quality at budgets this machine cannot train, by replaying a recorded surrogate.
+
+1. ``record`` trains configurations of a real search space (the one of ``search_efficiency``) with hpsearch
+   itself, each to its full epoch budget (random sampling, no early stopping), and saves every epoch's
+   validation accuracy and seconds as ``benchmarks/data/learning_curves_<dataset>.csv.gz``:
+
+       python -m benchmarks.search_simulation record --dataset digits --configs 200 --max-epochs 12
+       python -m benchmarks.search_simulation record --dataset flowers --configs 200 --max-epochs 12
+
+2. A random-forest surrogate (``benchmarks/surrogate.py``) predicts each configuration's curve and epoch cost.
+3. Searches are replayed through hpsearch's **real** path (``build_tuner``: Ray Tune, OptunaSearch with
+   hpsearch's samplers, the scheduler, PBT's population) with a trainable that reports the surrogate's curve
+   instead of training. One trial runs at a time; a simulated clock adds each epoch's recorded cost (and
+   ``--trial-overhead-s`` per trial), so times are simulated seconds of one worker, not wall time.
+4. Each searcher runs ``--seeds`` seeds of ``--trials`` trials. The target is random search's median final
+   best accuracy; reported per searcher: median and IQR of the simulated time to reach it and of the final
+   best, their ratio to random search, and Wilcoxon signed-rank p-values against random search (paired by seed).
+
+       python -m benchmarks.search_simulation [--dataset digits] [--seeds 20] [--trials 100] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from ray.tune import Callback
+
+from benchmarks.common import ROOT, flowers_url, scratch_folder, write_results
+from benchmarks.search_efficiency import SPACE
+from benchmarks.surrogate import KEYS, RESULTS, Surrogate, replay_trial
+
+DATA = ROOT / "benchmarks" / "data"
+SEARCHERS = {  # name -> (budget.sampler, budget.scheduler)
+    "random": ("random", "fifo"), "tpe": ("tpe", "fifo"), "tpe_asha": ("tpe", "asha"), "gp_asha": ("gp", "asha"),
+    "pbt": ("tpe", "pbt"), "hyperband": ("tpe", "hyperband"),
+}
+DEFAULT = "tpe_asha"  # hpsearch's defaults: budget.sampler="tpe", budget.scheduler="asha"
+DATASETS = {"digits": 'dict(source="digits", image_size={size})',
+            "flowers": 'dict(source="folder", url={url!r}, image_size={size})'}
+PARAMS = ["backbone", "lr", "weight_decay", "drop_rate", "aug_strength"]
+
+
+def table_path(dataset: str) -> Path:
+    return DATA / f"learning_curves_{dataset}.csv.gz"
+
+
+# --- 1. record --------------------------------------------------------------------------------------------------
+def record(dataset: str, configs: int, epochs: int, image_size: int, seed: int, out: Path | None = None) -> Path:
+    """Train ``configs`` random configurations to ``epochs`` epochs with hpsearch; save their curves to ``out``
+    (default: the dataset's table under benchmarks/data/)."""
+    from hpsearch.recipe import load_recipe
+    from hpsearch.search.tune import SearchOptions, run_search
+
+    folder = scratch_folder("hpsearch-record-")
+    os.environ.setdefault("HPSEARCH_CACHE", str(folder / "cache"))
+    data = DATASETS[dataset].format(size=image_size, url=flowers_url() if dataset == "flowers" else "")
+    path = folder / "record.py"
+    path.write_text(f"name = 'record-{dataset}'\nseed = {seed}\ndata = {data}\n"
+                    f"train = dict(batch_size=32, flip={dataset == 'flowers'}, patience={epochs})\n"
+                    f"budget = dict(num_samples={configs}, max_epochs={epochs}, sampler='random', scheduler='fifo', "
+                    f"cpus_per_trial=1)\n{SPACE}")
+    run = folder / "run"
+    trials = run_search(load_recipe(path), run, SearchOptions(verbose=0))
+    history = pd.read_csv(run / "history.csv")[["trial_id", "optuna_trial", "epoch", "val_acc", "epoch_seconds"]]
+    done = trials[(trials["status"] == "completed") & (trials["epochs"] == epochs)]
+    table = history.merge(done[["trial_id", *PARAMS]], on="trial_id")
+    table["config"] = table["optuna_trial"].astype(int)
+    table["dataset"] = dataset
+    table["val_images"] = int((pd.read_csv(run / "split.csv")["subset"] == "val").sum())
+    table = table[[*KEYS, *PARAMS, *RESULTS]].sort_values(["config", "epoch"])
+    out = out or table_path(dataset)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.6g", compression="gzip")
+    print(f"Recorded {table['config'].nunique()} configurations x {epochs} epochs to {out}")
+    return out
+
+
+# --- 3. replay ----------------------------------------------------------------------------------------------------
+class SimulatedClock(Callback):
+    """A Ray Tune callback: one worker's simulated seconds, and the best accuracy seen at each point of it.
+
+    Every result advances the clock by its epoch's recorded cost (times the epochs since the trial's last result:
+    a result Ray drops while pausing a trial was still trained), plus ``overhead`` for a trial's first result.
+    A trial that PBT restarted from another trial's checkpoint is charged from the donor's epoch on.
+    """
+
+    def __init__(self, overhead: float):
+        self.overhead, self.now, self.best = overhead, 0.0, -np.inf
+        self.seen: dict[str, int] = {}
+        self.times: list[float] = []
+        self.bests: list[float] = []
+        self.epochs = 0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        epoch = int(result["epoch"])
+        first = trial.trial_id not in self.seen
+        last = epoch - 1 if first or result.get("exploited") else self.seen[trial.trial_id]
+        charged = max(1, epoch - last)
+        self.seen[trial.trial_id] = epoch
+        self.epochs += charged
+        self.now += charged * float(result["sim_seconds"]) + (self.overhead if first else 0.0)
+        self.best = max(self.best, float(result["val_acc"]))
+        self.times.append(self.now)
+        self.bests.append(self.best)
+
+    def time_to(self, target: float) -> float:
+        """Simulated seconds until the best accuracy first reached ``target`` (inf: never)."""
+        reached = [t for t, b in zip(self.times, self.bests, strict=True) if b >= target - 1e-12]
+        return reached[0] if reached else float("inf")
+
+
+def replay(surrogate: Surrogate, searcher: str, seed: int, trials: int, folder: Path, overhead: float) -> dict:
+    """One search of ``trials`` trials through hpsearch's own Tuner, replaying the surrogate; its clock."""
+    from ray import tune
+
+    from hpsearch.recipe import load_recipe
+    from hpsearch.search.tune import SearchOptions, build_tuner
+
+    sampler, scheduler = SEARCHERS[searcher]
+    path = folder / f"{searcher}-{seed}.py"
+    path.write_text(f"name = 'sim'\nseed = {seed}\ndata = dict(source='digits')\n"
+                    f"budget = dict(num_samples={trials}, max_epochs={surrogate.epochs}, grace_period=2, "
+                    f"reduction_factor=3, max_concurrent=1, sampler={sampler!r}, scheduler={scheduler!r})\n{SPACE}")
+    recipe = load_recipe(path)
+    run_dir = folder / f"run-{searcher}-{seed}"
+    run_dir.mkdir()
+    random.seed(seed)  # PBT's explore and exploit draw from Python's random module
+    clock = SimulatedClock(overhead)
+    trainable = tune.with_resources(tune.with_parameters(replay_trial, surrogate=surrogate,
+                                                         checkpoint=scheduler in ("pbt", "hyperband")), {"cpu": 1})
+    start = time.perf_counter()
+    build_tuner(recipe, run_dir, trainable, SearchOptions(verbose=0, callbacks=[clock]), 1, trials).fit()
+    return {"searcher": searcher, "seed": seed, "clock": clock, "epochs": clock.epochs, "sim_s": clock.now,
+            "final_best": clock.best, "wall_s": time.perf_counter() - start}
+
+
+# --- 4. statistics ------------------------------------------------------------------------------------------------
+def iqr(values: pd.Series) -> str:
+    """The quartiles, as observed values (a search that never reached the target counts as infinite)."""
+    low, high = np.percentile(values.to_numpy(float), [25, 75], method="closest_observation")
+    return f"{low:.4g}-{high:.4g}"
+
+
+def wilcoxon(a: pd.Series, b: pd.Series) -> float:
+    """Two-sided Wilcoxon signed-rank p of paired samples; a search that never reached the target ranks last."""
+    from scipy.stats import wilcoxon as test
+
+    finite = pd.concat([a, b]).replace(np.inf, np.nan).dropna()
+    ceiling = 2 * finite.max() if len(finite) else 1.0
+    x, y = a.replace(np.inf, ceiling).to_numpy(), b.replace(np.inf, ceiling).to_numpy()
+    if len(x) < 2 or np.allclose(x, y):
+        return float("nan")
+    return float(test(x, y).pvalue)
+
+
+def summarize(runs: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """Per searcher: time to random search's median final best (against the median simulated time of a whole
+    random search: the issue's ratio), the final best, and Wilcoxon p-values against random search, by seed."""
+    target = float(runs.loc[runs["searcher"] == "random", "final_best"].median())
+    runs["time_to_target_s"] = [clock.time_to(target) for clock in runs["clock"]]
+    base = runs[runs["searcher"] == "random"].set_index("seed")
+    random_time = float(base["sim_s"].median())
+    rows = []
+    for name, group in runs.groupby("searcher", sort=False):
+        group = group.set_index("seed").loc[base.index.intersection(group["seed"])]
+        median_time = float(group["time_to_target_s"].median())
+        rows.append({"searcher": name, "sampler": SEARCHERS[name][0], "scheduler": SEARCHERS[name][1],
+                     "seeds": len(group), "reached_target": int(np.isfinite(group["time_to_target_s"]).sum()),
+                     "median_time_to_target_s": median_time, "iqr_time_to_target_s": iqr(group["time_to_target_s"]),
+                     "time_vs_random": median_time / random_time,
+                     "p_time_vs_random": wilcoxon(group["time_to_target_s"], base.loc[group.index, "time_to_target_s"]),
+                     "median_final_best": float(group["final_best"].median()),
+                     "iqr_final_best": iqr(group["final_best"]),
+                     "p_final_vs_random": wilcoxon(group["final_best"], base.loc[group.index, "final_best"]),
+                     "median_sim_s": float(group["sim_s"].median()), "median_wall_s": float(group["wall_s"].median())})
+    return pd.DataFrame(rows), target
+
+
+def verdict(summary: pd.DataFrame) -> str:
+    row = summary.set_index("searcher").loc[DEFAULT] if DEFAULT in set(summary["searcher"]) else None
+    if row is None:
+        return f"The default searcher ({DEFAULT}) was not run."
+    ok = row["time_vs_random"] <= 1 / 3 and row["p_time_vs_random"] < 0.05
+    return (f"Done-when check ({DEFAULT} reaches random search's median final accuracy in <= 1/3 of random search's "
+            f"simulated time, Wilcoxon p < 0.05): {'MET' if ok else 'NOT MET'} (ratio {row['time_vs_random']:.3f}, "
+            f"p = {row['p_time_vs_random']:.3g}, {row['seeds']} seeds).")
+
+
+def replay_all(path: Path, jobs: list[tuple[str, int]], trials: int, overhead: float) -> list[dict]:
+    """Replay the (searcher, seed) ``jobs`` one after the other in a Ray instance of one CPU (a process of its own)."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    surrogate = Surrogate.fit(pd.read_csv(path))
+    # the studies' SQLite commits dominate a replay's driver time; in memory (tmpfs) they cost almost nothing
+    folder = scratch_folder("hpsearch-simulation-", memory=True)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    runs = []
+    try:
+        for name, seed in jobs:
+            runs.append(replay(surrogate, name, seed, trials, folder, overhead))
+            print({k: v for k, v in runs[-1].items() if k != "clock"}, flush=True)
+    finally:
+        ray.shutdown()
+    return runs
+
+
+def simulate(args: argparse.Namespace) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    path = args.table or table_path(args.dataset)
+    surrogate = Surrogate.fit(pd.read_csv(path))
+    jobs = [(name, seed) for seed in range(args.seeds) for name in args.searchers]
+    chunks = [jobs[i::args.jobs] for i in range(args.jobs) if jobs[i::args.jobs]]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(len(chunks), mp_context=get_context("spawn")) as pool:
+        parts = list(pool.map(replay_all, [path] * len(chunks), chunks, [args.trials] * len(chunks),
+                              [args.trial_overhead_s] * len(chunks)))
+    runs = [run for part in parts for run in part]
+    summary, target = summarize(pd.DataFrame(runs))
+    trials_per_min = 60 * args.trials * len(runs) / (time.perf_counter() - start)
+    notes = [f"dataset {args.dataset}: {surrogate.configs} recorded configurations x {surrogate.epochs} epochs "
+             f"({path.name}); surrogate: random forests, 5-fold CV R^2 of the final "
+             f"accuracy {surrogate.cv_r2_final:.3f} (out-of-bag error sd of the final accuracy "
+             f"{surrogate.oob_error[-1]:.4f}); replayed accuracies are binomial draws on the "
+             f"{surrogate.val_images} validation images.",
+             f"{args.trials} trials per search, {args.seeds} seeds, one worker; target = random search's median final "
+             f"best = {target:.4f}; times are simulated seconds (recorded epoch costs + {args.trial_overhead_s:g} s "
+             f"per trial); replay speed {trials_per_min:.0f} trials per wall minute with {args.jobs} processes.",
+             "time_vs_random: median time to the target over the median simulated time of a whole random search. "
+             "p-values: two-sided Wilcoxon signed-rank against random search, paired by seed, of the time to the "
+             "target (a search that never reached it ranks last) and of the final best.", verdict(summary)]
+    write_results(f"search_simulation_{args.dataset}" if args.dataset != "digits" else "search_simulation",
+                  summary, notes, args.quick)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", default="simulate", choices=["simulate", "record"])
+    parser.add_argument("--dataset", default="digits", choices=sorted(DATASETS))
+    parser.add_argument("--quick", action="store_true", help="a smoke test: 2 seeds of 12 trials, 3 searchers")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--searchers", default=",".join(SEARCHERS), help=f"comma-separated subset of {list(SEARCHERS)}")
+    parser.add_argument("--trial-overhead-s", type=float, default=0.5, help="simulated seconds each trial adds")
+    parser.add_argument("--jobs", type=int, default=2, help="replays run at once (processes, one CPU each)")
+    parser.add_argument("--configs", type=int, default=200, help="record: configurations to train")
+    parser.add_argument("--max-epochs", type=int, default=12, help="record: epochs of each configuration")
+    parser.add_argument("--image-size", type=int, default=32, help="record: image side in pixels")
+    parser.add_argument("--seed", type=int, default=0, help="record: seed of the recorded configurations")
+    parser.add_argument("--table", type=Path, help="the table to write (record) or read (simulate); default: "
+                        "benchmarks/data/learning_curves_<dataset>.csv.gz")
+    args = parser.parse_args()
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a benchmark is an entry point: it owns the logging
+    if args.command == "record":
+        record(args.dataset, args.configs, args.max_epochs, args.image_size, args.seed, args.table)
+        return
+    args.searchers = [s.strip() for s in args.searchers.split(",") if s.strip()]
+    unknown = [s for s in args.searchers if s not in SEARCHERS]
+    if unknown or "random" not in args.searchers:
+        raise SystemExit(f"--searchers takes a comma-separated subset of {list(SEARCHERS)} that includes random, "
+                         f"but got {unknown or args.searchers}.")
+    if args.quick:
+        args.seeds, args.trials, args.searchers = 2, 12, ["random", DEFAULT, "pbt"]
+    simulate(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The ranking rule and the origin of rows, as the run-directory contract defines them."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from hpsearch.rundir import feasible, from_elsewhere, rank_trials
+
+
+def test_feasible_trials_rank_first_then_accuracy_then_loss():
+    trials = pd.DataFrame({"trial_id": ["fast", "slow", "tie", "unknown"], "val_acc": [0.8, 0.95, 0.8, 0.7],
+                           "val_loss": [0.5, 0.1, 0.4, 0.6], "feasible": [True, False, True, None]})
+    assert rank_trials(trials)["trial_id"].tolist() == ["tie", "fast", "unknown", "slow"]
+    assert rank_trials(trials.drop(columns="feasible"))["trial_id"].tolist() == ["slow", "tie", "fast", "unknown"]
+
+
+def test_feasible_reads_the_column_as_written_to_and_read_from_csv():
+    written = pd.DataFrame({"feasible": ["True", "False", "", "false"]}).replace("", None)
+    assert feasible(written).tolist() == [True, False, True, False]
+    assert feasible(pd.DataFrame({"val_acc": [0.5]})).tolist() == [True]
+
+
+def test_rows_from_a_warm_start_are_told_apart():
+    trials = pd.DataFrame({"origin": ["search", "default", "warm_start:/runs/a", None]})
+    assert from_elsewhere(trials).tolist() == [False, False, True, False]
+    assert from_elsewhere(pd.DataFrame({"trial_id": ["a"]})).tolist() == [False]
