@@ -25,6 +25,7 @@ from hpsearch.rundir import CONFIG_FILE, HISTORY_COLUMNS, RECIPE_FILE, RunDir, r
 
 if TYPE_CHECKING:
     from hpsearch.report.report import Report
+    from hpsearch.rundir.records import EnsembleRecord
 
 RecipeLike = str | Path | ModuleType | Recipe
 ENSEMBLE_METHODS = ("average", "vote", "greedy", "stacking", "bagging", "boosting", "soup")  # what ensemble() fits
@@ -207,6 +208,22 @@ class Run:
         options = EnsembleOptions(top_k=top_k, members=members, member_epochs=member_epochs,
                                   cpus_per_member=cpus_per_member, address=address, tta=views, folds=folds)
         return build_ensembles(self.path, names_from(methods, parse_methods, ENSEMBLE_METHODS), options)
+
+    def distill(self, teacher: str = "auto", student: str = "best", *, epochs: int | None = None,
+                alpha: float = 0.7, temperature: float = 2.0) -> EnsembleRecord:
+        """Train one ``student`` network (``best``: the best trial's configuration) on the soft targets of
+        ``teacher`` (``auto``: the model validation chose); it is saved as the model ``distilled`` and added to
+        ``ensembles.csv``. Returns its record (``.val_accuracy``, ``.details``)."""
+        from hpsearch.ensemble import distill_run
+
+        return distill_run(self.path, teacher, student, epochs, alpha, temperature)
+
+    def export(self, model: str = "auto", format: str = "onnx", output: str | Path | None = None) -> Path:
+        """Write ``model`` (``auto``, ``best``, a method or an exact name) as one ONNX or TorchScript file that
+        takes uint8 images (batch, height, width, channels) and returns class probabilities; returns its path."""
+        from hpsearch.evaluation.export import export_model
+
+        return export_model(self.path, model, format, None if output is None else Path(output))
 
     def evaluate(self) -> pd.DataFrame:
         """The one read of the test split: every model's test metrics (``test_metrics.csv``)."""

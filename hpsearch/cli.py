@@ -308,18 +308,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from hpsearch.ensemble import distill_run
+    from hpsearch.api import Run
 
-    record = distill_run(args.run_dir, args.teacher, args.student, args.epochs, args.alpha, args.temperature)
+    record = Run(args.run_dir).distill(args.teacher, args.student, epochs=args.epochs, alpha=args.alpha,
+                                       temperature=args.temperature)
     print(f"distilled: val_accuracy {record.val_accuracy:.4f} (teacher {record.details.get('teacher')}); saved as "
           f"{args.run_dir}/ensembles/distilled and added to ensembles.csv. Next: hpsearch evaluate {args.run_dir}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from hpsearch.evaluation.export import export_model
+    from hpsearch.api import Run
 
-    path = export_model(args.run_dir, args.model, args.format, args.output)
+    path = Run(args.run_dir).export(args.model, args.format, args.output)
     print(f"Wrote {path}: uint8 images (batch, height, width, channels) in, class probabilities out. "
           f"Use it with: hpsearch predict {path} IMAGES...")
     return 0

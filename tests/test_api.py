@@ -80,8 +80,13 @@ def test_the_stages_after_the_search_through_the_api(run):
     table = run.ensemble(["average", "greedy"], top_k=3, tta="flip", folds=3)
     assert set(table["method"]) == {"best_single", "average", "greedy"} and table["chosen"].astype(bool).sum() == 1
     assert set(table["tta"].dropna()) <= {"", "flip"} and (run.path / "ensembles" / "greedy.json").is_file()
+    student = run.distill("greedy", epochs=1)
+    assert student.name == "distilled" and 0.0 <= student.val_accuracy <= 1.0
+    exported = run.export("average", output=run.path / "shipped.onnx")
+    assert exported == run.path / "shipped.onnx" and exported.stat().st_size > 0
     test = run.evaluate()
     assert set(table["model"]) <= set(test["model"]) and {"best_single", "average", "greedy"} <= set(test["model"])
+    assert "distilled" in set(test["model"])
     assert test["accuracy"].between(0, 1).all() and (run.path / "test_metrics.csv").is_file()
     report = run.report("md,csv")
     assert (report.folder / "index.html").is_file() and (report.folder / "leaderboard.md").is_file()
@@ -133,6 +138,11 @@ def test_predict_files_and_the_same_images_in_memory_agree(run, tmp_path):
         assert table["index"].tolist() == list(range(len(pixels))), kind
         np.testing.assert_allclose(table.filter(like="p_").to_numpy(), from_files.filter(like="p_").to_numpy(),
                                    atol=1e-6, err_msg=kind)
+    from hpsearch.evaluation.deployed import predict_exported
+    from hpsearch.evaluation.predict import image_files
+
+    shipped = predict_exported(run.export("best"), image_files([folder]))
+    assert shipped["class"].tolist() == from_files["class"].tolist()
     assert run.predict([str(folder / "0.png")])["path"].tolist() == [str(folder / "0.png")]
     run.ensemble(["average"], top_k=2)
     assert len(run.predict(pixels, model="average")) == len(pixels)
