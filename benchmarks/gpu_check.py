@@ -30,7 +30,7 @@ train = dict(backbone="resnet18", batch_size={batch}, steps_per_epoch={steps}, f
 budget = dict(num_samples={k}, max_epochs={epochs}, grace_period={epochs}, cpus_per_trial=1, gpus_per_trial={gpus},
               max_concurrent={k})
 
-def space(trial):
+def space(trial, options):
     trial.suggest_float("lr", 1e-3, 1e-2, log=True)
 '''
 

@@ -31,7 +31,7 @@ data = dict({data})
 train = dict(backbone="tutorial_cnn", batch_size=32, steps_per_epoch={steps})
 budget = dict(num_samples=2, max_epochs=1, grace_period=1, cpus_per_trial=1, max_concurrent={concurrent})
 
-def space(trial):
+def space(trial, options):
     trial.suggest_float("lr", 1e-3, 1e-2, log=True)
 '''
 FIELDS = {"anon": "RssAnon:", "file": "RssFile:", "shmem": "RssShmem:"}

@@ -24,7 +24,7 @@ data = dict(source="digits", image_size=8)
 train = dict(backbone="tutorial_cnn", batch_size=64, flip=False, lr=3e-3)
 budget = dict(num_samples={n}, max_epochs={epochs}, grace_period={epochs}, max_concurrent=1, cpus_per_trial={cpus})
 
-def space(trial):
+def space(trial, options):
     trial.suggest_float("drop_rate", 0.0, 0.3)
 '''
 
@@ -69,7 +69,7 @@ def measure(folder: Path, n: int, epochs: int, cpus: int) -> pd.DataFrame:
 
     from hpsearch.data import prepare_trial_data
     from hpsearch.recipe import load_recipe
-    from hpsearch.search.session import start_ray
+    from hpsearch.search.session import QUIET_RAY_ENV, start_ray
     from hpsearch.training import TrialConfig, train_trial
 
     torch.set_num_threads(cpus)  # as a trial with cpus_per_trial=cpus sets it
@@ -83,6 +83,8 @@ def measure(folder: Path, n: int, epochs: int, cpus: int) -> pd.DataFrame:
         train_trial(config, data)
     plain_per_trial = (time.perf_counter() - start) / n
 
+    for key, value in QUIET_RAY_ENV.items():
+        os.environ.setdefault(key, value)  # the benchmark is an entry point; the library leaves the environment alone
     start = time.perf_counter()
     start_ray(None)
     ray_start = time.perf_counter() - start

@@ -33,7 +33,7 @@ FLOWERS = ('data = dict(source="folder", url={url!r}, image_size=32)\n'
 DEFAULT_BUDGET_S = 180.0  # other budgets write search_efficiency_<budget>s.md beside the default table
 DIGITS = 'data = dict(source="digits", image_size=12)\ntrain = dict(batch_size=32, flip=False, patience=3)\n'
 SPACE = '''
-def space(trial):
+def space(trial, options):
     trial.suggest_categorical("backbone", ["tutorial_cnn", "resnet10t"])
     trial.suggest_float("lr", 3e-4, 1e-2, log=True)
     trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True)

@@ -1,4 +1,4 @@
-"""The ``hpsearch`` command line."""
+"""The ``hpsearch`` command line: a thin layer over the Python API (``hpsearch.api``)."""
 
 from __future__ import annotations
 
@@ -12,28 +12,58 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from hpsearch import __version__
+from hpsearch.argtypes import Parser, comma_choices, duration
 from hpsearch.errors import HpsearchError
 
 FLAG_OVERRIDES = {  # flag attribute -> recipe key it sets
     "num_samples": "budget.num_samples", "max_epochs": "budget.max_epochs", "seed": "seed",
     "cpus_per_trial": "budget.cpus_per_trial", "gpus_per_trial": "budget.gpus_per_trial",
+    "time_budget": "budget.time_budget_s",
 }
+PRESETS = ("fast", "balanced", "best")  # hpsearch.presets.PRESETS (a test keeps them equal; that module loads torch)
+EXIT_CODES = """exit codes: 0 done; 1 the search or a stage failed (every trial failed, a full disk); 2 bad input
+(recipe, data, arguments, a damaged run directory); 130 interrupted by Ctrl-C; 143 stopped by SIGTERM
+(after 130 or 143, `hpsearch resume RUN_DIR` continues). --debug shows full tracebacks."""
 
 
-def command(commands, name: str, help: str) -> argparse.ArgumentParser:
+def command(commands, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
     """A sub-command that also accepts --debug after its name."""
-    parser = commands.add_parser(name, help=help)
+    parser = commands.add_parser(name, help=help, description=help, **kwargs)
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
+def ensemble_methods() -> Sequence[str]:
+    from hpsearch.ensemble import METHODS
+    from hpsearch.rundir import BEST_SINGLE
+
+    return [m for m in METHODS if m != BEST_SINGLE]  # what parse_methods accepts
+
+
+def report_formats() -> Sequence[str]:
+    from hpsearch.report import FORMATS
+
+    return FORMATS
+
+
+def recipe_reference() -> str:
+    from hpsearch.reference import text
+
+    return text()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hpsearch", description=__doc__)
+    parser = Parser(prog="hpsearch", description=__doc__, epilog=EXIT_CODES,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"hpsearch {__version__}",
+                        help="show the version and exit")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do (hpsearch "
+                                     "COMMAND --help for its options)")
     add_search_commands(commands)
     add_after_search_commands(commands)
     add_report_commands(commands)
@@ -41,14 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_search_commands(commands) -> None:
-    tune = command(commands, "tune", help="run a hyperparameter search from a recipe")
-    tune.add_argument("recipe", type=Path, help="recipe file, e.g. recipes/digits.py")
+    tune = command(commands, "tune", help="run a hyperparameter search from a recipe, or from --data with a preset",
+                   epilog_factory=recipe_reference, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tune.add_argument("recipe", type=Path, nargs="?", help="recipe file, e.g. recipes/digits.py (or use --data)")
     tune.add_argument("--out", type=Path, help="run directory (default: runs/<recipe>-<time>)")
     tune.add_argument("--num-samples", type=int, help="number of trials (budget.num_samples)")
     tune.add_argument("--max-epochs", type=int, help="epochs per trial at most (budget.max_epochs)")
     tune.add_argument("--seed", type=int, help="base seed of split, sampler and trials")
     tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a recipe value, e.g. --set train.batch_size=32 (repeatable)")
+                      help="override a recipe value, e.g. --set train.batch_size=32 (repeatable; fields below)")
     tune.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (budget.cpus_per_trial)")
     tune.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractional allowed")
     tune.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
@@ -57,20 +88,34 @@ def add_search_commands(commands) -> None:
                       help="add the finished trials of earlier runs to the new study before its first trial")
     tune.add_argument("--storage", help="where Ray keeps trial state and checkpoints: a folder every node can "
                       "reach, or a URI Ray Tune supports (default: the run directory)")
+    tune.add_argument("--data", help="no recipe: an image folder (<class>/<image>), an archive (.tgz, .zip), a URL "
+                      "or 'digits'; a preset chooses the whole search from the data and this machine")
+    tune.add_argument("--preset", choices=PRESETS, help="with --data: fast (default), balanced or best")
+    tune.add_argument("--time-budget", type=duration, metavar="DURATION",
+                      help="end the search after this long (e.g. 30m, 1h; budget.time_budget_s); what finished "
+                           "is kept")
 
     resume = command(commands, "resume", help="continue an interrupted search in its run directory, or extend it")
-    resume.add_argument("run_dir", type=Path)
+    resume.add_argument("run_dir", type=Path, help="the run directory of the search")
     resume.add_argument("--address", help="join an existing Ray cluster")
     resume.add_argument("--num-samples", type=int, help="extend the search to this many trials in all")
     resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="budget.KEY=VALUE",
                         help="change a budget value that a resume may change (e.g. budget.time_budget_s=600)")
 
+    init = command(commands, "init", help="print a recipe for an image folder, chosen by a preset "
+                   "(hpsearch init PATH > recipe.py); it runs the same search as tune --data PATH")
+    init.add_argument("data", help="an image folder (<class>/<image>), an archive (.tgz, .zip), a URL or 'digits'")
+    init.add_argument("--preset", choices=PRESETS, default="fast", help="fast (default), balanced or best")
+    init.add_argument("--time-budget", type=duration, metavar="DURATION",
+                      help="the search's time budget (default: the preset's)")
+
 
 def add_after_search_commands(commands) -> None:
     ensemble = command(commands, "ensemble", help="combine the top trials of a finished search")
-    ensemble.add_argument("run_dir", type=Path)
+    ensemble.add_argument("run_dir", type=Path, help="the run directory of a finished search")
     ensemble.add_argument("--top-k", type=int, default=5, help="trials to combine (default 5)")
     ensemble.add_argument("--methods", default="average,vote,greedy,stacking,bagging,boosting,soup",
+                          type=comma_choices(ensemble_methods, "methods"),
                           help="comma-separated subset of average,vote,greedy,stacking,bagging,boosting,soup "
                                "(the best single trial is always scored too)")
     ensemble.add_argument("--tta", default=None, metavar="VIEWS",
@@ -79,24 +124,24 @@ def add_after_search_commands(commands) -> None:
     ensemble.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold validation scores")
     ensemble.add_argument("--members", type=int, default=5, help="members trained by bagging and boosting")
     ensemble.add_argument("--member-epochs", type=int, help="epochs per trained member (default: the best trial's)")
-    ensemble.add_argument("--cpus-per-member", type=float, default=1.0)
+    ensemble.add_argument("--cpus-per-member", type=float, default=1.0, help="CPUs per trained member (default 1)")
     ensemble.add_argument("--address", help="Ray cluster for bagging members")
 
     evaluate = command(commands, "evaluate", help="the one test-set evaluation: best trial vs every ensemble")
-    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("run_dir", type=Path, help="the run directory of a finished search")
 
     predict = command(commands, "predict", help="classify image files or folders with a run's model, or with a "
                       "file written by `hpsearch export`")
     predict.add_argument("run_dir", type=Path, metavar="RUN_DIR|MODEL_FILE",
                          help="a run directory, or an exported .onnx or .pt file (then no run directory is needed)")
-    predict.add_argument("paths", type=Path, nargs="+")
+    predict.add_argument("paths", type=Path, nargs="+", help="image files or folders (searched recursively)")
     predict.add_argument("--model", default="best",
                          help="best (the best trial), auto (the model validation chose), a method (e.g. greedy: "
                               "its variant validation chose), or an exact name (e.g. greedy+tta)")
     predict.add_argument("--output", type=Path, help="write the table as CSV here (default: print it)")
 
     distill = command(commands, "distill", help="train one student network on an ensemble's soft targets")
-    distill.add_argument("run_dir", type=Path)
+    distill.add_argument("run_dir", type=Path, help="the run directory of a finished search")
     distill.add_argument("--teacher", default="auto",
                          help="auto (the model validation chose), best, a method (its chosen variant) or an exact name")
     distill.add_argument("--student", default="best",
@@ -106,37 +151,39 @@ def add_after_search_commands(commands) -> None:
     distill.add_argument("--temperature", type=float, default=2.0, help="softening of both distributions")
 
     export = command(commands, "export", help="write one model of a run as a single deployable file")
-    export.add_argument("run_dir", type=Path)
+    export.add_argument("run_dir", type=Path, help="the run directory of a finished search")
     export.add_argument("--model", default="auto",
                         help="auto (the model validation chose), best, a method (its chosen variant), or an exact name")
     export.add_argument("--format", default="onnx", help="onnx (default) or torchscript")
     export.add_argument("--output", type=Path, help="the file to write (default: RUN_DIR/<model>.onnx or .pt)")
 
     sweep = command(commands, "sweep", help="vary regularization knobs one at a time around the best trial")
-    sweep.add_argument("run_dir", type=Path)
+    sweep.add_argument("run_dir", type=Path, help="the run directory of a finished search")
     sweep.add_argument("--param", action="append", required=True, metavar="NAME",
                        help="knob to vary (repeatable): weight_decay, l1, drop_rate, drop_path_rate, "
                             "label_smoothing, mixup_alpha, cutmix_alpha, aug_strength")
     sweep.add_argument("--values", action="append", default=[], metavar="V1,V2,...",
                        help="values for the --param before it (default: a preset grid)")
     sweep.add_argument("--epochs", type=int, help="epochs per run (default: the best trial's)")
-    sweep.add_argument("--cpus-per-run", type=float, default=1.0)
+    sweep.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs per run (default 1)")
     sweep.add_argument("--address", help="Ray cluster to run on")
 
 
 def add_report_commands(commands) -> None:
     report = command(commands, "report", help="tables, plots and index.html for a run")
-    report.add_argument("run_dir", type=Path)
-    report.add_argument("--formats", default="md,csv,tex,html,json", help="comma-separated: md,csv,tex,html,json")
+    report.add_argument("run_dir", type=Path, help="the run directory of a finished search")
+    report.add_argument("--formats", default="md,csv,tex,html,json", type=comma_choices(report_formats, "formats"),
+                        help="comma-separated subset of md,csv,tex,html,json")
 
     compare = command(commands, "compare", help="one table across runs")
-    compare.add_argument("run_dirs", type=Path, nargs="+")
+    compare.add_argument("run_dirs", type=Path, nargs="+", help="run directories to compare")
     compare.add_argument("--output", type=Path, help="write the table here (.csv, .md, .tex, .html or .json)")
 
     show = command(commands, "show", help="write PNGs of training images and of augmented versions of one")
-    show.add_argument("recipe", type=Path)
+    show.add_argument("recipe", type=Path, help="recipe file, e.g. recipes/flowers.py")
     show.add_argument("--out", type=Path, help="folder for the PNGs (default: runs/<recipe>-show)")
-    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a recipe value (repeatable), as for tune")
     show.add_argument("--strength", type=float, help="augmentation strength to show (default: the recipe's, "
                       "or 1.0 where the recipe turns augmentation off)")
     show.add_argument("--seed", type=int, help="which images to show")
@@ -153,43 +200,42 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from hpsearch.recipe import load_recipe
-    from hpsearch.search.tune import SearchOptions
+    from hpsearch import api
 
-    overrides = overrides_from(args)
-    recipe = load_recipe(args.recipe, overrides)
+    if (args.recipe is None) == (args.data is None):
+        raise HpsearchError("tune takes a recipe file or --data PATH (an image folder, an archive or digits), "
+                            "not both and not neither.")
+    if args.preset and not args.data:
+        raise HpsearchError("--preset goes with --data PATH; a recipe file sets its own search.")
     if args.resume and args.out is None:
         raise HpsearchError("--resume needs the run directory to continue: add --out RUN_DIR.")
-    run_dir = args.out or Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    args.out = run_dir  # so that an interruption can name it
-    options = SearchOptions(address=args.address, resume=args.resume, overrides=overrides, storage=args.storage)
-    return search_and_summarize(recipe, run_dir, options)
+    recipe = api.prepare(args.recipe, data=args.data, preset=args.preset or "fast", assignments=overrides_from(args))
+    args.out = args.out or api.default_run_dir(recipe)  # so that an interruption can name it
+    return search_and_summarize(lambda: api.tune(recipe, args.out, resume=args.resume, address=args.address,
+                                                 storage=args.storage))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from hpsearch.io import read_json
-    from hpsearch.recipe import load_recipe
-    from hpsearch.rundir import CONFIG_FILE, RECIPE_FILE
-    from hpsearch.search.tune import SearchOptions
+    from hpsearch import api
 
-    config_path, recipe_path = args.run_dir / CONFIG_FILE, args.run_dir / RECIPE_FILE
-    if not config_path.is_file() or not recipe_path.is_file():
-        raise HpsearchError(f"{str(args.run_dir)!r} is not an hpsearch run directory (no {CONFIG_FILE} and "
-                            f"{RECIPE_FILE}).")
-    config = read_json(config_path)
-    extra = list(args.overrides) + ([f"budget.num_samples={args.num_samples}"] if args.num_samples else [])
-    overrides = list(config.get("overrides", [])) + extra
-    recipe = load_recipe(config["recipe"], overrides, source=recipe_path.read_text())
-    options = SearchOptions(address=args.address, resume=True, overrides=overrides, storage=config.get("storage"))
-    return search_and_summarize(recipe, args.run_dir, options)
+    return search_and_summarize(lambda: api.resume(args.run_dir, num_samples=args.num_samples, address=args.address,
+                                                   assignments=args.overrides))
 
 
-def search_and_summarize(recipe, run_dir: Path, options) -> int:
-    from hpsearch.search.tune import best_trial, run_search
+def cmd_init(args: argparse.Namespace) -> int:
+    from hpsearch import api
+
+    print(api.init(args.data, args.preset, time_budget_s=args.time_budget), end="")
+    return 0
+
+
+def search_and_summarize(search: Callable) -> int:
+    from hpsearch.search.tune import best_trial
 
     start = time.perf_counter()
-    trials = run_search(recipe, run_dir, options)
-    print_summary(trials, best_trial(trials), run_dir, time.perf_counter() - start)
+    run = search()
+    trials = run.trials
+    print_summary(trials, best_trial(trials), run.path, time.perf_counter() - start)
     return 0
 
 
@@ -216,15 +262,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from hpsearch.ensemble import EnsembleOptions, build_ensembles, parse_methods, parse_views
+    from hpsearch.api import Run
 
-    if args.top_k < 1 or args.members < 1 or args.folds < 2:
-        raise HpsearchError(f"--top-k and --members must be at least 1 and --folds at least 2, but got "
-                            f"{args.top_k=}, {args.members=}, {args.folds=}.")
-    options = EnsembleOptions(top_k=args.top_k, members=args.members, member_epochs=args.member_epochs,
-                              cpus_per_member=args.cpus_per_member, address=args.address,
-                              tta=None if args.tta is None else parse_views(args.tta), folds=args.folds)
-    table = build_ensembles(args.run_dir, parse_methods(args.methods), options)
+    table = Run(args.run_dir).ensemble(args.methods, top_k=args.top_k, members=args.members,
+                                       member_epochs=args.member_epochs, cpus_per_member=args.cpus_per_member,
+                                       address=args.address, tta=args.tta, folds=args.folds)
     shown = ["model", "members", "relative_cost", "val_accuracy", "val_accuracy_oof", "val_log_loss_oof",
              "temperature", "oof_gain_vs_best_single", "chosen"]
     print(f"\n{table[shown].to_string(index=False, float_format=lambda v: f'{v:.4f}')}\n\n"
@@ -235,17 +277,17 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from hpsearch.evaluation import evaluate_run
+    from hpsearch.api import Run
     from hpsearch.rundir import TEST_SUMMARY_COLUMNS
 
-    table = evaluate_run(args.run_dir)
+    table = Run(args.run_dir).evaluate()
     print(table[TEST_SUMMARY_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nWrote {args.run_dir}/test_metrics.csv and {args.run_dir}/evaluation/ (confusion, per-class tables).")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from hpsearch.evaluation import predict_files
+    from hpsearch.api import Run
     from hpsearch.evaluation.deployed import EXPORT_SUFFIXES, predict_exported
     from hpsearch.evaluation.predict import image_files
     from hpsearch.io import atomic_write
@@ -256,7 +298,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.run_dir.is_file() and args.run_dir.suffix in EXPORT_SUFFIXES:
         table = predict_exported(args.run_dir, image_files(args.paths))
     else:
-        table = predict_files(args.run_dir, args.paths, args.model)
+        table = Run(args.run_dir).predict(list(args.paths), args.model)
     if args.output:
         atomic_write(args.output, table.to_csv(index=False))
         print(f"Wrote {len(table)} predictions to {args.output}")
@@ -266,28 +308,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from hpsearch.ensemble import distill_run
+    from hpsearch.api import Run
 
-    record = distill_run(args.run_dir, args.teacher, args.student, args.epochs, args.alpha, args.temperature)
+    record = Run(args.run_dir).distill(args.teacher, args.student, epochs=args.epochs, alpha=args.alpha,
+                                       temperature=args.temperature)
     print(f"distilled: val_accuracy {record.val_accuracy:.4f} (teacher {record.details.get('teacher')}); saved as "
           f"{args.run_dir}/ensembles/distilled and added to ensembles.csv. Next: hpsearch evaluate {args.run_dir}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from hpsearch.evaluation.export import export_model
+    from hpsearch.api import Run
 
-    path = export_model(args.run_dir, args.model, args.format, args.output)
+    path = Run(args.run_dir).export(args.model, args.format, args.output)
     print(f"Wrote {path}: uint8 images (batch, height, width, channels) in, class probabilities out. "
           f"Use it with: hpsearch predict {path} IMAGES...")
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from hpsearch.search.sweep import parse_knobs, run_sweep
+    from hpsearch.api import Run
+    from hpsearch.search.sweep import parse_knobs
 
-    tables = run_sweep(args.run_dir, parse_knobs(args.param, args.values), epochs=args.epochs,
-                       cpus_per_run=args.cpus_per_run, address=args.address)
+    grid = dict(parse_knobs(args.param, args.values))  # checked before the run directory is opened
+    tables = Run(args.run_dir).sweep(grid, epochs=args.epochs, cpus_per_run=args.cpus_per_run, address=args.address)
     for param, table in tables.items():
         print(f"\n{param}:\n{table.to_string(index=False, float_format=lambda v: f'{v:.4f}')}")
     print(f"\nWrote {args.run_dir}/sweeps/<param>.csv")
@@ -295,9 +339,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hpsearch.report import parse_formats, write_report
+    from hpsearch.api import Run
 
-    report = write_report(args.run_dir, parse_formats(args.formats))
+    report = Run(args.run_dir).report(args.formats)
     print(f"Wrote {report.folder}/ ({len(report.sections)} sections) and {report.folder / 'index.html'}")
     for skipped in report.skipped:
         print(f"  skipped: {skipped}")
@@ -305,14 +349,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from hpsearch.api import compare
     from hpsearch.io import atomic_write
-    from hpsearch.report import FORMATS, compare_runs, render
+    from hpsearch.report import FORMATS, render
 
     fmt = args.output.suffix.lstrip(".") if args.output else None
     if args.output and fmt not in FORMATS:
         raise HpsearchError(f"--output must end in {', '.join('.' + f for f in FORMATS)}, but got "
                             f"{str(args.output)!r}.")
-    table = compare_runs(args.run_dirs)
+    table = compare(*args.run_dirs)
     if args.output:
         atomic_write(args.output, render(table, fmt))
         print(f"Wrote {args.output}")
@@ -342,7 +387,7 @@ DISK_ERRORS = {errno.ENOSPC: "Free some disk space, or choose another --out.",
                errno.EACCES: "Choose a folder you can write to with --out.",
                errno.EROFS: "The file system is read-only; choose another --out.",
                errno.EDQUOT: "The disk quota is exhausted; free space or choose another --out."}
-COMMANDS = {"tune": cmd_tune, "resume": cmd_resume, "show": cmd_show, "ensemble": cmd_ensemble,
+COMMANDS = {"tune": cmd_tune, "resume": cmd_resume, "init": cmd_init, "show": cmd_show, "ensemble": cmd_ensemble,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "distill": cmd_distill, "export": cmd_export,
             "sweep": cmd_sweep, "report": cmd_report, "compare": cmd_compare}
 

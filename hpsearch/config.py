@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import inspect
+import textwrap
 import types
 import typing
 from typing import Any, Literal, Union
@@ -22,6 +24,29 @@ def field_types(cls: type) -> dict[str, Any]:
     """The resolved type hint of every dataclass field of ``cls``."""
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's docstring: the string literal right below the field in the class body."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            docs[node.target.id] = " ".join(inspect.cleandoc(after.value.value).split())
+    return docs
+
+
+def type_name(hint: Any) -> str:
+    """A type hint as a reader writes it: ``int``, ``str | None``, ``'adamw' | 'sgd'``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin in (tuple, list):
+        return f"{origin.__name__}[{', '.join(type_name(a) if a is not Ellipsis else '...' for a in args)}]"
+    return "None" if hint is type(None) else _type_name(hint)
 
 
 def _type_name(hint: Any) -> str:
@@ -98,8 +123,8 @@ def literal_or_text(text: str) -> Any:
         return text
 
 
-def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``values``, rejecting unknown keys and wrong types."""
+def check_keys(cls: type, values: dict[str, Any], section: str) -> dict[str, Any]:
+    """``values`` with every key a field of dataclass ``cls`` and every value of its type (ints widened)."""
     if not isinstance(values, dict):
         raise RecipeError(f"The recipe's {section!r} must be a dict, but got {type(values).__name__}.")
     types_ = field_types(cls)
@@ -111,7 +136,12 @@ def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
                 f"Known keys: {', '.join(sorted(types_))}."
             )
         checked[key] = check_value(f"{section}.{key}", value, types_[key])
-    return _validated(cls(**checked))
+    return checked
+
+
+def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``values``, rejecting unknown keys and wrong types."""
+    return _validated(cls(**check_keys(cls, values, section)))
 
 
 def apply_overrides(section_obj: Any, section: str, assignments: dict[str, str]) -> Any:

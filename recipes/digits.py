@@ -3,6 +3,8 @@
 Run it with: hpsearch tune recipes/digits.py --out runs/digits --num-samples 8
 """
 
+from hpsearch import Choice, Range
+
 name = "digits"
 seed = 0
 
@@ -32,10 +34,16 @@ budget = dict(
 )
 
 
-def space(trial):
+options = dict(
+    backbones=Choice("tutorial_cnn", "resnet10t", "mobilenetv3_small_050"),  # --set options.backbones=a,b narrows it
+    lr=Range(5e-4, 1e-2, log=True),
+)
+
+
+def space(trial, options):
     """Backbone first, then the optimizer and regularization knobs it shares with every other."""
-    backbone = trial.suggest_categorical("backbone", ["tutorial_cnn", "resnet10t", "mobilenetv3_small_050"])
-    trial.suggest_float("lr", 5e-4, 1e-2, log=True)
+    backbone = options["backbones"].suggest(trial, "backbone")
+    options["lr"].suggest(trial, "lr")
     trial.suggest_float("weight_decay", 1e-5, 5e-2, log=True)
     trial.suggest_float("label_smoothing", 0.0, 0.1)
     trial.suggest_float("drop_rate", 0.0, 0.4)

@@ -6,7 +6,10 @@ The defaults are a GPU-sized search at the tutorial's 180x180. On a CPU, shrink 
         --set options.cutmix_alpha=0 --set options.aug_strength=0.5,1.5 --cpus-per-trial 1 --gpus-per-trial 0
 Offline, point it at a copy of the archive: --set data.url=file:///path/flower_photos.tgz,
 or at an extracted folder: --set data.root=/path/flower_photos.
+flowers_transfer.py and flowers_tutorial.py extend this recipe (base = "flowers.py"): its data block is theirs.
 """
+
+from hpsearch import Choice, Range
 
 name = "flowers"
 seed = 0
@@ -55,15 +58,15 @@ FAMILIES = {
 }
 
 options = dict(
-    backbones=list(FAMILIES),
-    aug_strength=[0.0, 2.0],     # range searched; 1.0 is the tutorial's augmentation
-    mixup_alpha=[0.0, 0.2],      # choices searched (0: off)
-    cutmix_alpha=[0.0, 1.0],
+    backbones=Choice(*FAMILIES),
+    aug_strength=Range(0.0, 2.0),  # 1.0 is the tutorial's augmentation
+    mixup_alpha=Choice(0.0, 0.2),  # 0: off
+    cutmix_alpha=Choice(0.0, 1.0),
 )
 
 
 def space(trial, options):
-    backbone = trial.suggest_categorical("backbone", options["backbones"])
+    backbone = options["backbones"].suggest(trial, "backbone")
     family = FAMILIES.get(backbone, FAMILIES["resnet18"])
     trial.suggest_float("lr", *family["lr"], log=True)
     trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True)
@@ -71,6 +74,6 @@ def space(trial, options):
     if family["drop_path"]:
         trial.suggest_float("drop_path_rate", *family["drop_path"])
     trial.suggest_float("label_smoothing", 0.0, 0.2)
-    trial.suggest_float("aug_strength", *options["aug_strength"])
-    trial.suggest_categorical("mixup_alpha", options["mixup_alpha"])
-    trial.suggest_categorical("cutmix_alpha", options["cutmix_alpha"])
+    options["aug_strength"].suggest(trial, "aug_strength")
+    options["mixup_alpha"].suggest(trial, "mixup_alpha")
+    options["cutmix_alpha"].suggest(trial, "cutmix_alpha")

@@ -43,7 +43,7 @@ MINIMAL_RECIPE = '''
 data = dict(source="digits", image_size=8)
 budget = dict(num_samples=2, max_epochs=2)
 
-def space(trial):
+def space(trial, options):
     trial.suggest_float("lr", 1e-3, 1e-2, log=True)
 '''
 

@@ -49,7 +49,7 @@ def case_missing_space(tmp_path):
 
 
 def case_missing_data(tmp_path):
-    return ["tune", str(write_recipe(tmp_path, "def space(trial):\n    pass\n"))], "missing data"
+    return ["tune", str(write_recipe(tmp_path, "def space(trial, options):\n    pass\n"))], "missing data"
 
 
 def case_not_python(tmp_path):
@@ -140,7 +140,7 @@ def case_ensemble_not_a_run(tmp_path):
 
 
 def case_unknown_method(tmp_path):
-    return ["ensemble", str(tmp_path), "--methods", "average,magic"], "--methods takes"
+    return ["ensemble", str(tmp_path), "--methods", "average,magic"], "argument --methods: invalid choice 'magic'"
 
 
 def case_evaluate_not_a_run(tmp_path):
@@ -239,7 +239,15 @@ CASES = [case_syntax, case_missing_space, case_missing_data, case_not_python, ca
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__[5:] for c in CASES])
 def test_bad_input_gets_one_clear_line(case, tmp_path, capsys):
     argv, fragment = case(tmp_path)
-    assert_one_line(main(argv), capsys.readouterr().err, fragment)
+    assert_one_line(exit_code(argv), capsys.readouterr().err, fragment)
+
+
+def exit_code(argv: list[str]) -> int:
+    """What the process would exit with: main's return value, or argparse's exit for a bad argument."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
 
 
 def assert_one_line(code: int, err: str, fragment: str) -> None:

@@ -12,16 +12,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A module may import hpsearch modules of its own layer or a lower one, never a higher one.
 LAYERS = [
-    ("foundation", ["hpsearch.errors", "hpsearch.io", "hpsearch.config"]),
+    ("foundation", ["hpsearch.errors", "hpsearch.io", "hpsearch.config", "hpsearch.options"]),
     ("data", ["hpsearch.data"]),
     ("models", ["hpsearch.models"]),
     ("training", ["hpsearch.training"]),
     ("rundir", ["hpsearch.rundir", "hpsearch.runinfo"]),
-    ("search", ["hpsearch.search", "hpsearch.recipe"]),
+    ("search", ["hpsearch.search", "hpsearch.recipe", "hpsearch.recipe_source", "hpsearch.presets",
+                "hpsearch.reference"]),
     ("ensemble", ["hpsearch.ensemble"]),
     ("evaluation", ["hpsearch.evaluation"]),
     ("report", ["hpsearch.report"]),
-    ("entry points", ["hpsearch.cli", "hpsearch.api", "hpsearch.__main__", "hpsearch"]),
+    ("entry points", ["hpsearch.cli", "hpsearch.argtypes", "hpsearch.api", "hpsearch.__main__", "hpsearch"]),
 ]
 # (importer layer, imported prefix): forbidden even where the layers would allow it, or for outside packages
 FORBIDDEN = [

@@ -14,29 +14,39 @@ SOURCES = ("digits", "folder", "arrays")
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the images come from and how they are prepared.
-
-    ``source``: ``"digits"`` (scikit-learn's bundled 8x8 digits) or ``"folder"``: ``root/<class>/*.jpg``,
-    or, when ``root`` is unset, the archive at ``url`` (downloaded once into the cache, checked
-    against ``sha256`` if given, expected to hold the ``classes`` folders and ``min_images`` images).
-    ``normalize``: ``"unit"`` scales to [0, 1], ``"imagenet"`` uses ImageNet mean/std, ``"half"`` maps
-    to [-1, 1]; ``"auto"`` uses the backbone's own mean/std for pretrained weights, else [0, 1].
-    """
+    """Where the images come from and how they are prepared (the recipe's ``data`` section)."""
 
     source: str = "digits"
+    """``"digits"`` (scikit-learn's bundled 8x8 digits, no download), ``"folder"`` (``root`` or ``url``), or
+    ``"arrays"`` (``root`` holds images.npy, uint8 N x C x H x W, labels.npy and classes.txt)."""
     root: str | None = None
+    """A folder of ``<class>/<image>`` files (.jpg .jpeg .png .bmp .webp)."""
     url: str | None = None
+    """Without ``root``: an http, https or file URL of a .tgz/.zip archive, downloaded once into the cache and
+    extracted with no path traversal."""
     sha256: str | None = None
+    """The archive's expected SHA-256 (checked after download)."""
     classes: tuple[str, ...] | None = None
+    """The class folders the dataset must have (checked)."""
     min_images: int = 0
+    """The fewest images the dataset may have (checked: an incomplete archive is an error)."""
     image_size: int = 32
+    """Side of the square images the networks see, in pixels (decoded once, cached per size)."""
     grayscale: bool = False
+    """Decode as one grey channel (digits always are)."""
     normalize: Literal["auto", "unit", "imagenet", "half"] = "auto"
+    """``"unit"``: pixels in [0, 1]; ``"imagenet"``: ImageNet mean/std; ``"half"``: [-1, 1]; ``"auto"``: the
+    backbone's own mean/std with pretrained weights, else [0, 1]."""
     val_fraction: float = 0.15
+    """Share of the images in the validation split (stratified, seeded)."""
     test_fraction: float = 0.15
+    """Share of the images in the test split, read once by ``evaluate``."""
     cache_dir: str | None = None
-    max_image_pixels: int = 50_000_000  # larger images (decompression bombs) are skipped as unreadable
-    crop_ratio: float = 1.0  # > 1: images are stored that much larger, trained on random crops, evaluated centred
+    """Downloads and decoded images (default ``$HPSEARCH_CACHE``, else ``~/.cache/hpsearch``)."""
+    max_image_pixels: int = 50_000_000
+    """Larger images (decompression bombs) are skipped as unreadable."""
+    crop_ratio: float = 1.0
+    """Above 1: images are stored that much larger, trained on random crops and evaluated centred."""
 
     def validate(self) -> None:
         if self.source not in SOURCES:

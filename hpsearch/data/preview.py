@@ -23,23 +23,25 @@ def _imshow(ax, image: np.ndarray) -> None:
     ax.axis("off")
 
 
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+def _figure():
+    """A 3x3 grid on a figure with its own Agg canvas (no pyplot: the process's backend stays the caller's)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=(7, 7))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(3, 3)
+
+
+def _save(fig, path: Path) -> Path:
     atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
-    plt.close(fig)
     return path
 
 
 def plot_samples(train: ImageArrays, classes: tuple[str, ...], path: Path, seed: int = 0, count: int = 9) -> Path:
     """A 3x3 grid of random training images titled with their class names."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pick = np.random.default_rng(seed).choice(len(train), size=min(count, len(train)), replace=False)
-    fig, axes = plt.subplots(3, 3, figsize=(7, 7))
+    fig, axes = _figure()
     for ax, index in zip(axes.flat, pick, strict=False):
         _imshow(ax, train.images[index])
         ax.set_title(classes[train.labels[index]])
@@ -50,16 +52,11 @@ def plot_samples(train: ImageArrays, classes: tuple[str, ...], path: Path, seed:
 
 def plot_augmented(train: ImageArrays, augment: BatchAugment, path: Path, seed: int = 0, count: int = 9) -> Path:
     """One training image and ``count - 1`` augmented versions of it, drawn as one batch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     index = int(np.random.default_rng(seed).integers(len(train)))
     image = torch.from_numpy(np.array(train.images[index])).float().div(255.0)
     batch = image.unsqueeze(0).repeat(count - 1, 1, 1, 1)
     augmented = augment(batch, torch.Generator().manual_seed(seed))
-    fig, axes = plt.subplots(3, 3, figsize=(7, 7))
+    fig, axes = _figure()
     _imshow(axes.flat[0], image.numpy())
     axes.flat[0].set_title("original")
     for n, ax in enumerate(axes.flat[1:count]):

@@ -13,7 +13,7 @@ from hpsearch.data import ImageArrays
 from hpsearch.ensemble.methods import FitContext, Fitted, SingleModelMethod, make_record, register_method
 from hpsearch.io import atomic_save, write_json
 from hpsearch.rundir import BEST_FILE, ENSEMBLES_DIR, MODEL_FILE, PROBS_FILE, RunDir, SavedModel
-from hpsearch.training import BatchBuffer, Normalizer, predict_proba
+from hpsearch.training import BatchBuffer, Normalizer, predict_proba, preserved_global_rng
 from hpsearch.training.inference import center_crop
 
 BATCHNORM_SAMPLE = 1024  # training images that re-estimate a soup's BatchNorm statistics
@@ -40,9 +40,10 @@ def recompute_batchnorm(model: nn.Module, images: ImageArrays, normalize: Normal
         norm.momentum = None  # a cumulative average over all batches
     model.train()
     buffer = BatchBuffer()
-    for start in range(0, len(images), batch_size):
-        batch = buffer.load(images.images, slice(start, start + batch_size), torch.device("cpu"))
-        model(normalize.apply_(center_crop(batch, crop)))
+    with preserved_global_rng():  # dropout and stochastic depth draw in train mode
+        for start in range(0, len(images), batch_size):
+            batch = buffer.load(images.images, slice(start, start + batch_size), torch.device("cpu"))
+            model(normalize.apply_(center_crop(batch, crop)))
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
     model.eval()

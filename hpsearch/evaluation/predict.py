@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from hpsearch.data import ImageArrays
+from hpsearch.data.arrays import images_to_uint8
 from hpsearch.data.sources import IMAGE_EXTENSIONS, CorruptImages, FileListSource, warn_corrupt
 from hpsearch.ensemble import resolve_model
 from hpsearch.errors import HpsearchError
 from hpsearch.evaluation.evaluate import Predictor
-from hpsearch.rundir import RunDir
+from hpsearch.rundir import EnsembleRecord, RunDir
 
 
 def image_files(paths: list[Path]) -> list[Path]:
@@ -53,11 +55,24 @@ def predict_files(run_dir: Path, paths: list[Path], model: str = "best") -> pd.D
     run = RunDir(run_dir)
     record = resolve_model(run, model)
     files, images = decode_files(run, image_files(paths))
-    predictor = Predictor(run, ImageArrays(images, np.zeros(len(files), dtype=np.int64)))
+    return prediction_table(run, images, record, {"path": [str(f) for f in files]})
+
+
+def predict_arrays(run_dir: Path, images: Any, model: str = "best") -> pd.DataFrame:
+    """Like ``predict_files`` for images in memory (see ``images_to_uint8``); rows are numbered by ``index``."""
+    run = RunDir(run_dir)
+    record = resolve_model(run, model)
+    in_chans, size = run.image_shape
+    pixels = images_to_uint8(images, in_chans, size)
+    return prediction_table(run, pixels, record, {"index": np.arange(len(pixels))})
+
+
+def prediction_table(run: RunDir, images: np.ndarray, record: EnsembleRecord, first: dict[str, Any]) -> pd.DataFrame:
+    predictor = Predictor(run, ImageArrays(images, np.zeros(len(images), dtype=np.int64)))
     _, output = predictor.model(record, run.arrays("val").labels)
     probs = output.probs
-    table = pd.DataFrame({"path": [str(f) for f in files], "class": [run.classes[i] for i in probs.argmax(1)],
-                          "probability": probs.max(1), "model": record.name})
+    table = pd.DataFrame({**first, "class": [run.classes[i] for i in probs.argmax(1)], "probability": probs.max(1),
+                          "model": record.name})
     for index, name in enumerate(run.classes):
         table[f"p_{name}"] = probs[:, index]
     return table

@@ -1,28 +1,37 @@
-"""The report's figures (matplotlib, PNG): learning curves, ASHA, sweeps, confusion, selection, cost."""
+"""The report's figures (matplotlib, PNG): learning curves, ASHA, sweeps, confusion, selection, cost.
+
+Figures are drawn with matplotlib's object-oriented API on an Agg canvas of their own: no pyplot, so the
+process's backend and open figures stay as the caller left them (a notebook keeps its inline backend).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from hpsearch.io import atomic_save  # noqa: E402
+from hpsearch.io import atomic_save
 
 
-def save(fig, path: Path) -> Path:
+def subplots(ncols: int = 1, figsize: tuple[float, float] = (6, 4)):
+    """A figure with its own Agg canvas, and its axes (one, or a tuple of ``ncols``)."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols)
+    return fig, axes
+
+
+def save(fig: Figure, path: Path) -> Path:
     atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
-    plt.close(fig)
     return path
 
 
 def learning_curves(history: pd.DataFrame, trial_ids: list[str], path: Path) -> Path:
     """Train vs validation accuracy and loss per epoch for the top trials: the overfitting picture."""
-    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (acc_ax, loss_ax) = subplots(2, figsize=(11, 4))
     for n, trial_id in enumerate(trial_ids):
         rows = history[history["trial_id"] == trial_id]
         color = f"C{n % 10}"
@@ -38,7 +47,7 @@ def learning_curves(history: pd.DataFrame, trial_ids: list[str], path: Path) -> 
 
 def asha(history: pd.DataFrame, trials: pd.DataFrame, path: Path) -> Path:
     """Validation accuracy of every trial against the epochs it ran: where ASHA and patience stopped it."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     reasons = trials.set_index("trial_id")["stop_reason"].to_dict() if "stop_reason" in trials else {}
     styles = {"asha": ("C3", "ASHA"), "hyperband": ("C3", "Hyperband"), "median": ("C3", "median rule"),
               "patience": ("C1", "patience"), "max_epochs": ("C2", "ran all epochs"),
@@ -55,7 +64,7 @@ def asha(history: pd.DataFrame, trials: pd.DataFrame, path: Path) -> Path:
 
 
 def sweep(table: pd.DataFrame, param: str, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     order = np.argsort(table["value"].to_numpy(dtype=float))
     x = np.arange(len(table)) if len(table) else []
     values = table["value"].to_numpy()[order]
@@ -69,7 +78,7 @@ def sweep(table: pd.DataFrame, param: str, path: Path) -> Path:
 
 
 def confusion(matrix: pd.DataFrame, title: str, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(matrix), 0.8 + 0.6 * len(matrix)))
+    fig, ax = subplots(figsize=(1.0 + 0.6 * len(matrix), 0.8 + 0.6 * len(matrix)))
     ax.imshow(matrix.to_numpy(), cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix.to_numpy()):
         ax.text(j, i, str(value), ha="center", va="center", fontsize=8)
@@ -80,7 +89,7 @@ def confusion(matrix: pd.DataFrame, title: str, path: Path) -> Path:
 
 
 def greedy_trajectory(trajectory: list[dict], best_step: int, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     steps = [t["step"] for t in trajectory]
     ax.plot(steps, [t["accuracy"] for t in trajectory], "o-", label="ensemble after each pick")
     ax.plot(steps, [t["best_accuracy"] for t in trajectory], "--", label="best so far")
@@ -91,7 +100,7 @@ def greedy_trajectory(trajectory: list[dict], best_step: int, path: Path) -> Pat
 
 
 def importance_bars(table: pd.DataFrame, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(table)))
+    fig, ax = subplots(figsize=(6, 0.5 + 0.4 * len(table)))
     ordered = table.sort_values("importance")
     ax.barh(ordered["parameter"], ordered["importance"])
     ax.set(title="Hyperparameter importance (fANOVA)", xlabel="importance")
@@ -99,7 +108,7 @@ def importance_bars(table: pd.DataFrame, path: Path) -> Path:
 
 
 def cost(comparison: pd.DataFrame, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = subplots(figsize=(6.5, 4.5))
     low = comparison["accuracy"] - comparison["accuracy_ci_low"]
     high = comparison["accuracy_ci_high"] - comparison["accuracy"]
     ax.errorbar(comparison["ms_per_image"], comparison["accuracy"], yerr=[low, high], fmt="o", capsize=3)
@@ -124,7 +133,7 @@ def pareto_front(costs: np.ndarray, accuracies: np.ndarray) -> np.ndarray:
 def cost_front(trials: pd.DataFrame, feasible: pd.Series, bound: float | None, path: Path) -> Path:
     """Validation accuracy against inference ms per image: feasible trials (dots, with their Pareto front) and
     infeasible ones (crosses), and the latency bound."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     shown = trials["ms_per_image"].notna() & trials["val_acc"].notna()
     ok, bad = trials[shown & feasible], trials[shown & ~feasible]
     ax.plot(ok["ms_per_image"], ok["val_acc"], "o", color="C0", label=f"feasible ({len(ok)})")

@@ -24,7 +24,7 @@ from hpsearch.rundir.layout import (
     MODEL_FOLDER_FILES,
     PROBS_FILE,
 )
-from hpsearch.training import BestState, Normalizer, TrialConfig
+from hpsearch.training import BestState, Normalizer, TrialConfig, preserved_global_rng
 
 
 def save_model_folder(folder: Path, best: BestState, config: TrialConfig, optuna_trial: int | None,
@@ -101,8 +101,9 @@ class SavedModel:
     def build(self, num_classes: int, in_chans: int, image_size: int, state: dict | None = None) -> nn.Module:
         """The architecture with these weights (or ``state``), in eval mode on the CPU."""
         config = self.config
-        model = create_model(config.backbone, num_classes, in_chans, image_size, drop_rate=config.drop_rate,
-                             drop_path_rate=config.drop_path_rate)
+        with preserved_global_rng():  # the random initialization is overwritten at once
+            model = create_model(config.backbone, num_classes, in_chans, image_size, drop_rate=config.drop_rate,
+                                 drop_path_rate=config.drop_path_rate)
         try:
             model.load_state_dict(self.state_dict() if state is None else state)
         except RuntimeError as err:

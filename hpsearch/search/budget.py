@@ -13,38 +13,44 @@ Scheduler = Literal["asha", "hyperband", "pbt", "median", "fifo"]
 
 @dataclass(frozen=True)
 class BudgetConfig:
-    """Search size and scheduling.
-
-    ``grace_period``: epochs every trial gets before ASHA, Hyperband or the median rule may stop it (at least
-    2 from scratch: first-epoch validation scores of BatchNorm models are noise). ``max_concurrent``: trials at
-    once (``None``: as many as the cluster's CPUs allow). ``max_failures``: retries of a crashed trial.
-    ``sampler``: ``tpe`` (multivariate TPE), ``gp`` (Optuna's Gaussian process), ``cmaes`` or ``random``; all
-    but ``random`` start with ``startup_trials`` stratified trials that cover every choice (``None``: a quarter
-    of ``num_samples``, raised to the widest categorical choice, at most 10). ``scheduler``: ``asha``,
-    ``hyperband``, ``median`` (stop a trial below the median of the others at the same epoch), ``pbt``
-    (population-based training: every ``perturbation_interval`` epochs, default ``grace_period``, the bottom
-    quarter continues from a top trial's checkpoint with perturbed lr, weight decay, augmentation and mixup) or
-    ``fifo`` (no early stopping). ``sampler="random"`` with ``scheduler="fifo"`` is the naive baseline.
-    ``time_budget_s`` ends the search after that many seconds, whatever the trial count.
-    ``max_ms_per_image`` (inference latency at batch 1 on the trial's device) and ``max_params`` make a trial
-    that exceeds them infeasible: the sampler learns to avoid them and the best trial is the best feasible one.
-    """
+    """Search size and scheduling (the recipe's ``budget`` section); each field's docstring says what it does."""
 
     num_samples: int = 16
+    """Trials to run (fewer if ``time_budget_s`` runs out first)."""
     max_epochs: int = 20
+    """Epochs per trial at most."""
     grace_period: int = 2
+    """Epochs every trial gets before ASHA may stop it; 2 or more from scratch (first-epoch BatchNorm scores are
+    noise), 1 suits short fine-tuning runs."""
     reduction_factor: int = 3
+    """ASHA keeps the best 1/reduction_factor of the trials at each rung."""
     max_concurrent: int | None = None
+    """Trials at once (``None``: as many as the cluster's CPUs allow)."""
     cpus_per_trial: float = 1.0
+    """CPUs per trial, also its torch threads."""
     gpus_per_trial: float = 0.0
+    """GPUs per trial; fractions share a GPU (0.5: two trials per GPU)."""
     max_failures: int = 0
+    """Retries of a crashed trial."""
     sampler: Sampler = "tpe"
+    """Optuna's sampler: ``tpe`` (multivariate TPE), ``gp`` (Gaussian process), ``cmaes``, or ``random`` (the
+    naive baseline); all but ``random`` start with ``startup_trials`` stratified trials that cover every choice."""
     scheduler: Scheduler = "asha"
+    """``asha``, ``hyperband`` or ``median`` stop weak trials early; ``pbt`` (population-based training) continues
+    the bottom quarter from a top trial's checkpoint with perturbed lr, weight decay, augmentation and mixup;
+    ``fifo`` runs every trial to the end."""
     startup_trials: int | None = None
+    """Stratified start-up trials before the sampler's model (``None``: a quarter of ``num_samples``, raised to
+    the widest categorical choice, at most 10)."""
     perturbation_interval: int | None = None
+    """PBT: epochs between exploit/explore steps (``None``: ``grace_period``)."""
     time_budget_s: float | None = None
+    """End the search after this many seconds, whatever the trial count (Ray Tune's ``time_budget_s``); running
+    trials stop and what finished is exported."""
     max_ms_per_image: float | None = None
+    """Deployment bound: milliseconds per image at batch 1 on the trial's device; slower trials are infeasible."""
     max_params: float | None = None
+    """Deployment bound: parameters at most; larger models are infeasible."""
 
     def validate(self) -> None:
         if self.num_samples < 1:

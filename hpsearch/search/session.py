@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hpsearch.errors import HpsearchError, SearchError
 from hpsearch.io import write_json
+from hpsearch.training import preserved_global_rng
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,22 @@ def check_reachable(address: str) -> None:
                           f"--address.") from None
 
 
+@contextlib.contextmanager
+def quiet_ray_env() -> Iterator[None]:
+    """``QUIET_RAY_ENV`` (where the caller has not set those variables) while Ray runs, and the environment as it
+    was afterwards: the library leaves no process-wide state behind."""
+    added = [key for key in QUIET_RAY_ENV if key not in os.environ]
+    for key in added:
+        os.environ[key] = QUIET_RAY_ENV[key]
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 def start_ray(address: str | None) -> dict | None:
     """Join the cluster at ``address`` or start a local Ray; return Ray's address info if we started it."""
-    for key, value in QUIET_RAY_ENV.items():
-        os.environ.setdefault(key, value)
     import ray
 
     if ray.is_initialized():
@@ -73,23 +86,25 @@ def start_ray(address: str | None) -> dict | None:
 @contextlib.contextmanager
 def ray_session(address: str | None, run_dir: Path | None = None) -> Iterator[None]:
     """Ray for the duration of a stage, shut down on every exit if we started it; a local Ray started for a
-    run directory is recorded there until it is shut down (see ``reap_leftover_ray``)."""
-    handler = signal.getsignal(signal.SIGTERM)
-    info = start_ray(address)
-    if handler is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)  # ray.init installs its own; the caller's stays in charge
-    record = run_dir / RAY_SESSION_FILE if run_dir is not None and info else None
-    if record is not None:
-        write_json(record, {"driver_pid": os.getpid(), "session_dir": info.get("session_dir")})
-    try:
-        yield
-    finally:
-        if info is not None:
-            import ray
-
-            ray.shutdown()
+    run directory is recorded there until it is shut down (see ``reap_leftover_ray``). The process's
+    environment and random generators are as they were afterwards."""
+    with quiet_ray_env(), preserved_global_rng(fresh=True):  # Ray's driver draws from the global generators
+        handler = signal.getsignal(signal.SIGTERM)
+        info = start_ray(address)
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)  # ray.init installs its own; the caller's stays in charge
+        record = run_dir / RAY_SESSION_FILE if run_dir is not None and info else None
         if record is not None:
-            record.unlink(missing_ok=True)
+            write_json(record, {"driver_pid": os.getpid(), "session_dir": info.get("session_dir")})
+        try:
+            yield
+        finally:
+            if info is not None:
+                import ray
+
+                ray.shutdown()
+            if record is not None:
+                record.unlink(missing_ok=True)
 
 
 def belongs_to(process: Path, session_dir: str) -> bool:

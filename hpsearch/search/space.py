@@ -13,7 +13,7 @@ from hpsearch.config import check_value, field_types
 from hpsearch.data import DataConfig
 from hpsearch.errors import RecipeError, did_you_mean
 from hpsearch.models import check_backbone, check_frozen_blocks, check_input_size, create_model
-from hpsearch.training import TrialConfig
+from hpsearch.training import TrialConfig, preserved_global_rng
 
 if TYPE_CHECKING:
     from hpsearch.recipe import Recipe
@@ -22,19 +22,21 @@ TRIAL_NUMBER_KEY = "optuna_trial"
 
 
 class TrialSpace:
-    """The recipe's ``space(trial)`` plus the constants every trial needs, as one picklable callable.
+    """The recipe's ``space(trial, options)`` plus the constants every trial needs, as one picklable callable.
 
     Every trial's config is the recipe's ``train`` defaults, overwritten by what ``space`` samples or
     returns, with ``epochs`` from the budget, ``seed`` = recipe seed + Optuna trial number, and the
-    trial number itself (so ``trials.csv`` and ``study.db`` can be joined). ``space(trial, options)``
-    also gets the recipe's options. Pickling keeps the recipe's text and overrides, not the function,
-    which is rebuilt where needed (Ray saves the searcher's state; a resume may run elsewhere).
+    trial number itself (so ``trials.csv`` and ``study.db`` can be joined); ``space`` also gets the recipe's
+    options (run directories written before that may hold a ``space(trial)``, which still runs). Pickling keeps
+    the recipe's text and overrides, not the function, which is rebuilt where needed (Ray saves the searcher's
+    state; a resume may run elsewhere).
     """
 
     def __init__(self, recipe: Recipe, overrides: list[str] | None = None):
         self.recipe_path = str(recipe.path)
+        self.recipe_files = [str(p) for p in recipe.files]  # a recipe with a base is made of several
         self.recipe_source = recipe.source
-        self.overrides = list(overrides or [])
+        self.overrides = list(recipe.overrides if overrides is None else overrides)
         self.seed = recipe.seed
         self.defaults = {**dataclasses.asdict(recipe.train), "epochs": recipe.budget.max_epochs}
         self.options = dict(recipe.options)
@@ -60,7 +62,7 @@ class TrialSpace:
         takes_options = len(inspect.signature(self.space).parameters) >= 2
         returned = (self.space(trial, self.options) if takes_options else self.space(trial)) or {}
         if not isinstance(returned, dict):
-            raise RecipeError(f"space(trial) must return None or a dict of constants, but got {returned!r}.")
+            raise RecipeError(f"space(trial, options) must return None or a dict of constants, but got {returned!r}.")
         self.last_constants = dict(returned)  # what the latest call set (read by validate_space)
         sampled = set(trial.params)
         constants = {k: v for k, v in self.defaults.items() if k not in sampled}
@@ -84,16 +86,19 @@ def run_space(space: TrialSpace, trial: optuna.Trial) -> dict[str, Any]:
     except RecipeError:
         raise
     except Exception as err:  # noqa: BLE001  any mistake in the recipe's own code
-        frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == space.recipe_path]
-        where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
-        raise RecipeError(f"space(trial) in {space.recipe_path} failed{where}: {type(err).__name__}: {err}") from None
+        files = getattr(space, "recipe_files", [space.recipe_path])
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename in files]
+        file = "" if not frames or frames[-1].filename == space.recipe_path else f"{frames[-1].filename}, "
+        where = f" ({file}line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+        raise RecipeError(f"space(trial, options) of {space.recipe_path} failed{where}: {type(err).__name__}: "
+                          f"{err}") from None
 
 
 def check_distributions(trial: optuna.Trial, known: dict[str, Any]) -> None:
     """Every name the space samples is a training option, and every value it can take has that option's type."""
     for name, distribution in trial.distributions.items():
         if name not in known:
-            raise RecipeError(f"space(trial) samples {name!r}, which is not a training option."
+            raise RecipeError(f"space samples {name!r}, which is not a training option."
                               f"{did_you_mean(name, known)} Known options: {', '.join(sorted(known))}.")
         values = getattr(distribution, "choices", None) or (distribution.low, distribution.high)
         for value in values:
@@ -116,7 +121,12 @@ def validate_space(space: TrialSpace, data: DataConfig | None = None, samples: i
     """Run the space on a few in-memory trials: every name must be a train knob of the right type, every
     backbone exist (and, given ``data``, take its image size), and no ``--set`` be shadowed by the space."""
     known = field_types(TrialConfig)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))  # no "study created" line for this one
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     backbones: set[str] = set()
     most_frozen = 0
     for _ in range(samples):
@@ -133,7 +143,8 @@ def validate_space(space: TrialSpace, data: DataConfig | None = None, samples: i
         study.tell(trial, 0.0)
     if data is not None:
         for name in sorted(backbones):
-            model = create_model(name, 2, data.in_chans, data.image_size)
+            with preserved_global_rng():  # the model is only looked at
+                model = create_model(name, 2, data.in_chans, data.image_size)
             check_input_size(model, name, data.in_chans, data.image_size)
             check_frozen_blocks(model, most_frozen)
 

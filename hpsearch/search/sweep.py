@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from hpsearch.rundir import SWEEPS_DIR, RunDir, SavedModel, write_table
 from hpsearch.search.grid import train_grid
 from hpsearch.training import TrialConfig
 
+log = logging.getLogger(__name__)
 DEFAULT_VALUES = {
     "weight_decay": [0.0, 1e-3, 1e-2, 1e-1], "l1": [0.0, 1e-6, 1e-5, 1e-4], "drop_rate": [0.0, 0.25, 0.5],
     "drop_path_rate": [0.0, 0.1, 0.2], "label_smoothing": [0.0, 0.1, 0.2], "mixup_alpha": [0.0, 0.2, 0.8],
@@ -60,8 +62,8 @@ def run_sweep(run_dir: Path, knobs: list[tuple[str, list[float]]], epochs: int |
     configs = [dataclasses.replace(base, **{param: value}) for param, value in variants]
     data = run.trial_data()
     out = run.path / SWEEPS_DIR
-    print(f"sweep: {len(configs)} runs of trial {best_row['trial_id']}'s configuration ({base.backbone}, "
-          f"{base.epochs} epochs): " + "; ".join(f"{p} in {g}" for p, g in knobs))
+    log.info("sweep: %d runs of trial %s's configuration (%s, %d epochs): %s", len(configs), best_row["trial_id"],
+             base.backbone, base.epochs, "; ".join(f"{p} in {g}" for p, g in knobs))
     folders = train_grid(configs, data, out / "runs", measure_train=True, cpus_per_run=cpus_per_run, address=address)
     rows = []
     for (param, value), folder in zip(variants, folders, strict=True):

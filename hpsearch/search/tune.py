@@ -112,12 +112,13 @@ def initial_population(recipe: Recipe, run_dir: Path, space: TrialSpace, seed: i
 
 
 def progress_table(recipe: Recipe):
-    """Ray's live table: a row per trial with the backbone, learning rate and accuracies."""
+    """Ray's live table: a row per trial with the backbone, learning rate and accuracies. Not sorted by the
+    metric: Ray's sort fails on trials that a time budget ended before their first result."""
     from ray.tune import CLIReporter
 
     metrics = {"epoch": "epoch", "train_acc": "train_acc", "val_acc": "val_acc", METRIC: "best"}
     return CLIReporter(metric_columns=metrics, parameter_columns=["backbone", "lr"],
-                       sort_by_metric=True, max_report_frequency=20, max_progress_rows=30,
+                       sort_by_metric=False, max_report_frequency=20, max_progress_rows=30,
                        total_samples=recipe.budget.num_samples)
 
 

@@ -2,8 +2,9 @@
 
 from hpsearch.training.config import TrialConfig
 from hpsearch.training.inference import TTA_VIEWS, BatchBuffer, Normalizer, predict_proba, tta_cost, view_names
-from hpsearch.training.rng import RandomState
+from hpsearch.training.rng import RandomState, preserved_global_rng
 from hpsearch.training.trainer import BestState, Distillation, NonFiniteLoss, Trainer, TrialOutcome, train_trial
 
 __all__ = ["TTA_VIEWS", "BatchBuffer", "BestState", "Distillation", "NonFiniteLoss", "Normalizer", "RandomState",
-           "Trainer", "TrialConfig", "TrialOutcome", "predict_proba", "train_trial", "tta_cost", "view_names"]
+           "Trainer", "TrialConfig", "TrialOutcome", "predict_proba", "preserved_global_rng", "train_trial", "tta_cost",
+           "view_names"]

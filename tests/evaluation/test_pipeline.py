@@ -23,7 +23,7 @@ data = dict(source="digits", image_size=12)
 train = dict(batch_size=32, flip=False, patience=3)
 budget = dict(num_samples=4, max_epochs=3, grace_period=2, reduction_factor=2, max_concurrent=2)
 
-def space(trial):
+def space(trial, options):
     trial.suggest_categorical("backbone", ["tutorial_cnn", "resnet10t"])
     trial.suggest_float("lr", 2e-3, 1e-2, log=True)
 '''

@@ -93,8 +93,9 @@ def test_latex_is_escaped(searched_run):
 
 
 def test_bad_formats_and_missing_run(tmp_path, searched_run, capsys):
-    assert main(["report", str(searched_run), "--formats", "md,pdf"]) == 2
-    assert "--formats takes" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(searched_run), "--formats", "md,pdf"])
+    assert stop.value.code == 2 and "argument --formats: invalid choice 'pdf'" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "not a finished hpsearch run" in capsys.readouterr().err
 
@@ -113,6 +114,21 @@ def test_index_page_renders_in_headless_chromium(searched_run, tmp_path):
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("L"))
     assert pixels.shape[0] >= 2000 and (pixels < 200).mean() > 0.01  # not a blank page
+
+
+def test_plots_leave_the_matplotlib_backend_and_pyplot_alone(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, sys, pandas as pd; before = dict.__getitem__(matplotlib.rcParams, 'backend'); "
+            "from hpsearch.report import plots; "
+            "plots.importance_bars(pd.DataFrame({'parameter': ['lr'], 'importance': [1.0]}), "
+            f"__import__('pathlib').Path({str(tmp_path / 'i.png')!r})); "
+            "print(dict.__getitem__(matplotlib.rcParams, 'backend') == before, 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
+    with Image.open(tmp_path / "i.png") as image:
+        image.verify()
 
 
 def test_accuracy_against_cost_marks_the_trials_over_the_bound(searched_run, capsys):

@@ -17,7 +17,7 @@ data = dict(source="digits", image_size=16)
 train = dict(batch_size=32, flip=False)
 budget = dict(num_samples=4, max_epochs=2, grace_period=2, max_concurrent=2, max_params=1e6)
 
-def space(trial):
+def space(trial, options):
     trial.suggest_categorical("backbone", ["tutorial_cnn", "resnet10t"])  # about 0.05M and 4.9M parameters
     trial.suggest_float("lr", 1e-3, 1e-2, log=True)
 '''

@@ -49,7 +49,7 @@ train = dict(batch_size=32, flip=False, optimizer="sgd", lr=0.05)
 budget = dict(num_samples=3, max_epochs=2, grace_period=2, max_concurrent=1, max_failures={retries})
 
 
-def space(trial):
+def space(trial, options):
     trial.suggest_float("drop_rate", 0.0, 0.1)
     plan = {plan}
     return plan[trial.number % len(plan)]
@@ -99,7 +99,7 @@ data = dict(source="digits", image_size=16)
 train = dict(batch_size=16, flip=False)  # trials of several seconds: both nodes' actors start before the end
 budget = dict(num_samples=4, max_epochs=3, grace_period=3, max_concurrent=2)
 
-def space(trial):
+def space(trial, options):
     trial.suggest_float("lr", 1e-3, 1e-2, log=True)
 '''
 
@@ -169,7 +169,7 @@ data = dict(source="digits", image_size=16)
 train = dict(batch_size=16, flip=False, backbone="resnet10t")
 budget = dict(num_samples=6, max_epochs=3, grace_period=3, max_concurrent=2)
 
-def space(trial):
+def space(trial, options):
     trial.suggest_float("lr", 1e-3, 1e-2, log=True)
 '''
 
@@ -253,7 +253,7 @@ train = dict(backbone="slow_cnn", batch_size=64, flip=False, lr=3e-3, patience=1
 budget = dict(num_samples=1, max_epochs=3, grace_period=3, max_concurrent=1)
 
 
-def space(trial):
+def space(trial, options):
     trial.suggest_float("drop_rate", 0.0, 0.2)
 """
 

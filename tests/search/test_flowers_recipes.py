@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 from hpsearch.models import check_input_size, create_model
+from hpsearch.options import Choice, Range
 from hpsearch.recipe import load_recipe
 from hpsearch.search.space import TrialSpace, split_trial_config, validate_space
 from tests.conftest import RECIPES
@@ -44,7 +45,7 @@ def test_every_flowers_backbone_takes_the_default_image_size(backbone):
 
 def test_cpu_budget_override_narrows_the_backbones():
     recipe = load_recipe(RECIPES / "flowers.py", ["options.backbones=tutorial_cnn,resnet10t", "data.image_size=64"])
-    assert recipe.options["backbones"] == ["tutorial_cnn", "resnet10t"]
+    assert recipe.options["backbones"] == Choice("tutorial_cnn", "resnet10t")
     validate_space(TrialSpace(recipe), recipe.data)
 
 
@@ -78,7 +79,7 @@ def test_transfer_cpu_budget_resolves_and_too_many_frozen_blocks_are_refused_bef
 
     cpu = ["data.image_size=160", "options.lr=3e-3,1e-2", "options.frozen_blocks=6", "options.freeze_epochs=0"]
     recipe = load_recipe(RECIPES / "flowers_transfer.py", cpu)
-    assert recipe.options["frozen_blocks"] == [6] and recipe.options["lr"] == [3e-3, 1e-2]
+    assert recipe.options["frozen_blocks"] == Choice(6) and recipe.options["lr"] == Range(3e-3, 1e-2, log=True)
     validate_space(TrialSpace(recipe), recipe.data)
     too_many = load_recipe(RECIPES / "flowers_transfer.py", ["options.frozen_blocks=0,8"])
     with pytest.raises(RecipeError, match="frozen_blocks must be below 8, but got frozen_blocks=8"):
@@ -90,3 +91,36 @@ def test_unknown_option_override_names_the_options():
 
     with pytest.raises(RecipeError, match="Did you mean 'backbones'"):
         load_recipe(RECIPES / "flowers.py", ["options.backbone=resnet18"])
+
+
+def test_flowers_cpu_is_the_cpu_search_the_readme_ran_as_set_options():
+    """recipes/flowers_cpu.py (10 lines extending flowers.py) resolves to the search of flowers.py with the --set
+    options of the measured CPU run."""
+    sets = ["data.image_size=64", "budget.num_samples=8", "budget.max_epochs=20", "budget.cpus_per_trial=1",
+            "budget.gpus_per_trial=0", "options.backbones=tutorial_cnn,resnet10t", "options.mixup_alpha=0",
+            "options.cutmix_alpha=0", "options.aug_strength=0.5,1.5"]
+    extended, overridden = load_recipe(RECIPES / "flowers_cpu.py"), load_recipe(RECIPES / "flowers.py", sets)
+    assert len((RECIPES / "flowers_cpu.py").read_text().splitlines()) <= 12
+    for key in ("seed", "data", "train", "budget", "options"):
+        assert extended.resolved()[key] == overridden.resolved()[key], key
+
+
+@pytest.mark.slow
+def test_a_recipe_extending_flowers_runs(tmp_path):
+    """flowers_cpu.py, on a tiny folder with the five flower classes (the real archive is too big for a test)."""
+    import numpy as np
+    from PIL import Image
+
+    from hpsearch.cli import main
+
+    rng = np.random.default_rng(0)
+    for name in FLOWERS.data.classes:
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), np.uint8)).save(tmp_path / "photos" / name / f"{i}.jpg")
+    argv = ["tune", str(RECIPES / "flowers_cpu.py"), "--out", str(tmp_path / "run"), "--set",
+            f"data.root={tmp_path / 'photos'}", "--set", "data.min_images=0", "--set", "data.image_size=32",
+            "--num-samples", "1", "--max-epochs", "1", "--set", "budget.grace_period=1"]
+    assert main(argv) == 0
+    recipe_copy = (tmp_path / "run" / "recipe.py").read_text()
+    assert "hpsearch part: " + str(RECIPES / "flowers.py") in recipe_copy  # both files, as they ran

@@ -32,7 +32,7 @@ data = dict(source="digits", image_size=8)
 budget = dict(num_samples=4, max_epochs=3, scheduler="pbt")
 RANGES = {"tutorial_cnn": (1e-3, 1e-2), "resnet10t": (1e-4, 1e-3)}
 
-def space(trial):
+def space(trial, options):
     backbone = trial.suggest_categorical("backbone", list(RANGES))
     trial.suggest_float("lr", *RANGES[backbone], log=True)
     trial.suggest_categorical("mixup_alpha", [0.0, 0.2, 0.4])
@@ -126,7 +126,7 @@ data = dict(source="digits", image_size=8)
 train = dict(batch_size=32, flip=False, patience=10)
 budget = dict(num_samples=4, max_epochs=5, grace_period=1, max_concurrent=2, scheduler="pbt", perturbation_interval=1)
 
-def space(trial):
+def space(trial, options):
     trial.suggest_categorical("backbone", ["tutorial_cnn"])
     trial.suggest_float("lr", 1e-5, 3e-2, log=True)
     trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True)

@@ -21,7 +21,7 @@ TWO_BACKBONES = '''
 data = dict(source="digits", image_size=8)
 budget = dict(num_samples=6, max_epochs=2)
 
-def space(trial):
+def space(trial, options):
     backbone = trial.suggest_categorical("backbone", ["tutorial_cnn", "resnet10t"])
     trial.suggest_float("lr", 1e-4, 1e-2, log=True)
     if backbone != "tutorial_cnn":

@@ -40,7 +40,7 @@ train = dict(batch_size=32, flip=False, patience=10)
 budget = dict(num_samples=6, max_epochs=4, grace_period=1, reduction_factor=2, max_concurrent=2,
               scheduler={scheduler!r}, sampler={sampler!r})
 
-def space(trial):
+def space(trial, options):
     trial.suggest_categorical("backbone", ["tutorial_cnn"])
     trial.suggest_float("lr", 1e-5, 3e-2, log=True)
 '''

@@ -22,7 +22,7 @@ data = dict(source="digits", image_size=8)
 train = dict(batch_size=32, flip=False, patience=3)
 budget = dict(num_samples=4, max_epochs=3, grace_period=1, reduction_factor=2, max_concurrent=2)
 
-def space(trial):
+def space(trial, options):
     trial.suggest_categorical("backbone", ["tutorial_cnn"])
     trial.suggest_float("lr", 1e-5, 1e-2, log=True)
     trial.suggest_float("drop_rate", 0.0, 0.3)

@@ -22,7 +22,7 @@ NARROW = '''
 data = dict(source="digits", image_size=8)
 budget = dict(num_samples=2, max_epochs=1, grace_period=1)
 
-def space(trial):
+def space(trial, options):
     trial.suggest_float("lr", 1e-3, 7e-3, log=True)
 '''
 
@@ -106,7 +106,7 @@ train = dict(batch_size=32, flip=False)
 budget = dict(num_samples=2, max_epochs=2, grace_period=2, max_concurrent=2)
 {defaults}
 
-def space(trial):
+def space(trial, options):
     trial.suggest_float("lr", 1e-3, 1e-2, log=True)
 '''
 

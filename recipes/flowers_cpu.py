@@ -1,0 +1,11 @@
+"""The flowers search from scratch on a 2-core CPU (about 25 minutes; see the README): flowers.py, smaller."""
+
+from hpsearch import Choice, Range
+
+base = "flowers.py"  # its data, train, budget, options and space; the dicts below are merged into its own
+name = "flowers_cpu"
+
+data = dict(image_size=64)
+budget = dict(num_samples=8, max_epochs=20, cpus_per_trial=1, gpus_per_trial=0)
+options = dict(backbones=Choice("tutorial_cnn", "resnet10t"), aug_strength=Range(0.5, 1.5),
+               mixup_alpha=Choice(0.0), cutmix_alpha=Choice(0.0))
