@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import write_results
+from hpsearch.rundir import TEST_METRICS_FILE
 
 
 def main() -> None:
@@ -21,7 +22,7 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    metrics = pd.read_csv(args.run_dir / "test_metrics.csv")
+    metrics = pd.read_csv(args.run_dir / TEST_METRICS_FILE)
     best = metrics.set_index("model").loc["best_single"]
     table = metrics[["model", "members", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "mcnemar_p_vs_best_single",
                      "parameters", "ms_per_image"]].copy()

@@ -1,7 +1,7 @@
 """Benchmark 4: memory of concurrent trials; the dataset is held once, in file-backed pages, whatever its size.
 
-Part 1 runs `hpsearch tune` (the tutorial CNN, one epoch per trial) on flowers at 128 px (digits at 64 px in
---quick mode) with one and then two trials at a time. Part 2 generates synthetic datasets of 0.5 GiB and
+Part 1 runs `hpsearch tune` (the tutorial CNN, one epoch per trial) on flowers at 128 px (digits at 32 px, 5 steps
+per trial in --quick mode) with one and then two trials at a time. Part 2 generates synthetic datasets of 0.5 GiB and
 4 GiB of decoded images (straight as arrays, no JPEGs; 64 and 256 MiB in --quick mode) and searches each with
 two concurrent trials on a local Ray cluster whose object store is capped at 1 GiB. /proc is sampled every
 0.2 s (see `sample`); the object store's use is polled from Ray.
@@ -104,9 +104,9 @@ def run_tune(recipe: Path, out: Path, env: dict, address: str | None = None, pol
     return peaks
 
 
-def measure_flowers(data: str, concurrent: int, folder: Path) -> dict:
+def measure_flowers(data: str, concurrent: int, folder: Path, steps: int | None = None) -> dict:
     recipe = folder / f"memory{concurrent}.py"
-    recipe.write_text(RECIPE.format(data=data, concurrent=concurrent, steps=None))
+    recipe.write_text(RECIPE.format(data=data, concurrent=concurrent, steps=steps))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HPSEARCH_CACHE": str(folder / "cache")}
     peaks = run_tune(recipe, folder / f"run{concurrent}", env)
     return {"dataset": "flowers" if "folder" in data else "digits", "concurrent_trials": concurrent,
@@ -134,7 +134,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def measure_scale(gibs: list[float], folder: Path, store_bytes: int) -> list[dict]:
+def measure_scale(gibs: list[float], folder: Path, store_bytes: int, steps: int = 30) -> list[dict]:
     """Two concurrent trials per synthetic dataset, on a local cluster whose object store is capped."""
     port, ray_cli = free_port(), Path(sys.executable).with_name("ray")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HPSEARCH_CACHE": str(folder / "cache"),
@@ -157,7 +157,7 @@ def measure_scale(gibs: list[float], folder: Path, store_bytes: int) -> list[dic
             root = synthetic(folder / f"synthetic-{gib}", gib)
             data = f'source="arrays", root={str(root)!r}, image_size=128'
             recipe = folder / f"scale-{gib}.py"
-            recipe.write_text(RECIPE.format(data=data, concurrent=2, steps=30))
+            recipe.write_text(RECIPE.format(data=data, concurrent=2, steps=steps))
             peaks = run_tune(recipe, folder / f"scale-run-{gib}", env, f"127.0.0.1:{port}", store_used)
             rows.append({"dataset": f"synthetic {gib:g} GiB", "concurrent_trials": 2, "decoded_gib": gib,
                          "object_store_cap_mib": store_bytes / 2**20,
@@ -174,12 +174,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     folder = scratch_folder("hpsearch-memory-")
-    if args.quick:
-        data, gibs = 'source="digits", image_size=64', [1 / 16, 1 / 4]
+    if args.quick:  # a smoke test of both parts: tiny datasets, a few steps per trial
+        data, gibs, steps = 'source="digits", image_size=32', [1 / 16, 1 / 4], 5
     else:
-        data, gibs = f'source="folder", url={flowers_url()!r}, image_size=128', [0.5, 4.0]
-    rows = [measure_flowers(data, concurrent, folder) for concurrent in (1, 2)]
-    rows += measure_scale(gibs, folder, 2**30)
+        data, gibs, steps = f'source="folder", url={flowers_url()!r}, image_size=128', [0.5, 4.0], None
+    rows = [measure_flowers(data, concurrent, folder, steps) for concurrent in (1, 2)]
+    rows += measure_scale(gibs, folder, 2**30, steps or 30)
     notes = ["rss_tree counts shared pages once per process; pss_tree splits them between the processes that "
              "share them (the memory actually used). Per trial: anon = its private heap (model, optimizer, "
              "activations, batches); file = file-backed pages it maps (the decoded images, memory-mapped from the "

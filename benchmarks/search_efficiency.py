@@ -27,6 +27,7 @@ import optuna
 import pandas as pd
 
 from benchmarks.common import flowers_url, scratch_folder, write_results
+from hpsearch.rundir import HISTORY_FILE
 
 FLOWERS = ('data = dict(source="folder", url={url!r}, image_size=32)\n'
            'train = dict(batch_size=32, flip=True, patience=5)\n')
@@ -72,7 +73,7 @@ def run_ray(folder: Path, quick: bool, seed: int, epochs: int, samples: int, nai
     start = time.time()
     trials = run_search(load_recipe(path), run_dir, SearchOptions(verbose=0))
     wall = time.time() - start
-    history = pd.read_csv(run_dir / "history.csv")
+    history = pd.read_csv(run_dir / HISTORY_FILE)
     done = trials[trials["val_acc"].notna()].sort_values("val_acc", ascending=False)
     if done.empty:  # the time budget ran out before any trial finished an epoch
         return {"best_val_acc": float("nan"), "test_acc_of_best": float("nan"), "wall_s": wall, "trials": len(trials),
@@ -151,7 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     epochs, samples, seeds = (3, 4, 1) if quick else (args.max_epochs, 200, args.seeds)
-    budget = 60.0 if quick else args.budget_s
+    budget = 20.0 if quick else args.budget_s  # quick: a smoke test of every searcher, not a measurement
     folder = scratch_folder("hpsearch-efficiency-")
     os.environ["HPSEARCH_CACHE"] = str(folder / "cache")
     rows = []

@@ -34,6 +34,7 @@ from ray.tune import Callback
 from benchmarks.common import ROOT, flowers_url, scratch_folder, write_results
 from benchmarks.search_efficiency import SPACE
 from benchmarks.surrogate import KEYS, RESULTS, Surrogate, replay_trial
+from hpsearch.rundir import HISTORY_FILE, SPLIT_FILE
 
 DATA = ROOT / "benchmarks" / "data"
 SEARCHERS = {  # name -> (budget.sampler, budget.scheduler)
@@ -67,12 +68,12 @@ def record(dataset: str, configs: int, epochs: int, image_size: int, seed: int, 
                     f"cpus_per_trial=1)\n{SPACE}")
     run = folder / "run"
     trials = run_search(load_recipe(path), run, SearchOptions(verbose=0))
-    history = pd.read_csv(run / "history.csv")[["trial_id", "optuna_trial", "epoch", "val_acc", "epoch_seconds"]]
+    history = pd.read_csv(run / HISTORY_FILE)[["trial_id", "optuna_trial", "epoch", "val_acc", "epoch_seconds"]]
     done = trials[(trials["status"] == "completed") & (trials["epochs"] == epochs)]
     table = history.merge(done[["trial_id", *PARAMS]], on="trial_id")
     table["config"] = table["optuna_trial"].astype(int)
     table["dataset"] = dataset
-    table["val_images"] = int((pd.read_csv(run / "split.csv")["subset"] == "val").sum())
+    table["val_images"] = int((pd.read_csv(run / SPLIT_FILE)["subset"] == "val").sum())
     table = table[[*KEYS, *PARAMS, *RESULTS]].sort_values(["config", "epoch"])
     out = out or table_path(dataset)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from hpsearch import __version__
+from hpsearch.allocator import keep_freed_memory
 from hpsearch.argtypes import Parser, comma_choices, duration
 from hpsearch.errors import HpsearchError
 
@@ -444,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     args = build_parser().parse_args(argv)
     show_logs(args.debug)
+    keep_freed_memory()  # the entry point owns the process's allocator (hpsearch/allocator.py)
     if not args.debug:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         import optuna

@@ -425,6 +425,18 @@ def test_bad_run_directory_input_gets_one_clear_line(case, made_run, tmp_path, c
     assert_one_line(main(argv), capsys.readouterr().err, fragment)
 
 
+def test_resume_of_a_finished_run_whose_ray_folder_is_gone_keeps_its_trials(made_run, tmp_path, capsys):
+    """Issue 16, defect 2: `ray/` deleted after the search; resume says the search is finished, changes nothing."""
+    run = tmp_path / "run"
+    shutil.copytree(made_run, run)
+    shutil.rmtree(run / "ray", ignore_errors=True)
+    resumable(run, tmp_path)
+    before = (run / "trials.csv").read_text()
+    assert main(["resume", str(run)]) == 0
+    assert "its 3 trials are finished" in capsys.readouterr().err
+    assert (run / "trials.csv").read_text() == before
+
+
 def test_disk_full_while_saving_is_one_line(tmp_path, capsys, monkeypatch):
     import hpsearch.data.preview as preview
 

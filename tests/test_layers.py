@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A module may import hpsearch modules of its own layer or a lower one, never a higher one.
 LAYERS = [
-    ("foundation", ["hpsearch.errors", "hpsearch.io", "hpsearch.config", "hpsearch.options"]),
+    ("foundation", ["hpsearch.errors", "hpsearch.io", "hpsearch.config", "hpsearch.options", "hpsearch.allocator"]),
     ("data", ["hpsearch.data"]),
     ("models", ["hpsearch.models"]),
     ("training", ["hpsearch.training"]),

@@ -29,7 +29,7 @@ from hpsearch.ensemble.methods import (
 from hpsearch.ensemble.selection import resolve_model
 from hpsearch.errors import HpsearchError
 from hpsearch.models import pip_weights_for
-from hpsearch.rundir import ENSEMBLES_DIR, EnsembleRecord, RunDir, SavedModel, save_model_folder
+from hpsearch.rundir import BEST_FILE, ENSEMBLES_DIR, EnsembleRecord, RunDir, SavedModel, save_model_folder
 from hpsearch.training import Distillation, Trainer, TrialConfig
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class DistilledMethod(SingleModelMethod):
 
     def fit(self, ctx: FitContext) -> Fitted:
         folder = ctx.run.path / ENSEMBLES_DIR / DISTILLED
-        if not (folder / "best.json").is_file():
+        if not (folder / BEST_FILE).is_file():
             raise HpsearchError(f"No distilled student in {str(ctx.run.path)!r}: make one with `hpsearch distill "
                                 f"{ctx.run.path} --teacher auto`.")
         student = SavedModel(DISTILLED, folder)

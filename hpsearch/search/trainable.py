@@ -19,6 +19,7 @@ import ray
 import torch
 from ray import tune
 
+from hpsearch.allocator import keep_freed_memory
 from hpsearch.data import ImageArrays, TrialData
 from hpsearch.recipe import load_module
 from hpsearch.rundir import COST_COLUMNS, load_torch_file, read_model_folder, save_model_folder
@@ -94,6 +95,7 @@ def train_and_report(trial_config: TrialConfig, data: TrialData, optuna_trial: i
     parameters and inference milliseconds per image (batch 1 and 32), measured once after the first epoch."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
     torch.set_num_threads(max(1, int(threads)))  # a trial is an entry point: it owns its process's threads
+    keep_freed_memory()  # ... and its allocator: no mmap and zeroing of every step's activations
     node = ray.get_runtime_context().get_node_id()
     trainer = Trainer(trial_config, data)
     extra = restore_checkpoint(trainer, optuna_trial)

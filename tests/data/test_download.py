@@ -5,6 +5,7 @@ import http.server
 import io
 import tarfile
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,31 @@ def test_a_truncated_cached_archive_is_fetched_again(tmp_path):
     cached.write_bytes(archive.read_bytes()[:300])  # as if a copy had been cut short
     root = fetch_dataset(archive.as_uri(), tmp_path / "cache", progress=False)
     assert (root / "daisy").is_dir()
+
+
+def make_zip(path: Path, classes=("daisy", "roses"), per_class=6) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for c, name in enumerate(classes):
+            for i in range(per_class):
+                zf.writestr(f"flower_photos/{name}/{i}.jpg", jpeg_bytes(c * 100 + i))
+    return path
+
+
+def test_a_corrupt_cached_zip_is_fetched_again_and_a_corrupt_source_zip_is_one_clear_error(tmp_path):
+    from hpsearch.data.download import archive_name
+
+    archive = make_zip(tmp_path / "flowers.zip")
+    cached = tmp_path / "cache" / "downloads" / archive_name(archive.as_uri())
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(archive.read_bytes()[: len(archive.read_bytes()) // 2])  # central directory cut off
+    root = fetch_dataset(archive.as_uri(), tmp_path / "cache", progress=False)
+    assert (root / "daisy").is_dir() and len(list((root / "roses").iterdir())) == 6
+    bad = tmp_path / "bad.zip"
+    data = bytearray(archive.read_bytes())
+    data[100:400] = b"\0" * 300  # a damaged member: the zip opens, its data does not
+    bad.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        fetch_dataset(bad.as_uri(), tmp_path / "cache2", progress=False)
 
 
 @pytest.mark.parametrize("content", [b"", b"not an archive at all", None])

@@ -90,6 +90,10 @@ def test_all_trials_failing_exits_non_zero_with_the_first_reason(tmp_path, capsy
     assert main(["tune", str(recipe), "--out", str(tmp_path / "run"), "--num-samples", "2"]) == 1
     err = capsys.readouterr().err
     assert "No trial finished successfully" in err and "boom" in err and "Traceback" not in err
+    import ray
+
+    # an error exit shuts the local Ray down too, as Ctrl-C and SIGTERM do
+    assert not ray.is_initialized() and not (tmp_path / "run" / RAY_SESSION_FILE).exists()
 
 
 SMALL = '''

@@ -133,3 +133,6 @@ def test_tune_with_warm_start_and_defaults_end_to_end(tmp_path):
     trials = pd.read_csv(second / "trials.csv")
     assert len(trials) == 5 and trials["trial_id"].is_unique
     assert len(optuna.load_study(study_name="warm", storage=f"sqlite:///{second / 'study.db'}").trials) == 5
+    config = json.loads((second / "config.json").read_text())  # the extension is recorded
+    assert config["budget"]["num_samples"] == 3 and [e["num_samples"] for e in config["experiments"]] == [2, 1]
+    assert config["resumes"][-1]["budget_changes"] == {"num_samples": 3}
