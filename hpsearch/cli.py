@@ -377,7 +377,7 @@ def print_summary(trials, best, run_dir: Path, seconds: float) -> None:
     extra = f" (and {imported} finished trials of earlier runs, not trained again)" if imported else ""
     print(f"\nSearch finished in {seconds:.0f} s: {len(trials)} trials ({counts}), {early} stopped early{extra}.")
     print(f"Best trial {best['trial_id']} (Optuna #{best['optuna_trial']}): val_acc={best['val_acc']:.4f} "
-          f"val_loss={best['val_loss']:.4f} at epoch {best['best_epoch']}")
+          f"val_loss={best['val_loss']:.4f} at epoch {int(best['best_epoch'])}")
     for key, value in params.items():
         print(f"    {key} = {value}")
     print(f"Results in {run_dir}/: trials.csv, history.csv, study.db, trials/<trial_id>/")

@@ -252,6 +252,10 @@ class Stack(ProbabilityMethod):
     def make_estimator(self, ctx: FitContext) -> ProbaEnsemble:
         return Stacking(cv=5, random_state=ctx.run.seed)
 
+    def details(self, estimator: Stacking) -> dict[str, Any]:
+        # the meta-learner's own cross-validated accuracy (members fixed); val_accuracy_oof refits it per fold
+        return {"meta_cv_accuracy": estimator.cv_accuracy_}
+
 
 class SingleModelMethod(EnsembleMethod):
     """A method whose result is one new model (a soup, a distilled student) saved in ``record.model``."""

@@ -79,6 +79,14 @@ def test_methods_that_learn_nothing_from_validation_report_their_plain_score(run
     assert greedy.val_accuracy_oof == pytest.approx((oof.argmax(1) == y).mean())  # refit per fold, same folds
 
 
+def test_stackings_out_of_fold_score_sits_with_its_own_cross_validated_estimate(run):
+    build_ensembles(run, ["stacking"], EnsembleOptions(top_k=3, tta=()))
+    stacking = read_record(run / "ensembles" / "stacking.json")
+    own = stacking.details["meta_cv_accuracy"]  # the meta-learner cross-validated inside Stacking.fit
+    assert 0.0 < own <= 1.0 and abs(stacking.val_accuracy_oof - own) < 0.1  # the same estimate, other folds
+    assert stacking.val_accuracy_oof <= stacking.val_accuracy + 1e-9  # out of fold is never the flattering one
+
+
 def test_test_time_views_give_plus_tta_variants_chosen_per_method(run, tmp_path):
     table = build_ensembles(run, ["average"], EnsembleOptions(top_k=3, tta=("flip", "scale")))
     assert table["model"].tolist() == ["best_single", "best_single+tta", "average", "average+tta"]
