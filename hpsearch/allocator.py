@@ -10,7 +10,7 @@ memory for the next step removes it (measured: 8.0 s -> 5.9 s for 4 steps of bat
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import logging
 import platform
 
@@ -20,13 +20,14 @@ M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt parameters (glibc's malloc.h)
 TRIM_THRESHOLD_BYTES = 1 << 30  # free memory at the top of the heap beyond this goes back to the kernel
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
     """Make glibc serve large allocations from the heap and keep freed memory for reuse; a process-wide setting
     for an entry point. Returns whether it applied (False off glibc, e.g. macOS or musl)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the C library this process runs on
         applied = libc.mallopt(M_MMAP_MAX, 0) == 1 and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
     except (OSError, AttributeError):
         return False

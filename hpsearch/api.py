@@ -37,12 +37,15 @@ def value_text(value: Any) -> str:
         return str(value)
     if isinstance(value, str):
         return value
-    return repr(value) if is_declared(value) or not isinstance(value, (list, tuple)) else repr(list(value))
+    if is_declared(value) or not isinstance(value, (list, tuple)):
+        return repr(value)
+    return repr([str(v) if isinstance(v, Path) else v for v in value])
 
 
 def override_texts(overrides: dict[str, Any]) -> list[str]:
     """Keyword overrides as ``--set`` texts: ``num_samples=8`` (a field name, found in its section),
-    ``seed=1``/``name="x"``, or a section's dict (``data=dict(image_size=24)``, ``options=dict(lr=Range(...))``)."""
+    ``seed=1``/``name="x"``, or a section's dict (``train=dict(batch_size=32)``, ``options=dict(lr=Range(...))``).
+    Data fields go by name (``image_size=24``): ``tune``'s ``data=`` names the images of a preset."""
     owner = {}
     for section, cls in SECTIONS.items():
         for field in field_types(cls):

@@ -100,7 +100,11 @@ def _item(text: str, like: Any, key: str) -> Any:
     """``text`` parsed as a value of the type of ``like`` (a number, a string, a bool)."""
     text = text.strip()
     if isinstance(like, str):
-        return text
+        try:  # 'resnet18' (as a list's repr writes it) is resnet18
+            quoted = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        return quoted if isinstance(quoted, str) else text
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -75,18 +75,21 @@ class Recipe:
     defaults: list[dict[str, Any]]  # configurations tried first
 
     def __init__(self, data: dict[str, Any] | DataConfig | None = None, space: Callable | None = None, *,
-                 name: str = "recipe", seed: int = 0, train: dict[str, Any] | TrialConfig | None = None,
+                 name: str = "recipe", seed: int | None = None, train: dict[str, Any] | TrialConfig | None = None,
                  budget: dict[str, Any] | BudgetConfig | None = None, options: dict[str, Any] | None = None,
-                 base: str | Path | None = None, warm_start: Sequence[str | Path] = (),
-                 defaults: Sequence[dict[str, Any]] = ()):
+                 base: str | Path | None = None, warm_start: str | Path | Sequence[str | Path] | None = None,
+                 defaults: Sequence[dict[str, Any]] | None = None):
         sections = {"data": data, "train": train, "budget": budget, OPTIONS: options}
         sections = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in sections.items()}
         base_path = str(Path(base).expanduser().resolve()) if base is not None else None
-        scalars = {"warm_start": [str(Path(p).expanduser().resolve()) for p in warm_start],
-                   "defaults": [dict(d) for d in defaults]}
-        text = render_recipe(name=name, seed=seed, sections=sections, space=space, base=base_path,
+        if isinstance(warm_start, (str, Path)):
+            warm_start = [warm_start]
+        scalars = {"seed": seed, "warm_start": None if warm_start is None else
+                   [str(Path(p).expanduser().resolve()) for p in warm_start],
+                   "defaults": None if defaults is None else [dict(d) for d in defaults]}
+        text = render_recipe(name=name, seed=None, sections=sections, space=space, base=base_path,
                              header="# A recipe built in Python with hpsearch.Recipe(...).",
-                             scalars={k: v for k, v in scalars.items() if v})
+                             scalars={k: v for k, v in scalars.items() if v is not None})
         copy_fields(self, load_recipe(python_recipe_path(name), source=text))
 
     @classmethod

@@ -202,14 +202,15 @@ def outside_name(name: str, value: Any) -> str:
                           f"define it inside space, or pass it in the recipe's options.") from None
 
 
-def render_recipe(*, name: str, seed: int, sections: dict[str, dict[str, Any] | None], space: Callable | str | None,
+def render_recipe(*, name: str, seed: int | None, sections: dict[str, dict[str, Any] | None],
+                  space: Callable | str | None,
                   base: str | None = None, header: str = "", scalars: dict[str, Any] | None = None) -> str:
     """A recipe file's text: ``header`` (comment lines), the scalars, each section given, and ``space``."""
     parts = [header.rstrip() + "\n\n" if header else ""]
     parts.append("from hpsearch import Choice, Range  # noqa: F401\n\n")
     if base is not None:
         parts.append(f"base = {base!r}\n")
-    parts.append(f"name = {name!r}\nseed = {int(seed)!r}\n")
+    parts.append(f"name = {name!r}\n" + ("" if seed is None else f"seed = {int(seed)!r}\n"))
     parts.extend(f"{key} = {literal(value, key)}\n" for key, value in (scalars or {}).items())
     parts.append("\n")
     for section, values in sections.items():

@@ -40,6 +40,9 @@ def test_keyword_overrides_become_set_texts():
         "train.flip=False"]
     with pytest.raises(RecipeError, match="Unknown override num_sample=8.*Did you mean 'num_samples'"):
         override_texts({"num_sample": 8})
+    from pathlib import Path
+
+    assert override_texts({"warm_start": [Path("runs/a")]}) == ["warm_start=['runs/a']"]
 
 
 def test_prepare_takes_a_path_a_module_or_a_recipe(tmp_path):

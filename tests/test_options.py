@@ -54,6 +54,8 @@ def test_set_keeps_the_kind_and_the_item_type():
     assert type(override_declared("options.a", Range(0.0, 2.0), "1,2").low) is float
     assert override_declared("options.lr", Range(1e-4, 1e-2), "3e-3") == Range(3e-3, 3e-3)
     assert override_declared("options.b", Choice("a", "b"), "resnet18,vgg11_bn") == Choice("resnet18", "vgg11_bn")
+    assert override_declared("options.b", Choice("a", "b"), "['resnet18', 'vgg11_bn']") == \
+        Choice("resnet18", "vgg11_bn")  # a list's repr, as the Python API writes it: no quotes kept
     assert override_declared("options.m", Choice(0.0, 0.2), "0") == Choice(0.0)
     assert type(override_declared("options.m", Choice(0.0, 0.2), "0")[0]) is float
     assert override_declared("options.f", Choice(0, 3), "6") == Choice(6)

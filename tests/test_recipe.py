@@ -224,6 +224,10 @@ def test_a_recipe_built_in_python_can_extend_a_file(tmp_path, monkeypatch):
     write_recipe(tmp_path, BASE, "base.py")
     recipe = Recipe(name="ext", base="base.py", data=dict(image_size=10))
     assert (recipe.data.image_size, recipe.data.val_fraction, recipe.budget.num_samples) == (10, 0.2, 4)
+    write_recipe(tmp_path, "seed = 7\n" + BASE, "seeded.py")
+    assert Recipe(base="seeded.py").seed == 7 and Recipe(base="seeded.py", seed=3).seed == 3  # given seeds only
+    one = Recipe(base="base.py", warm_start="runs/a", defaults=[dict(lr=0.005)])
+    assert one.warm_start == [str(tmp_path / "runs" / "a")] and one.defaults == [{"lr": 0.005}]
 
 
 @pytest.mark.parametrize("space, fragment", [

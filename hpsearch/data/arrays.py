@@ -42,6 +42,9 @@ def _channels_last(image: np.ndarray, where: str) -> np.ndarray:
 def _items(images: Any) -> list[Any]:
     """One entry per image: the first axis of an array is the batch (a single image goes in a list)."""
     if isinstance(images, np.ndarray):
+        if images.ndim == 3 and images.shape[-1] in (3, 4) and min(images.shape[:2]) > 4:
+            raise DataError(f"An array of shape {images.shape} looks like one colour image (H, W, C), not a batch of "
+                            f"grey ones; pass [image] or image[None].")
         if images.ndim not in (3, 4):
             raise DataError(f"A batch of images is a (N, H, W), (N, H, W, C) or (N, C, H, W) array, but got shape "
                             f"{images.shape}; wrap a single image in a list: [image].")

@@ -62,7 +62,7 @@ def predict_arrays(run_dir: Path, images: Any, model: str = "best") -> pd.DataFr
     """Like ``predict_files`` for images in memory (see ``images_to_uint8``); rows are numbered by ``index``."""
     run = RunDir(run_dir)
     record = resolve_model(run, model)
-    in_chans, size = run.image_shape
+    in_chans, size = run.image_shape[0], run.data_config.stored_size  # as files are decoded (then centre-cropped)
     pixels = images_to_uint8(images, in_chans, size)
     return prediction_table(run, pixels, record, {"index": np.arange(len(pixels))})
 

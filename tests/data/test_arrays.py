@@ -46,6 +46,7 @@ def test_a_file_and_the_same_array_decode_identically(tmp_path):
     (np.full((1, 4, 4), -0.5), "float images must be in \\[0, 1\\]"),
     (np.zeros((1, 4, 4), dtype=bool), "dtype bool"),
     (np.zeros((2, 2, 4, 4, 3)), "a batch of images is"),
+    (np.zeros((8, 8, 3), dtype=np.uint8), "looks like one colour image"),
 ])
 def test_bad_images_are_one_line_errors(images, fragment):
     with pytest.raises(DataError, match=f"(?i){fragment}"):
