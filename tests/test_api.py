@@ -268,12 +268,13 @@ def test_the_readme_five_lines_run_and_a_whole_run_changes_no_process_wide_state
 
 @pytest.mark.slow
 def test_tune_data_with_a_preset_ends_cleanly_at_its_time_budget(tmp_path, capsys):
-    """`hpsearch tune --data digits --preset fast` would run 12 trials of up to 10 epochs; 45 s end it first:
+    """`hpsearch tune --data digits --preset fast --num-samples 40` would run 40 trials of up to 10 epochs (the
+    preset's own 12 can finish within a minute on 2 cores); 45 s end it first:
     exit 0, the trials that ran exported at their best epoch, the running ones marked as stopped by the budget,
     and any that had not started yet (Ray ends them without a result) do not break the export or the summary."""
     from hpsearch.cli import main
 
-    assert main(["tune", "--data", "digits", "--preset", "fast", "--time-budget", "45s",
+    assert main(["tune", "--data", "digits", "--preset", "fast", "--time-budget", "45s", "--num-samples", "40",
                  "--out", str(tmp_path / "run")]) == 0
     run = Run(tmp_path / "run")
     trials = run.trials

@@ -38,6 +38,7 @@ def test_pipeline_throughput_quick(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.benchmark
 def test_orchestration_overhead_quick(tmp_path):
     run_benchmark(tmp_path, "-m", "benchmarks.orchestration_overhead")
     table = pd.read_csv(tmp_path / "orchestration_overhead-quick.csv")
@@ -48,6 +49,7 @@ def test_orchestration_overhead_quick(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.benchmark
 def test_memory_quick(tmp_path):
     run_benchmark(tmp_path, "-m", "benchmarks.memory")
     table = pd.read_csv(tmp_path / "memory-quick.csv")
@@ -59,6 +61,7 @@ def test_memory_quick(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.benchmark
 def test_search_efficiency_quick(tmp_path):
     run_benchmark(tmp_path, "-m", "benchmarks.search_efficiency")
     table = pd.read_csv(tmp_path / "search_efficiency-quick.csv")

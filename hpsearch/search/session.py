@@ -75,7 +75,9 @@ def start_ray(address: str | None) -> dict | None:
         if address:
             ray.init(address=address, log_to_driver=True)
             return None
-        context = ray.init(include_dashboard=False, log_to_driver=True)
+        # "local": a new instance of our own, never the cluster a past `ray start` recorded in
+        # /tmp/ray/ray_current_cluster (ray.init() without an address joins it, and hangs if it is gone)
+        context = ray.init(address="local", include_dashboard=False, log_to_driver=True)
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
         raise SearchError(f"Could not start or join {where}: {err}. Check --address "

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,13 +136,15 @@ def test_join_a_real_ray_head_on_localhost(tmp_path):
         time.sleep(3)
         run = tmp_path / "run"
         storage = tmp_path / "shared-storage"
-        result = subprocess.run([sys.executable, "-m", "hpsearch.cli", "tune", str(write_recipe(tmp_path, SMALL)),
+        recipe = write_recipe(tmp_path, SMALL.replace("num_samples=4, max_epochs=3, grace_period=3",
+                                                      "num_samples=2, max_epochs=2, grace_period=2"))
+        result = subprocess.run([sys.executable, "-m", "hpsearch.cli", "tune", str(recipe),
                                  "--out", str(run), "--address", f"127.0.0.1:{port}", "--storage", str(storage)],
                                 env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         assert (storage / "run-ray").is_dir() and not (run / "ray").exists()
         trials = pd.read_csv(run / "trials.csv")
-        assert len(trials) == 4 and set(trials["status"]) == {"completed"}
+        assert len(trials) == 2 and set(trials["status"]) == {"completed"}
         assert all((run / "trials" / t / "model.pt").is_file() for t in trials["trial_id"])
     finally:
         os.killpg(head.pid, signal.SIGTERM)
@@ -330,3 +333,31 @@ def test_sigterm_stops_like_ctrl_c_and_exits_143(tmp_path):
     assert not (run / RAY_SESSION_FILE).exists()  # Ray was shut down on the way out
     assert run_until_epoch(["resume", str(run)], run, 0) == 0
     assert sorted(set(reported_epochs(run))) == [1, 2, 3]
+
+
+STALE = '''
+import ray
+from hpsearch.search.session import ray_session
+
+with ray_session(None):
+    print("cpus", ray.cluster_resources()["CPU"])
+'''
+
+
+@pytest.mark.slow
+def test_a_cluster_record_left_by_ray_start_is_not_joined():
+    """`ray start` records its cluster in /tmp/ray/ray_current_cluster; a plain ray.init() joins whatever it names
+    and waits forever when that cluster is gone. hpsearch starts its own local Ray unless given --address."""
+    record = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    saved = record.read_bytes() if record.is_file() else None
+    record.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        record.write_text("127.0.0.1:1")  # a cluster that is not there any more
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        out = subprocess.run([sys.executable, "-c", STALE], env=env, capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0 and "cpus" in out.stdout, out.stderr[-2000:]
+    finally:
+        if saved is None:
+            record.unlink(missing_ok=True)
+        else:
+            record.write_bytes(saved)
