@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,14 @@ def write_recipe(folder: Path, body: str, name: str = "recipe.py") -> Path:
     path = folder / name
     path.write_text(body)
     return path
+
+
+def start_tune(recipe: Path, run: Path, log: Path) -> subprocess.Popen:
+    """`hpsearch tune RECIPE --out RUN` in its own process group, its output in ``log`` (for kill-and-resume tests)."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "hpsearch.cli", "tune", str(recipe), "--out", str(run)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 MINIMAL_RECIPE = '''

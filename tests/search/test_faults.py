@@ -19,7 +19,7 @@ import pytest
 
 from hpsearch.cli import main
 from hpsearch.search.session import RAY_SESSION_FILE, leftover_processes
-from tests.conftest import write_recipe
+from tests.conftest import start_tune, write_recipe
 
 FAULTY = '''
 import torch
@@ -194,10 +194,7 @@ def finished_trial_dirs(experiment: Path, epochs: int) -> set[str]:
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     recipe = write_recipe(tmp_path, SLOW)
     run = tmp_path / "run"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
-    log = open(tmp_path / "tune.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "hpsearch.cli", "tune", str(recipe), "--out", str(run)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_tune(recipe, run, tmp_path / "tune.log")
     deadline = time.time() + 300
     before = set()
     while time.time() < deadline and proc.poll() is None:
@@ -209,7 +206,6 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     session = json.loads((run / RAY_SESSION_FILE).read_text())["session_dir"]
     proc.kill()  # the driver only, as `kill -9 <pid>` does: Ray's own processes live on
     proc.wait()
-    log.close()
     assert not (run / "trials.csv").exists()
     time.sleep(2)
     leftover = leftover_processes(session)

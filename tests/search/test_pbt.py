@@ -6,8 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +22,7 @@ from hpsearch.recipe import load_recipe
 from hpsearch.search.pbt import Population, ask_population, clip, clip_to_space, mutations, settle_population
 from hpsearch.search.session import leftover_processes
 from hpsearch.search.space import TrialSpace, sampled_distributions
-from tests.conftest import write_recipe
+from tests.conftest import start_tune, write_recipe
 
 FAMILIES = '''
 name = "families"
@@ -169,14 +167,11 @@ def test_pbt_runs_the_search_end_to_end_and_exploited_trials_continue_from_the_d
 @pytest.mark.slow
 @pytest.mark.xfail(strict=False, raises=FileNotFoundError, reason=(
     "known defect, issue 12: a SIGKILL between PBT pruning a checkpoint and Ray saving its experiment state leaves "
-    "the state naming the deleted checkpoint, and resume fails in Ray's restore (seen 1 run in 3)"))
+    "the state naming the deleted checkpoint, and resume fails in Ray's restore (seen in 2 of 4 runs)"))
 def test_pbt_resumes_after_sigkill(tmp_path):
     recipe = write_recipe(tmp_path, PBT.replace("max_epochs=5", "max_epochs=6"))
     run = tmp_path / "run"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
-    log = open(tmp_path / "tune.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "hpsearch.cli", "tune", str(recipe), "--out", str(run)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_tune(recipe, run, tmp_path / "tune.log")
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if sum(len(rows) for rows in results(run).values()) >= 6:
@@ -186,7 +181,6 @@ def test_pbt_resumes_after_sigkill(tmp_path):
     session = json.loads((run / ".ray-session.json").read_text())["session_dir"]
     proc.kill()
     proc.wait()
-    log.close()
     assert main(["resume", str(run)]) == 0
     assert not leftover_processes(session)
     with contextlib.suppress(ProcessLookupError):  # resume reaped the killed run's workers already
