@@ -30,7 +30,7 @@ def test_pipeline_throughput_quick(tmp_path):
     run_benchmark(tmp_path, "-m", "benchmarks.pipeline_throughput")
     table = pd.read_csv(tmp_path / "pipeline_throughput-quick.csv")
     assert set(table["method"]) == {"baseline_imagefolder", "bare_tensor_loop", "hpsearch_trial",
-                                    "hpsearch_trial_allocating"}
+                                    "hpsearch_trial_buffers", "hpsearch_trial_allocating"}
     trials = table[table["method"].str.startswith("hpsearch_trial")]
     assert (trials["user_s_per_1k"] > 0).all() and (trials["sys_s_per_1k"] >= 0).all()
     assert (table["images_per_s"] > 0).all()

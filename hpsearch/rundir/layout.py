@@ -15,6 +15,7 @@ from hpsearch.io import atomic_write
 
 RECIPE_FILE, CONFIG_FILE, ENV_FILE = "recipe.py", "config.json", "env.json"  # and SPLIT_FILE, from hpsearch.data
 STUDY_FILE, EXPERIMENT_DIR, SUMMARY_FILE = "study.db", "ray", "summary.json"
+WORKERS_SUFFIX = "workers"  # ray-workers/: Ray Train's checkpoints of running multi-worker trials
 TRIALS_FILE, HISTORY_FILE, TRIALS_DIR = "trials.csv", "history.csv", "trials"
 MODEL_FILE, PROBS_FILE, BEST_FILE = "model.pt", "val_probs.npy", "best.json"  # one trained model's folder
 MODEL_FOLDER_FILES = (MODEL_FILE, PROBS_FILE, BEST_FILE)

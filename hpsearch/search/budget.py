@@ -27,9 +27,13 @@ class BudgetConfig:
     max_concurrent: int | None = None
     """Trials at once (``None``: as many as the cluster's CPUs allow)."""
     cpus_per_trial: float = 1.0
-    """CPUs per trial, also its torch threads."""
+    """CPUs per trial, also its torch threads (per worker when ``workers_per_trial`` > 1)."""
     gpus_per_trial: float = 0.0
-    """GPUs per trial; fractions share a GPU (0.5: two trials per GPU)."""
+    """GPUs per trial; fractions share a GPU (0.5: two trials per GPU); per worker when ``workers_per_trial`` > 1."""
+    workers_per_trial: int = 1
+    """Processes per trial: more than 1 trains each trial data-parallel (DDP) on that many Ray Train workers, each
+    with ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs, on slices of every batch (``train.batch_size`` is
+    the global batch)."""
     max_failures: int = 0
     """Retries of a crashed trial."""
     sampler: Sampler = "tpe"
@@ -74,6 +78,12 @@ class BudgetConfig:
         self._validate_new_knobs()
 
     def _validate_new_knobs(self) -> None:
+        if self.workers_per_trial < 1:
+            raise RecipeError(f"budget.workers_per_trial must be at least 1, but got {self.workers_per_trial=}.")
+        if self.workers_per_trial > 1 and self.scheduler == "pbt":
+            raise RecipeError(f"budget.scheduler='pbt' does not support multi-worker trials "
+                              f"({self.workers_per_trial=}); use scheduler='asha' (or 'hyperband', 'median', 'fifo'), "
+                              f"or workers_per_trial=1.")
         if self.startup_trials is not None and not 0 <= self.startup_trials <= self.num_samples:
             raise RecipeError(f"budget.startup_trials must be between 0 and num_samples ({self.num_samples}), "
                               f"but got {self.startup_trials=}.")

@@ -19,6 +19,7 @@ from hpsearch.rundir import (
     EXPERIMENT_DIR,
     RECIPE_FILE,
     TRIALS_FILE,
+    WORKERS_SUFFIX,
     from_elsewhere,
     holds_search,
     read_trials,
@@ -29,8 +30,9 @@ if TYPE_CHECKING:
 
 FIXED_ON_RESUME = ("name", "seed", "data", "train", "options", "warm_start", "defaults")
 LATER_KEYS = ("warm_start", "defaults")  # lists that runs made before they existed do not record
+# budget keys a resume may change; the others shape the finished trials
 BUDGET_ON_RESUME = ("num_samples", "time_budget_s", "max_concurrent", "max_failures", "cpus_per_trial",
-                    "gpus_per_trial")  # budget keys a resume may change; the others shape the finished trials
+                    "gpus_per_trial", "workers_per_trial")
 
 
 def experiment_location(run_dir: Path, storage: str | None, number: int = 1) -> tuple[str, str]:
@@ -41,6 +43,13 @@ def experiment_location(run_dir: Path, storage: str | None, number: int = 1) -> 
     local = "://" not in storage
     base = str(Path(storage).expanduser().resolve()) if local else storage.rstrip("/")
     return base, f"{run_dir.resolve().name}-{EXPERIMENT_DIR}{suffix}"
+
+
+def workers_location(run_dir: Path, storage: str | None) -> str:
+    """Where Ray Train keeps the checkpoints of multi-worker trials while they run (beside the first experiment:
+    ``ray-workers/<trial id>``; each trial's folder is removed when it ends)."""
+    base, name = experiment_location(run_dir, storage, 1)
+    return f"{base}/{name}-{WORKERS_SUFFIX}"
 
 
 def experiment_path(run_dir: Path, storage: str | None, number: int = 1) -> str:

@@ -152,7 +152,7 @@ def reap_leftover_ray(run_dir: Path) -> list[int]:
     return pids
 
 
-def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+def check_resources(cpus_per_trial: float, gpus_per_trial: float, workers_per_trial: int = 1) -> None:
     """A trial that asks for more than the cluster has would wait forever: say so at once."""
     import ray
 
@@ -163,6 +163,11 @@ def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
             raise SearchError(f"Each trial asks for {wanted:g} {kind}(s) but the Ray cluster has "
                               f"{have.get(kind, 0):g}; lower it with {flag} (e.g. {flag} "
                               f"{'0' if kind == 'GPU' else '1'}).")
+        if workers_per_trial * wanted > have.get(kind, 0):
+            fits = int(have.get(kind, 0) // wanted) if wanted else workers_per_trial
+            raise SearchError(f"Each trial's {workers_per_trial} workers ask for {workers_per_trial * wanted:g} "
+                              f"{kind}(s) in all ({wanted:g} each) but the Ray cluster has {have.get(kind, 0):g}; "
+                              f"set budget.workers_per_trial to at most {fits}, or add nodes.")
 
 
 def default_concurrency(cpus_per_trial: float) -> int:

@@ -59,14 +59,16 @@ def save_checkpoint(folder: Path, trainer: Trainer, optuna_trial: int | None, ex
     torch.save({**trainer.checkpoint(), "trial": optuna_trial}, folder / STATE_FILE)
 
 
-def restore_checkpoint(trainer: Trainer, optuna_trial: int | None = None) -> dict[str, Any]:
-    """Continue from the trial's latest Ray checkpoint, if it has one; return the best epoch's extras.
+def restore_checkpoint(trainer: Trainer, optuna_trial: int | None = None,
+                       checkpoint: tune.Checkpoint | None = None) -> dict[str, Any]:
+    """Continue from ``checkpoint`` (default: the trial's latest Ray Tune checkpoint), if there is one; return the
+    best epoch's extras.
 
     A checkpoint written by another trial is PBT's exploit step: this trial continues from the donor's weights,
     optimizer and epoch with its own hyperparameters, and its best epoch counts from there (the donor's best
     stays the donor's). ``exploited_from`` and ``exploited_at_epoch`` say so in its results.
     """
-    checkpoint = tune.get_checkpoint()
+    checkpoint = checkpoint or tune.get_checkpoint()
     if checkpoint is None:
         return {}
     with checkpoint.as_directory() as folder:

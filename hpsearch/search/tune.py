@@ -19,7 +19,7 @@ from hpsearch.rundir import TRIALS_FILE, feasible, from_elsewhere, rank_trials, 
 from hpsearch.runinfo import ensure_writable, record_run
 from hpsearch.search.export import export_experiments
 from hpsearch.search.pbt import ask_population, mutations, population_scheduler, settle_population
-from hpsearch.search.plan import SearchPlan, experiment_location, experiment_path, plan_search
+from hpsearch.search.plan import SearchPlan, experiment_location, experiment_path, plan_search, workers_location
 from hpsearch.search.samplers import make_sampler, startup_trials
 from hpsearch.search.schedulers import make_scheduler
 from hpsearch.search.searcher import PausingLimiter, Searcher
@@ -27,11 +27,14 @@ from hpsearch.search.session import check_resources, default_concurrency, ray_se
 from hpsearch.search.space import TrialSpace, sampled_distributions, validate_space, widest_choice
 from hpsearch.search.trainable import run_trial
 from hpsearch.search.warmstart import check_defaults, check_sources, enqueue_defaults, warm_start, write_rows
+from hpsearch.search.workers import ReleaseWorkerGroups, run_multiworker_trial
 
 if TYPE_CHECKING:
     from hpsearch.recipe import Recipe
 
 METRIC, MODE = "best_val_acc", "max"
+# what the Tune trial of a multi-worker trial holds (Ray needs some resource): its Ray Train workers hold the CPUs
+DRIVER_RESOURCES = {"cpu": 0, "memory": 2**20}
 log = logging.getLogger(__name__)
 
 
@@ -69,7 +72,7 @@ def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions
     budget = recipe.budget
     space = TrialSpace(recipe, options.overrides)
     seed = recipe.seed + 1000 * (number - 1)  # an extension must not draw the first experiment's trials again
-    limit = budget.max_concurrent or default_concurrency(budget.cpus_per_trial)
+    limit = budget.max_concurrent or default_concurrency(budget.cpus_per_trial * budget.workers_per_trial)
     distributions = sampled_distributions(space, seed=recipe.seed)
     param_space = None
     if budget.scheduler == "pbt":
@@ -88,13 +91,20 @@ def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions
     # PBT hands a trial the checkpoint another trial wrote at its last perturbation: keep that one
     keep = budget.interval + 2 if budget.scheduler == "pbt" else 1
     storage_path, name = experiment_location(run_dir, options.storage, number)
+    if budget.workers_per_trial > 1:
+        callbacks = [*options.callbacks, ReleaseWorkerGroups(workers_location(run_dir, options.storage))]
+    else:
+        callbacks = list(options.callbacks)
     return tune.Tuner(
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=search_alg, scheduler=scheduler,
-                                    num_samples=num_samples, time_budget_s=budget.time_budget_s, reuse_actors=True),
+                                    num_samples=num_samples, time_budget_s=budget.time_budget_s,
+                                    # a multi-worker trial's driver owns its Ray Train workers: when Tune stops
+                                    # the trial, ending the driver's process ends them too
+                                    reuse_actors=budget.workers_per_trial == 1),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage_path, verbose=options.verbose, callbacks=options.callbacks or None,
+            name=name, storage_path=storage_path, verbose=options.verbose, callbacks=callbacks or None,
             progress_reporter=progress_table(recipe),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
             failure_config=tune.FailureConfig(max_failures=budget.max_failures),
@@ -122,15 +132,22 @@ def progress_table(recipe: Recipe):
                        total_samples=recipe.budget.num_samples)
 
 
-def make_trainable(recipe: Recipe, data):
+def make_trainable(recipe: Recipe, data, run_dir: Path, storage: str | None = None):
+    """The trial function with its data and resources: one process per trial, or (``budget.workers_per_trial`` >
+    1) a light driver whose Ray Train workers hold the CPUs and GPUs."""
     from ray import tune
 
-    resources = {"cpu": recipe.budget.cpus_per_trial, "gpu": recipe.budget.gpus_per_trial}
-    # with_parameters puts the decoded arrays into Ray's object store once; trials map them zero-copy.
-    trainable = tune.with_parameters(run_trial, data=data, threads=recipe.budget.cpus_per_trial,
-                                     recipe_source=recipe.source, recipe_path=str(recipe.path),
-                                     limits=recipe.budget.limits)
-    return tune.with_resources(trainable, resources)
+    budget = recipe.budget
+    shared = dict(data=data, threads=budget.cpus_per_trial, recipe_source=recipe.source,
+                  recipe_path=str(recipe.path), limits=budget.limits)
+    # with_parameters puts the trial data into Ray's object store once (a reference to the memory-mapped cache)
+    if budget.workers_per_trial > 1:
+        trainable = tune.with_parameters(run_multiworker_trial, workers=budget.workers_per_trial,
+                                         gpus=budget.gpus_per_trial, storage=workers_location(run_dir, storage),
+                                         **shared)
+        return tune.with_resources(trainable, DRIVER_RESOURCES)
+    trainable = tune.with_parameters(run_trial, **shared)
+    return tune.with_resources(trainable, {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
 
 
 def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.DataFrame:
@@ -157,7 +174,7 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
     data = prepare_trial_data(recipe.data, recipe.seed, run_dir, save=False)  # data problems surface first
     try:
         with ray_session(options.address, run_dir):
-            check_resources(recipe.budget.cpus_per_trial, recipe.budget.gpus_per_trial)
+            check_resources(recipe.budget.cpus_per_trial, recipe.budget.gpus_per_trial, recipe.budget.workers_per_trial)
             # nothing is written into the run directory before Ray is up: a failed start leaves it reusable
             record_run(run_dir, recipe.path, {**recipe.resolved(), "overrides": options.overrides,
                                               "storage": options.storage, "experiments": plan.experiments},
@@ -165,7 +182,7 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
             prepare_split(recipe.data, recipe.seed, run_dir)
             if plan.start is not None:
                 prepare_study(recipe, run_dir, space)
-            run_plan(plan, recipe, run_dir, make_trainable(recipe, data), options)
+            run_plan(plan, recipe, run_dir, make_trainable(recipe, data, run_dir, options.storage), options)
         trials = export(run_dir, recipe, plan, options)
     except Exception as err:
         if not is_disk_full(err, run_dir):

@@ -28,7 +28,9 @@ from hpsearch.models import (
 from hpsearch.models.cost import ms_per_image
 from hpsearch.training.config import TrialConfig
 from hpsearch.training.inference import BatchBuffer, Normalizer, predict_proba
+from hpsearch.training.parallel import DataParallel
 from hpsearch.training.precision import Precision
+from hpsearch.training.prefetch import CudaPrefetcher, device_batches
 from hpsearch.training.rng import RandomState
 
 
@@ -107,13 +109,16 @@ class Trainer:
     Everything a run needs to continue exactly where it stopped (weights, optimizer, schedule, epoch, best
     epoch so far, history, random state) comes out of ``checkpoint()`` and goes back in with ``restore()``.
     Threads are the caller's to set (``torch.set_num_threads``); the trainer changes no global state.
+    With ``parallel``, this process is one worker of a data-parallel trial (see ``hpsearch.training.parallel``).
     """
 
     def __init__(self, config: TrialConfig, data: TrialData, device: str | torch.device | None = None,
-                 distill: Distillation | None = None):
+                 distill: Distillation | None = None, parallel: DataParallel | None = None):
         if distill is not None and (config.mixup_alpha > 0 or config.cutmix_alpha > 0):
             raise ValueError("distillation targets are per image: train the student without mixup or cutmix")
-        self.config, self.data, self.distill = config, data, distill
+        if parallel is not None:
+            parallel.check_batch(config.batch_size, pairs=config.mixup_alpha > 0 or config.cutmix_alpha > 0)
+        self.config, self.data, self.distill, self.parallel = config, data, distill, parallel
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.random = RandomState(config.seed, cuda=self.device.type == "cuda")
         with self.random:
@@ -129,6 +134,7 @@ class Trainer:
         self.model.to(self.device, memory_format=self.memory_format)
         self.precision = Precision(config.amp, self.device)
         self.network = torch.compile(self.model) if config.compile else self.model  # what the steps call
+        self._wrapped_for: tuple[bool, ...] | None = None  # the trainable parameters DDP was built for
         self.mean, self.std = resolve_mean_std(data, self.model, config.pretrained)
         self.normalize = Normalizer(self.mean, self.std).to(self.device)
         self.augment = BatchAugment(config.flip, config.rotation, config.zoom, config.translate, config.aug_strength,
@@ -149,6 +155,7 @@ class Trainer:
         self.criterion = (SoftTargetCrossEntropy() if self.mixup
                           else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing))
         self.buffer = BatchBuffer()
+        self.prefetcher = CudaPrefetcher(self.device) if self.device.type == "cuda" else None
         self.updates = 0
         self.epoch = 0  # epochs finished
         self.best: BestState | None = None
@@ -161,16 +168,39 @@ class Trainer:
         return Mixup(mixup_alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha, label_smoothing=cfg.label_smoothing,
                      num_classes=len(self.data.classes))
 
+    def _distributed_network(self) -> None:
+        """Under data parallelism, (re)build the DDP wrapper whenever the set of trainable parameters changed
+        (DDP registers the parameters that require gradients when it is built)."""
+        trainable = tuple(p.requires_grad for p in self.model.parameters())
+        if self.parallel is None or trainable == self._wrapped_for:
+            return
+        wrapped = self.parallel.wrap(self.model, self.device)
+        self.network = torch.compile(wrapped) if self.config.compile else wrapped
+        self._wrapped_for = trainable
+
+    def _check_loss(self, loss: torch.Tensor) -> None:
+        bad = not bool(torch.isfinite(loss))
+        if self.parallel is not None:  # every worker must stop together, or the others wait forever
+            bad = self.parallel.any(bad)
+        if bad:
+            raise NonFiniteLoss(f"training loss became {loss.item()} at update {self.updates}; "
+                                f"lower train.lr (now {self.config.lr:g}) or check the data")
+
     def train_epoch(self) -> tuple[float, float]:
-        """One pass over the shuffled training set (last partial batch dropped); mean loss and accuracy."""
+        """One pass over the shuffled training set (last partial batch dropped); mean loss and accuracy (over all
+        workers of a data-parallel trial)."""
         self.model.train()
         apply_frozen_mode(self.model)
+        self._distributed_network()
         images, labels = self.data.train.images, self.data.train.labels
         order = torch.randperm(len(labels), generator=self.random.batches).numpy()
         bs, total_loss, correct, seen = self.config.batch_size, 0.0, 0, 0
-        for step in range(self.steps_per_epoch):
-            index = np.sort(order[step * bs:(step + 1) * bs])
-            x = self.augment(self.buffer.load(images, index, self.device), self.random.batches)
+        indices = [np.sort(order[step * bs:(step + 1) * bs]) for step in range(self.steps_per_epoch)]
+        if self.parallel is not None:
+            indices = [self.parallel.shard(index) for index in indices]
+        batches = device_batches(images, indices, self.device, self.buffer, self.prefetcher)
+        for index, batch in zip(indices, batches, strict=True):
+            x = self.augment(batch, self.random.batches)
             x = self.normalize.apply_(x).contiguous(memory_format=self.memory_format)
             y = torch.from_numpy(labels[index]).to(self.device)
             target = y
@@ -183,15 +213,15 @@ class Trainer:
                 loss = self.distill.loss(logits.float(), loss, index, self.device)
             if self.config.l1 > 0:
                 loss = loss + self.config.l1 * l1_penalty(self.model)
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"training loss became {loss.item()} at update {self.updates}; "
-                                    f"lower train.lr (now {self.config.lr:g}) or check the data")
+            self._check_loss(loss)
             self.precision.step(loss, self.optimizer)
             self.updates += 1
             self.scheduler.step_update(self.updates)
             total_loss += loss.item() * len(index)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(index)
+        if self.parallel is not None:
+            total_loss, correct, seen = self.parallel.sum(total_loss, correct, seen)
         return total_loss / seen, correct / seen
 
     def predict(self, arrays: ImageArrays) -> np.ndarray:
