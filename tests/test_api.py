@@ -280,7 +280,9 @@ def test_tune_data_with_a_preset_ends_cleanly_at_its_time_budget(tmp_path, capsy
     trials = run.trials
     assert run.config["budget"]["time_budget_s"] == 45.0 and run.config["name"] == "digits-fast"
     assert 1 <= len(trials) < run.config["budget"]["num_samples"]
-    assert "time_budget" in set(trials["stop_reason"]), trials[["status", "epochs", "stop_reason"]]
+    # a trial running when the budget ran out is labelled so; whether one was (rather than between two trials, or
+    # before its first epoch) depends on the machine's speed (stop_reason's rules: tests/search/test_export.py)
+    assert set(trials["stop_reason"]) <= {"time_budget", "asha", "max_epochs"}, trials[["epochs", "stop_reason"]]
     ran = trials[trials["epochs"] > 0]
     assert (ran["status"] == "completed").all() and ran["checkpoint"].astype(bool).all()
     for trial_id in ran["trial_id"]:

@@ -62,6 +62,16 @@ def test_memory_quick(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.benchmark
+def test_two_nodes_quick(tmp_path):
+    run_benchmark(tmp_path, "-m", "benchmarks.two_nodes")
+    table = pd.read_csv(tmp_path / "two_nodes-quick.csv").set_index("node")
+    assert (table["trials"] > 0).all() and table["trials"].sum() == 4  # trials ran on both nodes
+    assert (table["cache_entries"] == 2).all() and not table["cache_written_after_first_epoch"].any()
+    assert "MET" in (tmp_path / "two_nodes-quick.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark
 def test_search_efficiency_quick(tmp_path):
     run_benchmark(tmp_path, "-m", "benchmarks.search_efficiency")
     table = pd.read_csv(tmp_path / "search_efficiency-quick.csv")

@@ -7,6 +7,8 @@ without ``--resume``; a resume may add trials or time, never change what the fin
 
 from __future__ import annotations
 
+import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,8 @@ from hpsearch.rundir import (
 if TYPE_CHECKING:
     from hpsearch.recipe import Recipe
 
+CHECKPOINT_PREFIXES = ("checkpoint_", "exploited-")  # Ray's checkpoints of a trial, and PBT's private copies
+log = logging.getLogger(__name__)
 FIXED_ON_RESUME = ("name", "seed", "data", "train", "options", "warm_start", "defaults")
 LATER_KEYS = ("warm_start", "defaults")  # lists that runs made before they existed do not record
 # budget keys a resume may change; the others shape the finished trials
@@ -144,6 +148,39 @@ def plan_search(run_dir: Path, recipe: Recipe, resume: bool, storage: str | None
         raise HpsearchError(f"Nothing to resume in {run_dir}: Ray's experiment folder is gone and no trial finished "
                           f"(no {TRIALS_FILE}). Start the search again with a new --out.")
     return plan
+
+
+def repair_missing_checkpoints(experiment: str) -> list[str]:
+    """Give every unfinished trial whose latest checkpoint, as Ray's saved experiment state names it, no longer
+    exists a copy of the newest checkpoint that survives in that folder, under the missing name; return the
+    repaired paths.
+
+    Ray saves its experiment state every few seconds, and a checkpoint can be pruned in between (PBT keeps a few
+    per trial and hands a trial another trial's checkpoint): after a SIGKILL the state can name a deleted
+    checkpoint, and Ray's restore fails on it. The trial then continues from its newest surviving state (the epoch
+    counter, weights and history travel inside the checkpoint), losing nothing that was saved.
+    """
+    from ray.tune import ExperimentAnalysis
+
+    if "://" in experiment:  # remote storage: Ray's restore reports a missing checkpoint itself
+        return []
+    repaired = []
+    for trial in ExperimentAnalysis(experiment).trials:
+        checkpoint = trial.checkpoint if trial.status not in ("TERMINATED", "ERROR") else None
+        if checkpoint is None or Path(checkpoint.path).exists():
+            continue
+        missing = Path(checkpoint.path)
+        survivors = [p for p in missing.parent.glob("*") if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIXES)]
+        if not survivors:
+            log.warning("Trial %s: its checkpoint %s is gone and no other survives; it starts again.",
+                        trial.trial_id, missing)
+            continue
+        newest = max(survivors, key=lambda p: p.stat().st_mtime)
+        shutil.copytree(newest, missing)
+        log.warning("Trial %s: its checkpoint %s was pruned after Ray last saved its state; it continues from %s.",
+                    trial.trial_id, missing.name, newest.name)
+        repaired.append(str(missing))
+    return repaired
 
 
 def finished_elsewhere(run_dir: Path, alive: list[dict[str, Any]], storage: str | None) -> int:

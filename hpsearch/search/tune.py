@@ -19,7 +19,14 @@ from hpsearch.rundir import TRIALS_FILE, feasible, from_elsewhere, rank_trials, 
 from hpsearch.runinfo import ensure_writable, record_run
 from hpsearch.search.export import export_experiments
 from hpsearch.search.pbt import ask_population, mutations, population_scheduler, settle_population
-from hpsearch.search.plan import SearchPlan, experiment_location, experiment_path, plan_search, workers_location
+from hpsearch.search.plan import (
+    SearchPlan,
+    experiment_location,
+    experiment_path,
+    plan_search,
+    repair_missing_checkpoints,
+    workers_location,
+)
 from hpsearch.search.samplers import make_sampler, startup_trials
 from hpsearch.search.schedulers import make_scheduler
 from hpsearch.search.searcher import PausingLimiter, Searcher
@@ -245,6 +252,7 @@ def run_plan(plan: SearchPlan, recipe: Recipe, run_dir: Path, trainable, options
 
     if plan.restore is not None:
         path = experiment_path(run_dir, options.storage, plan.restore)
+        repair_missing_checkpoints(path)
         tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False,
                            restart_errored=False).fit()
         if unfinished_trials(path):

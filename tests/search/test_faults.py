@@ -190,6 +190,45 @@ def finished_trial_dirs(experiment: Path, epochs: int) -> set[str]:
     return done
 
 
+def prune_a_named_checkpoint(experiment: Path) -> Path | None:
+    """Rename the checkpoint that Ray's saved state names as an unfinished trial's latest (as pruning between two
+    saves of that state would leave it); return the missing path."""
+    from ray.tune import ExperimentAnalysis
+
+    for trial in ExperimentAnalysis(str(experiment)).trials:
+        if trial.status not in ("TERMINATED", "ERROR") and trial.checkpoint is not None:
+            named = Path(trial.checkpoint.path)
+            named.rename(named.with_name("checkpoint_099999"))
+            return named
+    return None
+
+
+def test_a_checkpoint_pruned_after_rays_last_save_is_replaced_by_the_newest_survivor(tmp_path, monkeypatch):
+    import ray.tune
+
+    from hpsearch.search.plan import repair_missing_checkpoints
+
+    class Trial:
+        def __init__(self, trial_id, status, path):
+            self.trial_id, self.status = trial_id, status
+            self.checkpoint = type("Checkpoint", (), {"path": str(path)})()
+
+    folder = tmp_path / "ray" / "trial_a"
+    for name, epoch in (("checkpoint_000001", 1), ("checkpoint_000003", 3)):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "state.txt").write_text(str(epoch))
+        os.utime(folder / name, (epoch, epoch))
+    (tmp_path / "ray" / "trial_b").mkdir()
+    trials = [Trial("a", "PAUSED", folder / "checkpoint_000002"),  # named, pruned; 1 and 3 survive
+              Trial("b", "RUNNING", tmp_path / "ray" / "trial_b" / "checkpoint_000004"),  # nothing survives
+              Trial("c", "TERMINATED", tmp_path / "ray" / "gone" / "checkpoint_000009")]  # finished: left alone
+    monkeypatch.setattr(ray.tune, "ExperimentAnalysis", lambda path: type("Analysis", (), {"trials": trials})())
+    assert repair_missing_checkpoints(str(tmp_path / "ray")) == [str(folder / "checkpoint_000002")]
+    assert (folder / "checkpoint_000002" / "state.txt").read_text() == "3"  # the newest survivor
+    assert not (tmp_path / "ray" / "gone").exists() and not any((tmp_path / "ray" / "trial_b").iterdir())
+    assert repair_missing_checkpoints("s3://bucket/run/ray") == []
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     recipe = write_recipe(tmp_path, SLOW)
@@ -209,7 +248,9 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert not (run / "trials.csv").exists()
     time.sleep(2)
     leftover = leftover_processes(session)
+    pruned = prune_a_named_checkpoint(run / "ray")  # the worst moment: a checkpoint Ray's state names is gone
     assert main(["resume", str(run)]) == 0
+    assert pruned is None or pruned.is_dir()  # resume put the newest surviving checkpoint in its place
     assert leftover and not leftover_processes(session)  # resume ended the orphaned Ray before starting its own
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # anything else of that process group (nothing, normally)

@@ -32,15 +32,17 @@ def space(trial, options):
     trial.suggest_float("weight_decay", 1e-4, 1e-3, log=True)
 '''
 
-# the first trial (the recipe's default) learns; a trial with lr=1e-6 does not, and ASHA stops it after epoch 1
+# the recipe's defaults run first, one at a time (2 CPUs, 2 workers per trial): the first learns; the second, with
+# lr=1e-6, does not, and ASHA stops it after epoch 1 (before the SIGKILL, which comes during the third trial:
+# ASHA's rungs are not part of what a resume restores)
 ASHA = '''
 name = "killme"
 seed = 1
 data = dict(source="digits", image_size=8)
 train = dict(backbone="tutorial_cnn", batch_size=32, flip=False, patience=10)
-budget = dict(num_samples=3, max_epochs=3, grace_period=1, reduction_factor=2, cpus_per_trial=1,
-              workers_per_trial=2, startup_trials=3)
-defaults = [dict(lr=3e-3)]
+budget = dict(num_samples=3, max_epochs=2, grace_period=1, reduction_factor=2, cpus_per_trial=1,
+              workers_per_trial=2)
+defaults = [dict(lr=3e-3), dict(lr=1e-6)]
 
 def space(trial, options):
     trial.suggest_categorical("lr", [3e-3, 1e-6])
@@ -72,7 +74,7 @@ def test_asha_stops_a_multi_worker_trial_and_a_sigkill_then_resume_loses_and_dup
     run = tmp_path / "run"
     proc = start_tune(recipe, run, tmp_path / "tune.log")
     deadline, started = time.time() + 400, 0
-    while time.time() < deadline and proc.poll() is None and started < 2:
+    while time.time() < deadline and proc.poll() is None and started < 3:
         started = sum(1 for _ in (run / "ray").glob("*/checkpoint_*"))  # trials with an epoch checkpointed
         time.sleep(0.5)
     assert proc.poll() is None, (tmp_path / "tune.log").read_text()[-3000:]
@@ -85,7 +87,7 @@ def test_asha_stops_a_multi_worker_trial_and_a_sigkill_then_resume_loses_and_dup
     assert len(trials) == 3 and trials["trial_id"].is_unique and trials["optuna_trial"].is_unique
     assert set(trials["status"]) == {"completed"}
     stopped = trials[trials["stop_reason"] == "asha"]
-    assert len(stopped) >= 1 and (stopped["epochs"] < 3).all() and (stopped["lr"] == 1e-6).all()
+    assert (stopped["epochs"] == 1).all() and 1e-6 in set(stopped["lr"])  # the trial that cannot learn, at least
     assert not history.duplicated(["trial_id", "epoch"]).any()
     for trial_id, epochs in history.groupby("trial_id")["epoch"]:  # every epoch from 1 on, none twice
         assert sorted(epochs) == list(range(1, len(epochs) + 1)), trial_id
