@@ -230,7 +230,7 @@ def test_a_checkpoint_pruned_after_rays_last_save_is_replaced_by_the_newest_surv
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, capsys):
     recipe = write_recipe(tmp_path, SLOW)
     run = tmp_path / "run"
     proc = start_tune(recipe, run, tmp_path / "tune.log")
@@ -250,7 +250,8 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     leftover = leftover_processes(session)
     pruned = prune_a_named_checkpoint(run / "ray")  # the worst moment: a checkpoint Ray's state names is gone
     assert main(["resume", str(run)]) == 0
-    assert pruned is None or pruned.is_dir()  # resume put the newest surviving checkpoint in its place
+    if pruned is not None:  # resume put the newest surviving checkpoint in its place (and said so)
+        assert f"its checkpoint {pruned.name} was pruned after Ray last saved its state" in capsys.readouterr().err
     assert leftover and not leftover_processes(session)  # resume ended the orphaned Ray before starting its own
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # anything else of that process group (nothing, normally)
