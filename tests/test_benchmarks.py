@@ -62,6 +62,7 @@ def test_memory_quick(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.benchmark
+@pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason="needs ../shared/data/flower_photos_s160.tgz")
 def test_two_nodes_quick(tmp_path):
     run_benchmark(tmp_path, "-m", "benchmarks.two_nodes")
     table = pd.read_csv(tmp_path / "two_nodes-quick.csv").set_index("node")
