@@ -6,6 +6,7 @@ import atexit
 import os
 import platform
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -44,6 +45,13 @@ def write_results(name: str, table: pd.DataFrame, notes: list[str], quick: bool)
     atomic_write(RESULTS / f"{stem}.csv", table.to_csv(index=False))
     print("\n".join(header + [body, ""] + [f"- {n}" for n in notes]))
     return RESULTS / f"{stem}.md"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a Ray head the benchmark starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def flowers_url() -> str:

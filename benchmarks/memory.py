@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import ROOT, flowers_url, scratch_folder, write_results
+from benchmarks.common import ROOT, flowers_url, free_port, scratch_folder, write_results
 
 RECIPE = '''
 name = "memory"
@@ -126,12 +125,6 @@ def synthetic(root: Path, gib: float, size: int = 128, classes: int = 10) -> Pat
     np.save(root / "labels.npy", np.arange(count) % classes)
     (root / "classes.txt").write_text("\n".join(f"class{c}" for c in range(classes)) + "\n")
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def measure_scale(gibs: list[float], folder: Path, store_bytes: int, steps: int = 30) -> list[dict]:

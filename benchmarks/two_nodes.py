@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import flowers_url, scratch_folder, write_results
+from benchmarks.common import flowers_url, free_port, scratch_folder, write_results
 
 RECIPE = '''
 name = "two_nodes"
@@ -91,7 +91,7 @@ def main() -> None:
 
     recipe = folder / "recipe.py"
     recipe.write_text(RECIPE.format(data=data, trials=4 if args.quick else 6))
-    ray_cli, port = Path(sys.executable).with_name("ray"), 6300 + os.getpid() % 1000
+    ray_cli, port = Path(sys.executable).with_name("ray"), free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": os.urandom(16).hex()}
     nodes = [start_node(ray_cli, folder, "head", port, env, head=True)]

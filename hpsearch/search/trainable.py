@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from hpsearch.recipe import load_module
 from hpsearch.rundir import COST_COLUMNS, load_torch_file, read_model_folder, save_model_folder
 from hpsearch.search.space import split_trial_config
 from hpsearch.training import BestState, Trainer, TrialConfig
+from hpsearch.training.parallel import DataParallel
 
 STATE_FILE = "state.pt"  # inside a Ray checkpoint, beside the model folder's files
 
@@ -89,35 +91,78 @@ def over_limits(extra: dict[str, Any], limits: dict[str, float] | None) -> list[
     return [key for key, bound in (limits or {}).items() if extra.get(key) is not None and extra[key] > bound]
 
 
+def quiet_train_logs() -> None:
+    """No log line per saved checkpoint, nor (Ray Train logs every report at INFO, under its file's path) per
+    worker and epoch."""
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # another version of Ray Train: its logs stay as they are
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+
+
+def report_to_tune(payload: dict[str, Any], folder: str | None = None) -> None:
+    """One result (with the checkpoint in ``folder``, if any) to the trial's Ray Tune session."""
+    tune.report(payload, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
+
+
+@dataclass(frozen=True)
+class WorkerSession:
+    """One worker of a multi-worker trial: its place, its device, the checkpoint to continue from, how it reports
+    (``report(payload, folder=None)``, to Ray Train) and the keys it adds to every result."""
+
+    parallel: DataParallel
+    device: torch.device
+    checkpoint: Any
+    report: Callable[..., None]
+    results: dict[str, Any] = field(default_factory=dict)
+
+
 def train_and_report(trial_config: TrialConfig, data: TrialData, optuna_trial: int | None, threads: float,
                      measure_train: bool = False, measure_cost: bool = False,
-                     limits: dict[str, float] | None = None) -> None:
-    """Report every epoch to Ray Tune with a checkpoint; ``measure_train`` adds the accuracy on the unaugmented
-    training split whenever validation improves (for overfitting sweeps); ``measure_cost`` the model's
-    parameters and inference milliseconds per image (batch 1 and 32), measured once after the first epoch."""
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
+                     limits: dict[str, float] | None = None, worker: WorkerSession | None = None) -> None:
+    """Report every epoch with a checkpoint; ``measure_train`` adds the accuracy on the unaugmented training split
+    whenever validation improves (for overfitting sweeps); ``measure_cost`` the model's parameters and inference
+    milliseconds per image (batch 1 and 32), measured once after the first epoch. As a ``worker`` of a
+    multi-worker trial, rank 0 alone measures and checkpoints, and every worker stops when rank 0's costs exceed
+    ``limits``."""
+    quiet_train_logs()
     torch.set_num_threads(max(1, int(threads)))  # a trial is an entry point: it owns its process's threads
     keep_freed_memory()  # ... and its allocator: no mmap and zeroing of every step's activations
-    node = ray.get_runtime_context().get_node_id()
-    trainer = Trainer(trial_config, data)
-    extra = restore_checkpoint(trainer, optuna_trial)
+    parallel = worker.parallel if worker else None
+    leader, report = parallel is None or parallel.leader, worker.report if worker else report_to_tune
+    results = {"node_id": ray.get_runtime_context().get_node_id(), **(worker.results if worker else {})}
+    trainer = Trainer(trial_config, data, device=worker.device if worker else None, parallel=parallel)
+    checkpoint = worker.checkpoint if worker else tune.get_checkpoint()
+    extra = restore_checkpoint(trainer, optuna_trial, checkpoint) if checkpoint is not None else {}
+
+    def over_bounds() -> bool:
+        infeasible = bool(over_limits(extra, limits))
+        return parallel.any(infeasible) if parallel is not None else infeasible
+
+    def send(metrics: dict[str, Any], with_checkpoint: bool) -> None:
+        payload = {**metrics, **extra, "infeasible": bool(over_limits(extra, limits)), **results}
+        if not (with_checkpoint and leader):
+            report(payload)
+            return
+        with tempfile.TemporaryDirectory(prefix="hpsearch-epoch-") as tmp:
+            save_checkpoint(Path(tmp), trainer, optuna_trial, extra)
+            report(payload, tmp)
 
     def on_epoch(metrics: dict[str, Any], best: BestState | None) -> bool:
         if best is not None and measure_train:
             extra["clean_train_acc"] = float((trainer.predict(data.train).argmax(1) == data.train.labels).mean())
-        if measure_cost and "ms_per_image" not in extra:
+        if measure_cost and leader and "ms_per_image" not in extra:
             extra.update(trainer.inference_cost())
-        infeasible = bool(over_limits(extra, limits))
-        with tempfile.TemporaryDirectory(prefix="hpsearch-epoch-") as tmp:
-            save_checkpoint(Path(tmp), trainer, optuna_trial, extra)
-            tune.report({**metrics, **extra, "infeasible": infeasible, "node_id": node},
-                        checkpoint=tune.Checkpoint.from_directory(tmp))
-        return infeasible  # a model too slow or too large for the deployment stops here
+        stop = over_bounds()  # a model too slow or too large for the deployment stops here
+        send(metrics, with_checkpoint=True)
+        return stop
 
-    if trainer.history and (finished(trainer) or over_limits(extra, limits)):
+    if trainer.history and (finished(trainer) or over_bounds()):
         # Restored after its last epoch: when Ray paused the trial (PBT, Hyperband) as that epoch was being
         # reported, the checkpoint was kept but the result was not; report it again so the trial ends with it.
-        tune.report({**trainer.history[-1], **extra, "infeasible": bool(over_limits(extra, limits)), "node_id": node})
+        send(trainer.history[-1], with_checkpoint=False)
         return
     trainer.fit(on_epoch)
 

@@ -17,22 +17,18 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-import torch
 from ray import tune
 from ray.train import UserCallback
 from ray.tune import Callback
 
-from hpsearch.allocator import keep_freed_memory
 from hpsearch.data import TrialData
 from hpsearch.recipe import load_module
 from hpsearch.search.space import split_trial_config
-from hpsearch.search.trainable import finished, over_limits, restore_checkpoint, save_checkpoint
-from hpsearch.training import Trainer
+from hpsearch.search.trainable import WorkerSession, train_and_report
 from hpsearch.training.parallel import DataParallel
 
 POLL_S = 1.0  # how often the driver looks whether the workers are still training
@@ -60,17 +56,20 @@ class ReleaseWorkerGroups(Callback):
         for trial in trials:
             if trial.trial_id in self.groups and trial.status != "RUNNING":
                 remove_group(self.groups.pop(trial.trial_id))
-                self.remove_checkpoints(trial.trial_id)
+                remove_train_copies(self.storage, trial.trial_id)
 
     def on_experiment_end(self, trials, **info) -> None:
         for trial_id, group in self.groups.items():
             remove_group(group)
-            self.remove_checkpoints(trial_id)
+            remove_train_copies(self.storage, trial_id)
         self.groups.clear()
 
-    def remove_checkpoints(self, trial_id: str) -> None:
-        if "://" not in self.storage:  # on a URI they stay (Ray Train keeps the latest two per trial)
-            shutil.rmtree(Path(self.storage) / trial_id, ignore_errors=True)
+
+def remove_train_copies(storage: str, trial_id: str) -> None:
+    """Delete Ray Train's copies of a trial's checkpoints under ``storage`` (on a URI they stay: Ray Train keeps
+    the latest two per trial)."""
+    if "://" not in storage:
+        shutil.rmtree(Path(storage) / trial_id, ignore_errors=True)
 
 
 def remove_group(group: str) -> None:
@@ -106,9 +105,7 @@ def run_multiworker_trial(config: dict[str, Any], data: TrialData, workers: int,
     from ray.util.queue import Queue
 
     name = tune.get_context().get_trial_id()
-    local = None if "://" in storage else Path(storage) / name
-    if local is not None:
-        shutil.rmtree(local, ignore_errors=True)  # Tune's checkpoint, not a stale Train run, is where to continue
+    remove_train_copies(storage, name)  # Tune's checkpoint, not a stale Train run, is where to continue
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
     loop = {"config": config, "data": data, "threads": threads, "recipe_source": recipe_source,
             "recipe_path": recipe_path, "limits": limits, "checkpoint": tune.get_checkpoint()}
@@ -126,8 +123,8 @@ def run_multiworker_trial(config: dict[str, Any], data: TrialData, workers: int,
     try:
         forward_reports(queue, fit)
     finally:
-        if local is not None and not fit.is_alive():
-            shutil.rmtree(local, ignore_errors=True)
+        if not fit.is_alive():
+            remove_train_copies(storage, name)
     if failure:
         raise first_worker_error(failure[0])
 
@@ -163,14 +160,11 @@ def first_worker_error(err: BaseException) -> BaseException:
     return failures[min(failures)] if failures else err
 
 
-def quiet_train_logs() -> None:
-    """No log line per worker and epoch (Ray Train logs every report at INFO, under its file's path)."""
-    logging.getLogger("ray.train").setLevel(logging.WARNING)
-    try:
-        from ray.train.v2._internal.execution import context
-    except ImportError:  # another version of Ray Train: its logs stay as they are
-        return
-    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+def report_to_train(payload: dict[str, Any], folder: str | None = None) -> None:
+    """One result (with the checkpoint in ``folder``, if any) to this worker's Ray Train session."""
+    import ray.train
+
+    ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(folder) if folder else None)
 
 
 def train_worker(loop: dict[str, Any]) -> None:
@@ -178,39 +172,14 @@ def train_worker(loop: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    quiet_train_logs()
     if loop["recipe_source"] is not None and loop["recipe_path"] is not None:
         load_module(loop["recipe_path"], loop["recipe_source"])
-    torch.set_num_threads(max(1, int(loop["threads"])))  # a worker is an entry point: it owns its threads
-    keep_freed_memory()
     context, device = ray.train.get_context(), ray.train.torch.get_device()
-    parallel = DataParallel(context.get_world_rank(), context.get_world_size(), device.type)
-    trial_config, optuna_trial = split_trial_config(loop["config"])
-    data, limits = loop["data"], loop["limits"]
-    trainer = Trainer(trial_config, data, device=device, parallel=parallel)
-    checkpoint = ray.train.get_checkpoint() or loop["checkpoint"]  # Train's newer one, else Tune's
-    extra = restore_checkpoint(trainer, optuna_trial, checkpoint) if checkpoint is not None else {}
-    node = ray.get_runtime_context().get_node_id()
     group = ray.util.get_current_placement_group()
-
-    def report(metrics: dict[str, Any], with_checkpoint: bool) -> None:
-        payload = {**metrics, **extra, "infeasible": bool(over_limits(extra, limits)), "node_id": node,
-                   "workers": parallel.world, GROUP_KEY: group.id.hex() if group is not None else ""}
-        if not (with_checkpoint and parallel.leader):
-            ray.train.report(payload)
-            return
-        with tempfile.TemporaryDirectory(prefix="hpsearch-epoch-") as tmp:
-            save_checkpoint(Path(tmp), trainer, optuna_trial, extra)
-            ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-
-    def on_epoch(metrics: dict[str, Any], _best) -> bool:
-        if parallel.leader and "ms_per_image" not in extra:
-            extra.update(trainer.inference_cost())
-        stop = parallel.any(bool(over_limits(extra, limits)))  # rank 0 measured; every worker stops with it
-        report(metrics, with_checkpoint=True)
-        return stop
-
-    if trainer.history and (finished(trainer) or parallel.any(bool(over_limits(extra, limits)))):
-        report(trainer.history[-1], with_checkpoint=False)  # restored after its last epoch: see train_and_report
-        return
-    trainer.fit(on_epoch)
+    worker = WorkerSession(
+        DataParallel(context.get_world_rank(), context.get_world_size(), device.type), device,
+        ray.train.get_checkpoint() or loop["checkpoint"],  # Train's newer one, else Tune's
+        report_to_train, {"workers": context.get_world_size(), GROUP_KEY: group.id.hex() if group else ""})
+    trial_config, optuna_trial = split_trial_config(loop["config"])
+    train_and_report(trial_config, loop["data"], optuna_trial, loop["threads"], measure_cost=True,
+                     limits=loop["limits"], worker=worker)
