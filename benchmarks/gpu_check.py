@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from benchmarks.common import scratch_folder, write_results
-from hpsearch.rundir import HISTORY_FILE
+from hpsearch.rundir import read_history
 
 STEPS, BATCH, SIZE, EPOCHS = 40, 128, 64, 3
 RECIPE = '''
@@ -90,7 +90,7 @@ def concurrent_trials(k: int, folder) -> dict[str, float]:
     monitor.running = False
     if code != 0:
         raise SystemExit(f"hpsearch tune failed with {code} for {k} trial(s) per GPU")
-    history = pd.read_csv(folder / f"r{k}" / HISTORY_FILE)
+    history = read_history(folder / f"r{k}")
     steady = history[history["epoch"] > 1]  # the first epoch includes start-up and cuDNN autotuning
     per_trial = STEPS * BATCH / steady.groupby("trial_id")["epoch_seconds"].median()
     busy = [s for s in monitor.samples if s > 0]

@@ -27,7 +27,7 @@ import optuna
 import pandas as pd
 
 from benchmarks.common import flowers_url, scratch_folder, write_results
-from hpsearch.rundir import HISTORY_FILE
+from hpsearch.rundir import read_history
 
 FLOWERS = ('data = dict(source="folder", url={url!r}, image_size=32)\n'
            'train = dict(batch_size=32, flip=True, patience=5)\n')
@@ -73,7 +73,7 @@ def run_ray(folder: Path, quick: bool, seed: int, epochs: int, samples: int, nai
     start = time.time()
     trials = run_search(load_recipe(path), run_dir, SearchOptions(verbose=0))
     wall = time.time() - start
-    history = pd.read_csv(run_dir / HISTORY_FILE)
+    history = read_history(run_dir)
     done = trials[trials["val_acc"].notna()].sort_values("val_acc", ascending=False)
     if done.empty:  # the time budget ran out before any trial finished an epoch
         return {"best_val_acc": float("nan"), "test_acc_of_best": float("nan"), "wall_s": wall, "trials": len(trials),

@@ -25,6 +25,7 @@ import argparse
 import os
 import random
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from ray.tune import Callback
 from benchmarks.common import ROOT, flowers_url, scratch_folder, write_results
 from benchmarks.search_efficiency import SPACE
 from benchmarks.surrogate import KEYS, RESULTS, Surrogate, replay_trial
-from hpsearch.rundir import HISTORY_FILE, SPLIT_FILE
+from hpsearch.rundir import CONFIG_FILE, SPLIT_FILE, read_history, read_trials
 
 DATA = ROOT / "benchmarks" / "data"
 SEARCHERS = {  # name -> (budget.sampler, budget.scheduler)
@@ -51,31 +52,50 @@ def table_path(dataset: str) -> Path:
     return DATA / f"learning_curves_{dataset}.csv.gz"
 
 
-# --- 1. record --------------------------------------------------------------------------------------------------
-def record(dataset: str, configs: int, epochs: int, image_size: int, seed: int, out: Path | None = None) -> Path:
+# --- 1. record ---------------------------------------------------------------------------------------------------
+def record(dataset: str, configs: int, epochs: int, image_size: int, seed: int, out: Path | None = None,
+           run_dir: Path | None = None) -> Path:
     """Train ``configs`` random configurations to ``epochs`` epochs with hpsearch; save their curves to ``out``
-    (default: the dataset's table under benchmarks/data/)."""
-    from hpsearch.recipe import load_recipe
-    from hpsearch.search.tune import SearchOptions, run_search
+    (default: the dataset's table under benchmarks/data/). With ``run_dir`` the search is kept there, and the same
+    command run again after an interruption (Ctrl-C, SIGTERM, a killed session) continues it with ``hpsearch
+    resume``: hours of recording can be spread over several sittings."""
+    from hpsearch import api
+    from hpsearch.search.tune import SearchInterrupted
 
-    folder = scratch_folder("hpsearch-record-")
+    folder = run_dir.parent if run_dir else scratch_folder("hpsearch-record-")
+    run = run_dir or folder / "run"
     os.environ.setdefault("HPSEARCH_CACHE", str(folder / "cache"))
-    data = DATASETS[dataset].format(size=image_size, url=flowers_url() if dataset == "flowers" else "")
-    path = folder / "record.py"
-    path.write_text(f"name = 'record-{dataset}'\nseed = {seed}\ndata = {data}\n"
-                    f"train = dict(batch_size=32, flip={dataset == 'flowers'}, patience={epochs})\n"
-                    f"budget = dict(num_samples={configs}, max_epochs={epochs}, sampler='random', scheduler='fifo', "
-                    f"cpus_per_trial=1)\n{SPACE}")
-    run = folder / "run"
-    trials = run_search(load_recipe(path), run, SearchOptions(verbose=0))
-    history = pd.read_csv(run / HISTORY_FILE)[["trial_id", "optuna_trial", "epoch", "val_acc", "epoch_seconds"]]
+    if (run / CONFIG_FILE).is_file():
+        print(f"Continuing the recording in {run}", flush=True)
+        search = partial(api.resume, run, num_samples=configs, verbose=0)
+    else:
+        data = DATASETS[dataset].format(size=image_size, url=flowers_url() if dataset == "flowers" else "")
+        path = folder / f"record-{dataset}.py"
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"name = 'record-{dataset}'\nseed = {seed}\ndata = {data}\n"
+                        f"train = dict(batch_size=32, flip={dataset == 'flowers'}, patience={epochs})\n"
+                        f"budget = dict(num_samples={configs}, max_epochs={epochs}, sampler='random', "
+                        f"scheduler='fifo', cpus_per_trial=1)\n{SPACE}")
+        search = partial(api.tune, path, run, verbose=0)
+    try:
+        search()
+    except SearchInterrupted as err:
+        again = "run this command again to continue it" if run_dir else "add --run-dir to keep a recording"
+        raise SystemExit(f"The recording stopped before its {configs} configurations finished ({again}). "
+                         f"{err}") from None
+    return write_curves(run, dataset, epochs, out or table_path(dataset))
+
+
+def write_curves(run: Path, dataset: str, epochs: int, out: Path) -> Path:
+    """The learning-curve table of a finished recording run: its configurations trained to ``epochs`` epochs."""
+    trials = read_trials(run)
+    history = read_history(run)[["trial_id", "optuna_trial", "epoch", "val_acc", "epoch_seconds"]]
     done = trials[(trials["status"] == "completed") & (trials["epochs"] == epochs)]
     table = history.merge(done[["trial_id", *PARAMS]], on="trial_id")
     table["config"] = table["optuna_trial"].astype(int)
     table["dataset"] = dataset
     table["val_images"] = int((pd.read_csv(run / SPLIT_FILE)["subset"] == "val").sum())
     table = table[[*KEYS, *PARAMS, *RESULTS]].sort_values(["config", "epoch"])
-    out = out or table_path(dataset)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False, float_format="%.6g", compression="gzip")
     print(f"Recorded {table['config'].nunique()} configurations x {epochs} epochs to {out}")
@@ -256,6 +276,8 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=12, help="record: epochs of each configuration")
     parser.add_argument("--image-size", type=int, default=32, help="record: image side in pixels")
     parser.add_argument("--seed", type=int, default=0, help="record: seed of the recorded configurations")
+    parser.add_argument("--run-dir", type=Path, help="record: keep the recording's run directory here; run the same "
+                        "command again to continue an interrupted recording")
     parser.add_argument("--table", type=Path, help="the table to write (record) or read (simulate); default: "
                         "benchmarks/data/learning_curves_<dataset>.csv.gz")
     args = parser.parse_args()
@@ -263,7 +285,7 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a benchmark is an entry point: it owns the logging
     if args.command == "record":
-        record(args.dataset, args.configs, args.max_epochs, args.image_size, args.seed, args.table)
+        record(args.dataset, args.configs, args.max_epochs, args.image_size, args.seed, args.table, args.run_dir)
         return
     args.searchers = [s.strip() for s in args.searchers.split(",") if s.strip()]
     unknown = [s for s in args.searchers if s not in SEARCHERS]

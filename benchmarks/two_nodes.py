@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import flowers_url, free_port, scratch_folder, write_results
+from hpsearch.rundir import read_history, read_trials
 
 RECIPE = '''
 name = "two_nodes"
@@ -63,7 +64,7 @@ def wait_for_nodes(address: str, count: int, env: dict[str, str], timeout: float
 
 def node_rows(folder: Path, run: Path, sockets: dict[str, str]) -> pd.DataFrame:
     """Per node: trials, cache entries and their write times against the node's first and last epoch."""
-    trials, history = pd.read_csv(run / "trials.csv"), pd.read_csv(run / "history.csv")
+    trials, history = read_trials(run), read_history(run)
     rows = []
     for name in ("head", "node2"):
         entries = sorted((folder / f"cache-{name}" / "decoded").glob("*.npy"))

@@ -15,6 +15,7 @@ from PIL import Image
 import hpsearch
 from hpsearch.api import Run, override_texts, prepare
 from hpsearch.errors import DataError, HpsearchError, RecipeError
+from hpsearch.rundir import read_trials
 from tests.conftest import MINIMAL_RECIPE, RECIPES, ROOT, write_recipe
 
 
@@ -183,7 +184,7 @@ def space(trial, options):
 
 def layout(run_dir) -> set[str]:
     """The run directory's files outside Ray's own folder, with trial ids replaced by the Optuna trial number."""
-    trials = pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+    trials = read_trials(run_dir)
     names = dict(zip(trials["trial_id"], "#" + trials["optuna_trial"].astype(str), strict=True))
     found = set()
     for path in run_dir.rglob("*"):

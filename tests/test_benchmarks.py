@@ -25,6 +25,7 @@ def run_benchmark(tmp_path, *args):
 
 
 @pytest.mark.slow
+@pytest.mark.benchmark
 @pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason="needs ../shared/data/flower_photos_s160.tgz")
 def test_pipeline_throughput_quick(tmp_path):
     run_benchmark(tmp_path, "-m", "benchmarks.pipeline_throughput")
@@ -189,3 +190,21 @@ def test_search_simulation_quick(tmp_path):
     assert set(table["searcher"]) == {"random", "tpe_asha", "pbt"} and (table["seeds"] == 2).all()
     assert table["median_final_best"].between(0, 1).all()
     assert "simulated seconds" in (tmp_path / "search_simulation-quick.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark
+def test_search_simulation_record_continues_in_its_run_directory(tmp_path):
+    """`record --run-dir` keeps the recording: the same command with more configurations extends it (as after an
+    interruption it resumes it) and then writes the table of every configuration trained to the full budget."""
+    args = ["-m", "benchmarks.search_simulation", "record", "--dataset", "digits", "--max-epochs", "2",
+            "--image-size", "8", "--run-dir", str(tmp_path / "rec" / "run"), "--table", str(tmp_path / "t.csv.gz")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    for configs in (1, 2):
+        result = subprocess.run([sys.executable, *args, "--configs", str(configs)], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+        table = pd.read_csv(tmp_path / "t.csv.gz")
+        assert sorted(table["config"].unique()) == list(range(configs)) and set(table["epoch"]) == {1, 2}
+    assert "Continuing the recording" in result.stdout
+    assert table[["lr", "val_acc", "epoch_seconds"]].notna().all().all() and (table["val_images"] > 0).all()

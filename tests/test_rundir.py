@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hpsearch.rundir import feasible, from_elsewhere, rank_trials
+from hpsearch.rundir import (
+    HISTORY_FILE,
+    TRIALS_FILE,
+    feasible,
+    from_elsewhere,
+    rank_trials,
+    read_history,
+    read_trials,
+    write_table,
+)
 
 
 def test_feasible_trials_rank_first_then_accuracy_then_loss():
@@ -24,3 +33,14 @@ def test_rows_from_a_warm_start_are_told_apart():
     trials = pd.DataFrame({"origin": ["search", "default", "warm_start:/runs/a", None]})
     assert from_elsewhere(trials).tolist() == [False, False, True, False]
     assert from_elsewhere(pd.DataFrame({"trial_id": ["a"]})).tolist() == [False]
+
+
+def test_identifiers_that_look_like_numbers_stay_strings(tmp_path):
+    # Ray's trial ids are 8 hex digits: "6172e946" parses as a float and "00012345" as an integer
+    trials = pd.DataFrame({"trial_id": ["6172e946", "00012345"], "optuna_trial": [0, 1], "status": ["completed"] * 2,
+                           "val_acc": [0.5, 0.6], "val_loss": [1.0, 0.9]})
+    write_table(tmp_path / TRIALS_FILE, trials)
+    assert read_trials(tmp_path)["trial_id"].tolist() == ["6172e946", "00012345"]
+    history = trials.assign(epoch=1, train_acc=0.5)[["trial_id", "epoch", "val_acc", "val_loss", "train_acc"]]
+    write_table(tmp_path / HISTORY_FILE, history.iloc[:1])  # a run of one trial, as in a CI failure
+    assert read_history(tmp_path)["trial_id"].tolist() == ["6172e946"]

@@ -73,6 +73,7 @@ from hpsearch.rundir.records import (
 from hpsearch.rundir.run import (
     RunDir,
     holds_search,
+    read_history,
     read_trials,
     update_summary,
 )
@@ -87,7 +88,7 @@ __all__ = [
     "TRIAL_KEY_COLUMNS", "TRIAL_RESULT_COLUMNS", "TRIAL_STATUSES", "TTA_SUFFIX", "WORKERS_SUFFIX",
     "check_trials_complete",
     "copy_model_folder", "damaged", "holds_search", "load_state_dict", "load_torch_file", "parameter_columns",
-    "rank_models", "rank_trials", "read_model_folder", "read_record", "read_table", "read_trials",
+    "rank_models", "rank_trials", "read_history", "read_model_folder", "read_record", "read_table", "read_trials",
     "save_model_folder", "study_url", "tta_probs_file", "update_summary", "variant_name", "write_record",
     "write_table",
 ]

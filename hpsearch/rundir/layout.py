@@ -43,6 +43,8 @@ TEST_SUMMARY_COLUMNS = ["model", "members", "tta", "accuracy", "accuracy_ci_low"
                         "chosen_by_validation"]
 BEST_SINGLE = "best_single"  # the best trial's name in ensembles.csv and test_metrics.csv
 TTA_SUFFIX = "+tta"  # a model's name with test-time augmentation
+# columns that name things, read as strings in every table (whatever their values look like)
+IDENTIFIER_DTYPES: dict[str, type] = {"trial_id": str, "model": str, "method": str}
 # required column -> kind ("str", "num", "bool") checked whenever a table is read back
 _SCHEMAS: dict[str, dict[str, str]] = {
     TRIALS_FILE: {"trial_id": "str", "status": "str", "val_acc": "num", "val_loss": "num"},
@@ -94,13 +96,14 @@ def study_url(run_dir: Path | str) -> str:
 
 
 def read_table(path: Path, dtypes: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Read a run-directory CSV: only empty cells are missing (a class called ``NA`` stays ``NA``), and the
-    required columns of known tables are checked, so a damaged file is a one-line error, never a wrong result."""
+    """Read a run-directory CSV: only empty cells are missing (a class called ``NA`` stays ``NA``), identifiers stay
+    strings (a trial id such as ``6172e946`` is not the float 6172e946), and the required columns of known tables are
+    checked, so a damaged file is a one-line error, never a wrong result."""
     try:
         with open(path, "rb") as f:
             f.seek(max(0, f.seek(0, os.SEEK_END) - 1))
             ends_with_newline = f.read(1) in (b"\n", b"")
-        table = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=dict(dtypes or {}))
+        table = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={**IDENTIFIER_DTYPES, **(dtypes or {})})
     except FileNotFoundError:
         raise HpsearchError(f"{str(path)!r} is missing.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError) as err:

@@ -93,8 +93,7 @@ class RunDir:
         return read_trials(self.path)
 
     def history(self) -> pd.DataFrame | None:
-        path = self.path / HISTORY_FILE
-        return read_table(path, {"trial_id": str}) if path.is_file() else None
+        return read_history(self.path) if (self.path / HISTORY_FILE).is_file() else None
 
     def summary(self) -> dict:
         path = self.path / SUMMARY_FILE
@@ -187,7 +186,7 @@ class RunDir:
             raise HpsearchError(f"{str(path)!r} was written by an earlier hpsearch (no out-of-fold scores); rebuild it "
                                 f"with `hpsearch ensemble {self.path}` (its ensembles still open in evaluate and "
                                 f"predict).")
-        return read_table(path, {"model": str, "method": str})
+        return read_table(path)
 
     def member_model(self, member: Member) -> SavedModel:
         """The saved model behind an ensemble member (its folder confined to this run directory)."""
@@ -195,7 +194,13 @@ class RunDir:
 
 
 def read_trials(run_dir: Path) -> pd.DataFrame:
-    return read_table(Path(run_dir) / TRIALS_FILE, {"trial_id": str, "status": str})
+    """The run's ``trials.csv``."""
+    return read_table(Path(run_dir) / TRIALS_FILE, {"status": str})
+
+
+def read_history(run_dir: Path) -> pd.DataFrame:
+    """The run's ``history.csv`` (one row per trial and epoch), trial ids kept as strings."""
+    return read_table(Path(run_dir) / HISTORY_FILE)
 
 
 def update_summary(run_dir: Path, seconds: float, trials: pd.DataFrame, best: pd.Series) -> dict[str, Any]:

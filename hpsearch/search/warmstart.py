@@ -36,7 +36,7 @@ from hpsearch.rundir import (
     RunDir,
     from_elsewhere,
     parameter_columns,
-    read_table,
+    read_history,
     read_trials,
     study_url,
     write_table,
@@ -122,7 +122,7 @@ def add_run(study: optuna.Study, space: TrialSpace, source: Path, budget: Budget
     trials = run.trials
     done = trials[(trials["status"] == "completed") & trials["val_acc"].notna() & ~from_elsewhere(trials)]
     names, columns = sampled_names(run), parameter_columns(trials)
-    history = read_table(source / HISTORY_FILE, {"trial_id": str}) if (source / HISTORY_FILE).is_file() else None
+    history = read_history(source) if (source / HISTORY_FILE).is_file() else None
     for _, row in done.iterrows():
         number = row.get("optuna_trial")
         keys = names.get(int(number), columns) if pd.notna(number) else columns

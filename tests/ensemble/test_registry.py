@@ -13,7 +13,7 @@ from ensembles import scale_probabilities
 from hpsearch.ensemble import METHODS, EnsembleMethod, FitContext, Fitted, build_ensembles, make_record, register_method
 from hpsearch.ensemble.methods import EnsembleOptions
 from hpsearch.evaluation import evaluate_run, predict_files
-from hpsearch.rundir import ENSEMBLES_FILE, TEST_METRICS_FILE, RunDir, read_record
+from hpsearch.rundir import ENSEMBLES_FILE, TEST_METRICS_FILE, RunDir, read_record, read_trials
 
 
 class Median:
@@ -95,7 +95,7 @@ def test_an_unknown_method_names_the_choices(run):
 def test_records_of_the_first_format_still_open(run):
     """A record written before records had a format number: extras beside the common fields, trial ids only
     inside member names. It is read, converted, and evaluate applies it."""
-    trials = pd.read_csv(run / "trials.csv", dtype={"trial_id": str})["trial_id"].tolist()
+    trials = read_trials(run)["trial_id"].tolist()
     legacy = {"method": "greedy", "estimator": "GreedySelection", "params": {"max_size": 25, "random_state": 0},
               "members": [{"name": f"trial:{t}", "path": f"trials/{t}", "weight": w}
                           for t, w in zip(trials, (0.5, 0.5, 0.0), strict=True)],

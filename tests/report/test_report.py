@@ -12,6 +12,7 @@ from PIL import Image
 
 from hpsearch.cli import main
 from hpsearch.report import FORMATS, read_back, write_report
+from hpsearch.rundir import read_trials
 
 
 @pytest.fixture
@@ -132,7 +133,7 @@ def test_plots_leave_the_matplotlib_backend_and_pyplot_alone(tmp_path):
 
 
 def test_accuracy_against_cost_marks_the_trials_over_the_bound(searched_run, capsys):
-    trials = pd.read_csv(searched_run / "trials.csv")
+    trials = read_trials(searched_run)
     trials["ms_per_image"] = [0.5, 1.5, 0.7, 3.0, 0.9, None]
     trials["parameters"] = 1e5
     trials["feasible"] = trials["ms_per_image"].map(lambda ms: None if pd.isna(ms) else bool(ms <= 1.0))

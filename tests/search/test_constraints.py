@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import optuna
-import pandas as pd
 import pytest
 
 from hpsearch.cli import main
-from hpsearch.rundir import RunDir
+from hpsearch.rundir import RunDir, read_trials
 from tests.conftest import write_recipe
 
 BOUNDED = '''
@@ -27,7 +26,7 @@ def space(trial, options):
 def test_a_bound_on_parameters_makes_large_models_infeasible_and_the_best_trial_feasible(tmp_path):
     run = tmp_path / "run"
     assert main(["tune", str(write_recipe(tmp_path, BOUNDED)), "--out", str(run)]) == 0
-    trials = pd.read_csv(run / "trials.csv")
+    trials = read_trials(run)
     large = trials[trials["backbone"] == "resnet10t"]
     assert len(large) >= 1  # the start-up trials try both backbones
     assert (~large["feasible"]).all() and (large["stop_reason"] == "infeasible").all() and (large["epochs"] == 1).all()

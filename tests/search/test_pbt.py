@@ -19,6 +19,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from hpsearch.cli import main
 from hpsearch.errors import RecipeError
 from hpsearch.recipe import load_recipe
+from hpsearch.rundir import read_trials
 from hpsearch.search.pbt import Population, ask_population, clip, clip_to_space, mutations, settle_population
 from hpsearch.search.session import leftover_processes
 from hpsearch.search.space import TrialSpace, sampled_distributions
@@ -143,7 +144,7 @@ def results(run: Path) -> dict[str, list[dict]]:
 def test_pbt_runs_the_search_end_to_end_and_exploited_trials_continue_from_the_donor(tmp_path):
     run = tmp_path / "run"
     assert main(["tune", str(write_recipe(tmp_path, PBT)), "--out", str(run)]) == 0
-    trials = pd.read_csv(run / "trials.csv")
+    trials = read_trials(run)
     assert len(trials) == 4 and set(trials["status"]) == {"completed"} and trials["optuna_trial"].is_unique
     assert (trials["epochs"] == 5).all()
     exploited = 0
@@ -184,7 +185,7 @@ def test_pbt_resumes_after_sigkill(tmp_path):
     assert not leftover_processes(session)
     with contextlib.suppress(ProcessLookupError):  # resume reaped the killed run's workers already
         os.killpg(proc.pid, signal.SIGKILL)
-    trials = pd.read_csv(run / "trials.csv")
+    trials = read_trials(run)
     assert len(trials) == 4 and set(trials["status"]) == {"completed"} and trials["optuna_trial"].is_unique
     assert (trials["epochs"] == 6).all()
     study = optuna.load_study(study_name="pbt", storage=f"sqlite:///{run / 'study.db'}")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import optuna
-import pandas as pd
 import pytest
 from ray.tune.schedulers import ASHAScheduler, HyperBandForBOHB, MedianStoppingRule
 
 from hpsearch.cli import main
+from hpsearch.rundir import read_trials
 from hpsearch.search.budget import BudgetConfig
 from hpsearch.search.schedulers import make_scheduler
 from tests.conftest import write_recipe
@@ -52,7 +52,7 @@ def test_a_search_runs_with_hyperband_and_with_the_median_rule(tmp_path, schedul
     run = tmp_path / "run"
     recipe = write_recipe(tmp_path, SEARCH.format(scheduler=scheduler, sampler=sampler))
     assert main(["tune", str(recipe), "--out", str(run)]) == 0
-    trials = pd.read_csv(run / "trials.csv")
+    trials = read_trials(run)
     assert len(trials) == 6 and set(trials["status"]) == {"completed"}
     assert set(trials["stop_reason"]) <= {"max_epochs", scheduler}
     study = optuna.load_study(study_name="sched", storage=f"sqlite:///{run / 'study.db'}")

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from hpsearch.cli import main
+from hpsearch.rundir import read_history, read_trials
 from tests.conftest import write_recipe
 
 RECIPE = '''
@@ -56,8 +57,8 @@ def test_run_directory_layout(tiny_run):
 
 @pytest.mark.slow
 def test_trials_history_and_study_agree(tiny_run):
-    trials = pd.read_csv(tiny_run / "trials.csv")
-    history = pd.read_csv(tiny_run / "history.csv")
+    trials = read_trials(tiny_run)
+    history = read_history(tiny_run)
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tiny_run / 'study.db'}")
     assert len(trials) == 4 and trials["trial_id"].is_unique
     assert set(trials["status"]) == {"completed"}
@@ -90,7 +91,7 @@ def test_trials_history_and_study_agree(tiny_run):
 
 @pytest.mark.slow
 def test_each_trial_keeps_its_best_checkpoint_and_val_probs(tiny_run):
-    trials = pd.read_csv(tiny_run / "trials.csv")
+    trials = read_trials(tiny_run)
     split = pd.read_csv(tiny_run / "split.csv")
     val_labels = split.loc[split["subset"] == "val", "label"].to_numpy()
     for row in trials.itertuples():

@@ -6,14 +6,13 @@ import json
 import shutil
 
 import optuna
-import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
 from hpsearch.cli import main
 from hpsearch.errors import RecipeError
 from hpsearch.recipe import load_recipe
-from hpsearch.rundir import RunDir
+from hpsearch.rundir import RunDir, read_trials
 from hpsearch.search.space import TrialSpace
 from hpsearch.search.warmstart import check_defaults, enqueue_defaults, warm_start, write_rows
 from tests.conftest import write_recipe
@@ -41,7 +40,7 @@ def test_finished_trials_inside_the_new_space_are_added_and_the_others_counted(m
     study = new_study()
     result = warm_start(study, TrialSpace(recipe), [str(made_run)], recipe.budget)
     assert result.added == 2 and dict(result.skipped) == {"a value outside the new space's ranges": 1}
-    source = pd.read_csv(made_run / "trials.csv")
+    source = read_trials(made_run)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert [t.value for t in study.trials] == pytest.approx(source["val_acc"][:2].tolist())
     assert [t.params["lr"] for t in study.trials] == pytest.approx([3e-3, 6e-3])
@@ -73,7 +72,7 @@ def test_imported_rows_join_trials_csv_and_never_count_as_this_runs_models(made_
     run.mkdir()
     write_rows(run, warm_start(new_study(), TrialSpace(recipe), [str(made_run)], recipe.budget).rows)
     shutil.copy(made_run / "trials.csv", tmp_path / "source.csv")
-    trials = pd.read_csv(run / "trials.csv")
+    trials = read_trials(run)
     assert len(trials) == 2 and trials["origin"].str.startswith("warm_start:").all()
     assert list(trials.columns[:3]) == ["trial_id", "optuna_trial", "status"]
     (run / "config.json").write_text(json.dumps({"name": "new", "seed": 0, "data": {"source": "digits"}}))
@@ -117,12 +116,12 @@ def test_tune_with_warm_start_and_defaults_end_to_end(tmp_path):
     assert main(["tune", str(write_recipe(tmp_path, DIGITS.format(defaults=""), "a.py")), "--out", str(first)]) == 0
     recipe = write_recipe(tmp_path, DIGITS.format(defaults="defaults = [dict(lr=0.005)]"), "b.py")
     assert main(["tune", str(recipe), "--out", str(second), "--warm-start", str(first)]) == 0
-    trials = pd.read_csv(second / "trials.csv")
+    trials = read_trials(second)
     imported = trials[trials["origin"].str.startswith("warm_start")]
     own = trials[~trials["origin"].str.startswith("warm_start")]
     assert len(imported) == 2 and len(own) == 2
     assert not any((second / "trials" / t).exists() for t in imported["trial_id"])  # not trained again
-    assert set(imported["trial_id"]) == set(pd.read_csv(first / "trials.csv")["trial_id"])
+    assert set(imported["trial_id"]) == set(read_trials(first)["trial_id"])
     default = own[own["origin"] == "default"]
     assert len(default) == 1 and default["lr"].iloc[0] == pytest.approx(0.005)
     assert default["optuna_trial"].iloc[0] == 2  # the first trial after the two imported ones
@@ -130,7 +129,7 @@ def test_tune_with_warm_start_and_defaults_end_to_end(tmp_path):
     assert len(study.trials) == 4 and sum(t.user_attrs.get("origin") == "warm_start" for t in study.trials) == 2
     assert json.loads((second / "summary.json").read_text())["best_trial"] in set(own["trial_id"])
     assert main(["resume", str(second), "--num-samples", "3"]) == 0  # an extension: one more trial, nothing re-added
-    trials = pd.read_csv(second / "trials.csv")
+    trials = read_trials(second)
     assert len(trials) == 5 and trials["trial_id"].is_unique
     assert len(optuna.load_study(study_name="warm", storage=f"sqlite:///{second / 'study.db'}").trials) == 5
     config = json.loads((second / "config.json").read_text())  # the extension is recorded

@@ -15,6 +15,7 @@ import pytest
 
 from hpsearch.cli import main
 from hpsearch.errors import RecipeError
+from hpsearch.rundir import read_history, read_trials
 from hpsearch.search.budget import BudgetConfig
 from hpsearch.training.parallel import DataParallel
 from tests.conftest import start_tune, write_recipe
@@ -52,7 +53,7 @@ def space(trial, options):
 def tune_run(tmp_path, body: str, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     recipe = write_recipe(tmp_path, body, f"{name}.py")
     assert main(["tune", str(recipe), "--out", str(tmp_path / name)]) == 0
-    return pd.read_csv(tmp_path / name / "trials.csv"), pd.read_csv(tmp_path / name / "history.csv")
+    return read_trials(tmp_path / name), read_history(tmp_path / name)
 
 
 @pytest.mark.slow
@@ -83,7 +84,7 @@ def test_asha_stops_a_multi_worker_trial_and_a_sigkill_then_resume_loses_and_dup
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     assert main(["resume", str(run)]) == 0
-    trials, history = pd.read_csv(run / "trials.csv"), pd.read_csv(run / "history.csv")
+    trials, history = read_trials(run), read_history(run)
     assert len(trials) == 3 and trials["trial_id"].is_unique and trials["optuna_trial"].is_unique
     assert set(trials["status"]) == {"completed"}
     stopped = trials[trials["stop_reason"] == "asha"]
