@@ -21,6 +21,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds (``np.int64(3)`` -> ``3``), so it checks, suggests and renders
+    as recipe text like one written by hand; anything else unchanged."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and type(value).__module__ == "numpy" and getattr(value, "ndim", 1) == 0 else value
+
+
 @dataclass(frozen=True)
 class Range:
     """The interval [low, high] of a number to search, on a log scale with ``log=True``."""
@@ -30,6 +37,8 @@ class Range:
     log: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "low", _plain(self.low))
+        object.__setattr__(self, "high", _plain(self.high))
         if not (_is_number(self.low) and _is_number(self.high)):
             raise RecipeError(f"Range takes two numbers, but got Range({self.low!r}, {self.high!r}).")
         if self.low > self.high:
@@ -62,7 +71,7 @@ class Choice(tuple):
     def __new__(cls, *values: Any) -> Choice:
         if not values:
             raise RecipeError("Choice needs at least one value, e.g. Choice('resnet18', 'resnet10t').")
-        return super().__new__(cls, values)
+        return super().__new__(cls, tuple(_plain(v) for v in values))
 
     def __getnewargs__(self) -> tuple[Any, ...]:
         return tuple(self)

@@ -166,7 +166,7 @@ def run_parts(namespace: dict[str, Any], parts: list[Part]) -> None:
     for index, part in enumerate(parts):
         assigned = assigned_names(part.text, part.path)
         before = {s: namespace.get(s) for s in MERGED}
-        if not part.path.is_file():
+        if not on_disk(part):  # tracebacks quote the text that ran, not a file of that name
             linecache.cache[str(part.path)] = (len(part.text), None, part.text.splitlines(True), str(part.path))
         try:
             exec(compile(part.text, str(part.path), "exec"), namespace)  # noqa: S102  recipes are trusted code
@@ -189,6 +189,15 @@ def run_parts(namespace: dict[str, Any], parts: list[Part]) -> None:
                     namespace[section] = {**earlier, **own}
         if "name" not in assigned:
             namespace.pop("name", None)
+
+
+def on_disk(part: Part) -> bool:
+    """Whether ``part``'s file holds exactly the text that runs (not so for a recipe built in Python next to a file
+    of its name, or for a resumed run whose recipe file was edited since)."""
+    try:
+        return part.path.read_text() == part.text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def infer_hint(value: Any) -> Any:

@@ -158,6 +158,15 @@ def test_errors_point_into_the_file_that_wrote_them(tmp_path):
     assert last.filename == str((tmp_path / "base.py").resolve()) and last.lineno == BASE.count("\n") + 1
 
 
+def test_tracebacks_quote_the_text_that_ran_when_the_file_of_that_name_differs(tmp_path):
+    # a resumed run whose recipe file was edited since, or a recipe built in Python next to a file of its name
+    path = write_recipe(tmp_path, "# edited since\n" * 5, "edited.py")
+    with pytest.raises(ZeroDivisionError) as info:
+        load_recipe(path, source=BASE + "oops = 1 / 0\n")
+    last = traceback.extract_tb(info.value.__traceback__)[-1]
+    assert last.filename == str(path.resolve()) and last.line == "oops = 1 / 0"
+
+
 def test_an_error_inside_an_inherited_space_names_the_base_file_and_line(tmp_path):
     from hpsearch.search.space import TrialSpace, validate_space
 
