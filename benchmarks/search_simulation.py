@@ -22,10 +22,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,38 +52,61 @@ def table_path(dataset: str) -> Path:
     return DATA / f"learning_curves_{dataset}.csv.gz"
 
 
-# --- 1. record ---------------------------------------------------------------------------------------------------
+# --- 1. record ----------------------------------------------------------------------------------------------------
 def record(dataset: str, configs: int, epochs: int, image_size: int, seed: int, out: Path | None = None,
            run_dir: Path | None = None) -> Path:
     """Train ``configs`` random configurations to ``epochs`` epochs with hpsearch; save their curves to ``out``
-    (default: the dataset's table under benchmarks/data/). With ``run_dir`` the search is kept there, and the same
-    command run again after an interruption (Ctrl-C, SIGTERM, a killed session) continues it with ``hpsearch
-    resume``: hours of recording can be spread over several sittings."""
+    (default: the dataset's table under benchmarks/data/). With ``run_dir`` the recording is an hpsearch run kept
+    there (its recipe and decoded-image cache beside it), and the same command run again after an interruption
+    (Ctrl-C, SIGTERM, a lost session) continues it: hours of recording can be spread over several sittings."""
     from hpsearch import api
+    from hpsearch.cli import sigterm_as_interrupt
     from hpsearch.search.tune import SearchInterrupted
 
+    run_dir = run_dir.resolve() if run_dir else None
     folder = run_dir.parent if run_dir else scratch_folder("hpsearch-record-")
     run = run_dir or folder / "run"
     os.environ.setdefault("HPSEARCH_CACHE", str(folder / "cache"))
-    if (run / CONFIG_FILE).is_file():
-        print(f"Continuing the recording in {run}", flush=True)
-        search = partial(api.resume, run, num_samples=configs, verbose=0)
-    else:
-        data = DATASETS[dataset].format(size=image_size, url=flowers_url() if dataset == "flowers" else "")
-        path = folder / f"record-{dataset}.py"
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"name = 'record-{dataset}'\nseed = {seed}\ndata = {data}\n"
-                        f"train = dict(batch_size=32, flip={dataset == 'flowers'}, patience={epochs})\n"
-                        f"budget = dict(num_samples={configs}, max_epochs={epochs}, sampler='random', "
-                        f"scheduler='fifo', cpus_per_trial=1)\n{SPACE}")
-        search = partial(api.tune, path, run, verbose=0)
     try:
-        search()
-    except SearchInterrupted as err:
-        again = "run this command again to continue it" if run_dir else "add --run-dir to keep a recording"
-        raise SystemExit(f"The recording stopped before its {configs} configurations finished ({again}). "
-                         f"{err}") from None
+        with sigterm_as_interrupt():
+            if (run / CONFIG_FILE).is_file():
+                check_recording(run, dataset, configs, epochs, image_size, seed)
+                print(f"Continuing the recording in {run}", flush=True)
+                api.resume(run, num_samples=configs, verbose=0)
+            else:
+                api.tune(record_recipe(folder, dataset, configs, epochs, image_size, seed), run, verbose=0)
+    except SearchInterrupted:
+        again = "run this command again to continue it" if run_dir else "nothing is kept without --run-dir DIR"
+        raise SystemExit(f"The recording stopped before its {configs} configurations finished: {again}.") from None
     return write_curves(run, dataset, epochs, out or table_path(dataset))
+
+
+def record_recipe(folder: Path, dataset: str, configs: int, epochs: int, image_size: int, seed: int) -> Path:
+    """The recording's recipe: random sampling over ``SPACE``, no early stopping, one CPU per trial."""
+    data = DATASETS[dataset].format(size=image_size, url=flowers_url() if dataset == "flowers" else "")
+    path = folder / f"record-{dataset}.py"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"name = 'record-{dataset}'\nseed = {seed}\ndata = {data}\n"
+                    f"train = dict(batch_size=32, flip={dataset == 'flowers'}, patience={epochs})\n"
+                    f"budget = dict(num_samples={configs}, max_epochs={epochs}, sampler='random', scheduler='fifo', "
+                    f"cpus_per_trial=1)\n{SPACE}")
+    return path
+
+
+def check_recording(run: Path, dataset: str, configs: int, epochs: int, image_size: int, seed: int) -> None:
+    """Refuse to continue the recording in ``run`` with other settings than it started with, or fewer
+    configurations than it already asked for."""
+    stored = json.loads((run / CONFIG_FILE).read_text())
+    found = {"dataset": stored["name"].removeprefix("record-"), "max-epochs": stored["budget"]["max_epochs"],
+             "image-size": stored["data"]["image_size"], "seed": stored["seed"]}
+    wanted = {"dataset": dataset, "max-epochs": epochs, "image-size": image_size, "seed": seed}
+    differ = [f"--{key} {found[key]} (not {wanted[key]})" for key in found if found[key] != wanted[key]]
+    if differ:
+        raise SystemExit(f"{run} holds a recording made with {', '.join(differ)}: give those values to continue "
+                         f"it, or choose another --run-dir.")
+    if configs < stored["budget"]["num_samples"]:
+        raise SystemExit(f"{run} records {stored['budget']['num_samples']} configurations; --configs {configs} "
+                         f"cannot shrink it: give --configs {stored['budget']['num_samples']} or more.")
 
 
 def write_curves(run: Path, dataset: str, epochs: int, out: Path) -> Path:

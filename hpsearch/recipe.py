@@ -166,7 +166,9 @@ def run_parts(namespace: dict[str, Any], parts: list[Part]) -> None:
     for index, part in enumerate(parts):
         assigned = assigned_names(part.text, part.path)
         before = {s: namespace.get(s) for s in MERGED}
-        if not on_disk(part):  # tracebacks quote the text that ran, not a file of that name
+        if on_disk(part):  # tracebacks quote the text that ran: the file's, or (a file of that name differs) its own
+            linecache.cache.pop(str(part.path), None)
+        else:
             linecache.cache[str(part.path)] = (len(part.text), None, part.text.splitlines(True), str(part.path))
         try:
             exec(compile(part.text, str(part.path), "exec"), namespace)  # noqa: S102  recipes are trusted code

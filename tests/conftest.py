@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,13 @@ def write_recipe(folder: Path, body: str, name: str = "recipe.py") -> Path:
     path = folder / name
     path.write_text(body)
     return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def start_tune(recipe: Path, run: Path, log: Path) -> subprocess.Popen:

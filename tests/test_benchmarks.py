@@ -195,16 +195,25 @@ def test_search_simulation_quick(tmp_path):
 @pytest.mark.slow
 @pytest.mark.benchmark
 def test_search_simulation_record_continues_in_its_run_directory(tmp_path):
-    """`record --run-dir` keeps the recording: the same command with more configurations extends it (as after an
-    interruption it resumes it) and then writes the table of every configuration trained to the full budget."""
+    """`record --run-dir` keeps the recording: the same command with more configurations extends it, once more
+    only rewrites the table, and other settings or fewer configurations are refused in one line."""
     args = ["-m", "benchmarks.search_simulation", "record", "--dataset", "digits", "--max-epochs", "2",
             "--image-size", "8", "--run-dir", str(tmp_path / "rec" / "run"), "--table", str(tmp_path / "t.csv.gz")]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
-    for configs in (1, 2):
-        result = subprocess.run([sys.executable, *args, "--configs", str(configs)], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=600)
+
+    def record(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args, *extra], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=600)
+
+    for configs in (1, 2, 2):
+        (tmp_path / "t.csv.gz").unlink(missing_ok=True)
+        result = record("--configs", str(configs))
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
         table = pd.read_csv(tmp_path / "t.csv.gz")
         assert sorted(table["config"].unique()) == list(range(configs)) and set(table["epoch"]) == {1, 2}
     assert "Continuing the recording" in result.stdout
     assert table[["lr", "val_acc", "epoch_seconds"]].notna().all().all() and (table["val_images"] > 0).all()
+    refused = record("--configs", "2", "--seed", "5")
+    assert refused.returncode != 0 and "--seed 0 (not 5)" in refused.stderr.strip().splitlines()[-1]
+    refused = record("--configs", "1")
+    assert refused.returncode != 0 and "cannot shrink it" in refused.stderr.strip().splitlines()[-1]

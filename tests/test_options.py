@@ -40,8 +40,9 @@ def test_repr_is_source_that_rebuilds_it_and_pickling_keeps_it(value):
 
 def test_numpy_scalars_become_the_python_values_they_hold():
     # a recipe that computes its bounds with NumPy (np.linspace, np.int64 from an array) gets a plain declaration
-    rng, choice = Range(np.float64(1e-4), np.float64(1e-2), log=True), Choice(np.int64(0), np.int64(3), np.str_("a"))
-    assert repr(rng) == "Range(0.0001, 0.01, log=True)" and repr(choice) == "Choice(0, 3, 'a')"
+    interval = Range(np.float64(1e-4), np.float64(1e-2), log=True)
+    choice = Choice(np.int64(0), np.int64(3), np.str_("a"))
+    assert repr(interval) == "Range(0.0001, 0.01, log=True)" and repr(choice) == "Choice(0, 3, 'a')"
     assert Range(np.int64(0), np.int64(6)).integer and parse_declared(repr(choice)) == choice
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
     assert type(choice.suggest(trial, "x")) in (int, str)

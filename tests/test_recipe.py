@@ -165,6 +165,10 @@ def test_tracebacks_quote_the_text_that_ran_when_the_file_of_that_name_differs(t
         load_recipe(path, source=BASE + "oops = 1 / 0\n")
     last = traceback.extract_tb(info.value.__traceback__)[-1]
     assert last.filename == str(path.resolve()) and last.line == "oops = 1 / 0"
+    path.write_text("\n" * 3 + "raise ValueError('the file as it is now')\n")  # then the file runs as it is
+    with pytest.raises(ValueError) as info:
+        load_recipe(path)
+    assert traceback.extract_tb(info.value.__traceback__)[-1].line == "raise ValueError('the file as it is now')"
 
 
 def test_an_error_inside_an_inherited_space_names_the_base_file_and_line(tmp_path):

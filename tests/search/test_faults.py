@@ -19,7 +19,7 @@ import pytest
 from hpsearch.cli import main
 from hpsearch.rundir import read_history, read_trials
 from hpsearch.search.session import RAY_SESSION_FILE, leftover_processes
-from tests.conftest import start_tune, write_recipe
+from tests.conftest import free_port, start_tune, write_recipe
 
 FAULTY = '''
 import torch
@@ -109,12 +109,6 @@ def space(trial, options):
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_join_a_real_ray_head_on_localhost(tmp_path):
     port = free_port()
@@ -169,12 +163,13 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(tmp_path):
         cluster.shutdown()
 
 
+SLOW_SAMPLES = 4  # trials of the SIGKILL test: it kills the search once 2 have finished
 SLOW = '''
 name = "killme"
 seed = 0
 data = dict(source="digits", image_size=16)
 train = dict(batch_size=16, flip=False, backbone="resnet10t")
-budget = dict(num_samples=4, max_epochs=3, grace_period=3, max_concurrent=2)
+budget = dict(num_samples={samples}, max_epochs=3, grace_period=3, max_concurrent=2)
 
 def space(trial, options):
     trial.suggest_float("lr", 1e-3, 1e-2, log=True)
@@ -231,7 +226,7 @@ def test_a_checkpoint_pruned_after_rays_last_save_is_replaced_by_the_newest_surv
 
 @pytest.mark.slow
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, capsys):
-    recipe = write_recipe(tmp_path, SLOW)
+    recipe = write_recipe(tmp_path, SLOW.format(samples=SLOW_SAMPLES))
     run = tmp_path / "run"
     proc = start_tune(recipe, run, tmp_path / "tune.log")
     deadline = time.time() + 300
@@ -257,7 +252,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, capsys):
         os.killpg(proc.pid, signal.SIGKILL)  # anything else of that process group (nothing, normally)
     trials = read_trials(run)
     history = read_history(run)
-    assert len(trials) == 4 and trials["trial_id"].is_unique and trials["optuna_trial"].is_unique
+    assert len(trials) == SLOW_SAMPLES and trials["trial_id"].is_unique and trials["optuna_trial"].is_unique
     assert set(trials["status"]) == {"completed"}
     assert not history.duplicated(["trial_id", "epoch"]).any()
     study = optuna.load_study(study_name="killme", storage=f"sqlite:///{run / 'study.db'}")
@@ -268,7 +263,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, capsys):
     finished_before = {name.split("_")[2] for name in before}  # run_trial_<id>_...
     assert finished_before <= set(trials["trial_id"])
     summary = {"finished_before_kill": len(before), "after_resume": len(trials),
-               "duplicates": int(trials["trial_id"].duplicated().sum()), "lost": 4 - len(trials),
+               "duplicates": int(trials["trial_id"].duplicated().sum()), "lost": SLOW_SAMPLES - len(trials),
                "orphaned_optuna_trials_closed": len(study.get_trials(states=(optuna.trial.TrialState.FAIL,)))}
     (Path(os.environ.get("HPSEARCH_RESUME_REPORT", tmp_path / "resume.json"))).write_text(json.dumps(summary))
 

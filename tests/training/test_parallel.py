@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-import socket
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 
 from hpsearch.training import Trainer, TrialConfig, train_trial
 from hpsearch.training.parallel import DataParallel
+from tests.conftest import free_port
 
 # no augmentation, dropout or BatchNorm: the only difference between 1 and 2 workers is how each batch is split
 SAME_PATH = TrialConfig(backbone="tutorial_cnn", lr=3e-3, batch_size=32, epochs=3, warmup_epochs=0.5, patience=5,
@@ -21,15 +22,9 @@ SAME_PATH = TrialConfig(backbone="tutorial_cnn", lr=3e-3, batch_size=32, epochs=
                         freeze_epochs=1)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def train_worker(rank: int, world: int, port: int, config: TrialConfig, data, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=120))
     torch.set_num_threads(1)
     try:
         outcome = Trainer(config, data, parallel=DataParallel(rank, world)).fit()
