@@ -145,6 +145,31 @@ def test_the_surrogate_predicts_curves_and_costs_of_unseen_configurations():
     assert np.array_equal(curve, again) and not np.array_equal(curve, other)  # seeded noise, like a rerun
 
 
+def test_the_replayed_noise_is_the_recorded_curves_jitter_per_epoch():
+    """Large jitter in the first epochs, small in the last, as measured; not a binomial draw of one size."""
+    from benchmarks.surrogate import epoch_noise
+
+    rng = np.random.default_rng(0)
+    epochs, sd = np.arange(1, 11), np.linspace(0.05, 0.01, 10)
+    tops = rng.uniform(0.6, 0.8, size=(2000, 1))
+    acc = tops * (1 - 0.6 ** epochs) + rng.normal(0.0, sd, size=(2000, 10))
+    estimate = epoch_noise(acc)
+    assert estimate.shape == (10,)
+    assert np.allclose(estimate[1:-1], sd[1:-1], rtol=0.2)  # the curves' shared bend is not counted as noise
+    assert estimate[0] == estimate[1] and estimate[-1] == estimate[-2]
+    assert epoch_noise(acc[:, :2]).size == 0
+
+
+def test_the_empirical_random_search_is_the_best_of_drawn_recorded_curves():
+    from benchmarks.surrogate import empirical_random_best
+
+    table = synthetic_curves()
+    best = table.groupby("config")["val_acc"].max().sort_values()
+    assert empirical_random_best(table, trials=500) == pytest.approx(best.iloc[-1])
+    one = empirical_random_best(table, trials=1, draws=4001)  # the median configuration's best
+    assert best.iloc[10] <= one <= best.iloc[13]
+
+
 def test_the_simulated_clock_charges_every_trained_epoch_once():
     from types import SimpleNamespace
 

@@ -93,7 +93,7 @@ class RunDir:
         return read_trials(self.path)
 
     def history(self) -> pd.DataFrame | None:
-        return read_history(self.path) if (self.path / HISTORY_FILE).is_file() else None
+        return read_history(self.path, missing_ok=True)
 
     def summary(self) -> dict:
         path = self.path / SUMMARY_FILE
@@ -198,9 +198,13 @@ def read_trials(run_dir: Path) -> pd.DataFrame:
     return read_table(Path(run_dir) / TRIALS_FILE, {"status": str})
 
 
-def read_history(run_dir: Path) -> pd.DataFrame:
-    """The run's ``history.csv`` (one row per trial and epoch), trial ids kept as strings."""
-    return read_table(Path(run_dir) / HISTORY_FILE)
+def read_history(run_dir: Path, missing_ok: bool = False) -> pd.DataFrame | None:
+    """The run's ``history.csv`` (one row per trial and epoch), trial ids kept as strings; ``None`` when the run
+    has none and ``missing_ok``."""
+    path = Path(run_dir) / HISTORY_FILE
+    if missing_ok and not path.is_file():
+        return None
+    return read_table(path)
 
 
 def update_summary(run_dir: Path, seconds: float, trials: pd.DataFrame, best: pd.Series) -> dict[str, Any]:

@@ -168,7 +168,7 @@ def earlier_rows(run_dir: Path, exported: set[str]) -> tuple[pd.DataFrame, pd.Da
         return pd.DataFrame(), pd.DataFrame(columns=HISTORY_COLUMNS)
     earlier = read_trials(run_dir)
     earlier = earlier[~earlier["trial_id"].isin(exported) & earlier["status"].isin(["completed", "failed"])]
-    history = read_history(run_dir) if (run_dir / HISTORY_FILE).is_file() else None
+    history = read_history(run_dir, missing_ok=True)
     if history is None or earlier.empty:
         return earlier, pd.DataFrame(columns=HISTORY_COLUMNS)
     return earlier, history[history["trial_id"].isin(set(earlier["trial_id"]))]

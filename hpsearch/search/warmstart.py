@@ -27,7 +27,6 @@ from optuna.trial import TrialState
 
 from hpsearch.errors import HpsearchError, RecipeError
 from hpsearch.rundir import (
-    HISTORY_FILE,
     ORIGIN_WARM_START,
     STUDY_FILE,
     TRIAL_KEY_COLUMNS,
@@ -122,7 +121,7 @@ def add_run(study: optuna.Study, space: TrialSpace, source: Path, budget: Budget
     trials = run.trials
     done = trials[(trials["status"] == "completed") & trials["val_acc"].notna() & ~from_elsewhere(trials)]
     names, columns = sampled_names(run), parameter_columns(trials)
-    history = read_history(source) if (source / HISTORY_FILE).is_file() else None
+    history = read_history(source, missing_ok=True)
     for _, row in done.iterrows():
         number = row.get("optuna_trial")
         keys = names.get(int(number), columns) if pd.notna(number) else columns
