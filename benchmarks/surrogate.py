@@ -42,15 +42,17 @@ def curves(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     return configs[complete], acc[complete].to_numpy(float), seconds[complete].to_numpy(float)
 
 
-def epoch_noise(acc: np.ndarray) -> np.ndarray:
+def epoch_noise(acc: np.ndarray, val_images: int) -> np.ndarray:
     """Per epoch, the standard deviation of the recorded curves' jitter (``acc``: configurations x epochs).
 
     For independent noise of sd ``s`` on a smooth curve, ``a[t] - (a[t-1] + a[t+1]) / 2`` varies by ``1.5 s^2``
     across configurations (its mean, the curves' bend, is removed). The first and last epochs take their
-    neighbour's estimate. Fewer than 3 epochs cannot tell jitter from the curve: the result is then empty.
+    neighbour's estimate. Fewer than 3 epochs cannot tell jitter from the curve: every epoch then gets the
+    binomial sd of the mean final accuracy measured on ``val_images`` images.
     """
     if acc.shape[1] < 3:
-        return np.zeros(0)
+        final = float(np.clip(acc[:, -1].mean(), 0.0, 1.0))
+        return np.full(acc.shape[1], math.sqrt(final * (1 - final) / val_images))
     inner = np.sqrt(np.var(acc[:, 1:-1] - (acc[:, :-2] + acc[:, 2:]) / 2, axis=0) / 1.5)
     return np.concatenate([inner[:1], inner, inner[-1:]])
 
@@ -86,12 +88,8 @@ class Surrogate:
         categories = {c: sorted(configs[c].astype(str).unique().tolist()) for c in configs.columns
                       if not pd.api.types.is_numeric_dtype(configs[c])}
         val_images = int(table["val_images"].iloc[0])
-        noise = epoch_noise(acc)
-        if not len(noise):
-            final = float(np.clip(acc[:, -1].mean(), 0.0, 1.0))
-            noise = np.full(acc.shape[1], math.sqrt(final * (1 - final) / val_images))
-        surrogate = cls(list(configs.columns), categories, None, None, np.zeros(acc.shape[1]), noise,
-                        val_images, acc.shape[1], math.nan, len(configs))
+        surrogate = cls(list(configs.columns), categories, None, None, np.zeros(acc.shape[1]),
+                        epoch_noise(acc, val_images), val_images, acc.shape[1], math.nan, len(configs))
         x = surrogate.features(configs)
         forest = dict(n_estimators=100, min_samples_leaf=2, random_state=seed, oob_score=True, n_jobs=1)
         surrogate.curve_model = RandomForestRegressor(**forest).fit(x, acc)
