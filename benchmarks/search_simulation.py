@@ -25,8 +25,10 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -46,10 +48,34 @@ SEARCHERS = {  # name -> (budget.sampler, budget.scheduler)
     "pbt": ("tpe", "pbt"), "hyperband": ("tpe", "hyperband"),
 }
 DEFAULT = "tpe_asha"  # hpsearch's defaults: budget.sampler="tpe", budget.scheduler="asha"
+REPLAY_SETTINGS = ("grace_period", "reduction_factor", "startup_trials", "perturbation_interval")
+VARIANT = re.compile(r"^(?P<name>\w+)(?:\[(?P<settings>[^\]]*)\])?$")  # tpe_asha[grace_period=4;reduction_factor=2]
 DEFAULT_DATASET = "flowers"  # its results are results/benchmarks/search_simulation.md; others add _<dataset>
 DATASETS = {"digits": 'dict(source="digits", image_size={size})',
             "flowers": 'dict(source="folder", url={url!r}, image_size={size})'}
 PARAMS = ["backbone", "lr", "weight_decay", "drop_rate", "aug_strength"]
+
+
+def searcher_budget(spec: str) -> dict:
+    """The budget settings of a searcher: ``random`` .. ``hyperband``, optionally with settings of its own in
+    brackets, such as ``tpe_asha[grace_period=4;reduction_factor=2]`` (the rest are the recipe's defaults)."""
+    match = VARIANT.match(spec)
+    if not match or match["name"] not in SEARCHERS:
+        raise ValueError(f"Unknown searcher {spec!r}: use one of {list(SEARCHERS)}, optionally with budget "
+                         f"settings in brackets, e.g. 'tpe_asha[grace_period=4;reduction_factor=2]'.")
+    sampler, scheduler = SEARCHERS[match["name"]]
+    settings = {"sampler": sampler, "scheduler": scheduler}
+    for item in filter(None, (match["settings"] or "").split(";")):
+        key, _, value = item.partition("=")
+        if key.strip() not in REPLAY_SETTINGS:
+            raise ValueError(f"Searcher {spec!r}: {key.strip()!r} is not a budget setting a replay may change; "
+                             f"use one of {list(REPLAY_SETTINGS)}.")
+        try:
+            settings[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError(f"Searcher {spec!r}: {item!r} needs a Python literal value, such as grace_period=4."
+                             ) from None
+    return settings
 
 
 def table_path(dataset: str) -> Path:
@@ -163,6 +189,13 @@ class SimulatedClock(Callback):
         return reached[0] if reached else float("inf")
 
 
+def replay_recipe(searcher: str, seed: int, trials: int, epochs: int) -> str:
+    """The recipe of one replayed search: the search space of ``search_efficiency``, one trial at a time."""
+    settings = searcher_budget(searcher)
+    return (f"name = 'sim'\nseed = {seed}\ndata = dict(source='digits')\n"
+            f"budget = dict(num_samples={trials}, max_epochs={epochs}, max_concurrent=1, **{settings!r})\n{SPACE}")
+
+
 def replay(surrogate: Surrogate, searcher: str, seed: int, trials: int, folder: Path, overhead: float) -> dict:
     """One search of ``trials`` trials through hpsearch's own Tuner, replaying the surrogate; its clock."""
     from ray import tune
@@ -170,13 +203,12 @@ def replay(surrogate: Surrogate, searcher: str, seed: int, trials: int, folder: 
     from hpsearch.recipe import load_recipe
     from hpsearch.search.tune import SearchOptions, build_tuner
 
-    sampler, scheduler = SEARCHERS[searcher]
-    path = folder / f"{searcher}-{seed}.py"
-    path.write_text(f"name = 'sim'\nseed = {seed}\ndata = dict(source='digits')\n"
-                    f"budget = dict(num_samples={trials}, max_epochs={surrogate.epochs}, grace_period=2, "
-                    f"reduction_factor=3, max_concurrent=1, sampler={sampler!r}, scheduler={scheduler!r})\n{SPACE}")
+    label = re.sub(r"\W+", "_", searcher)
+    path = folder / f"{label}-{seed}.py"
+    path.write_text(replay_recipe(searcher, seed, trials, surrogate.epochs))
     recipe = load_recipe(path)
-    run_dir = folder / f"run-{searcher}-{seed}"
+    scheduler = recipe.budget.scheduler
+    run_dir = folder / f"run-{label}-{seed}"
     run_dir.mkdir()
     random.seed(seed)  # PBT's explore and exploit draw from Python's random module
     clock = SimulatedClock(overhead)
@@ -218,7 +250,8 @@ def summarize(runs: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     for name, group in runs.groupby("searcher", sort=False):
         group = group.set_index("seed").loc[base.index.intersection(group["seed"])]
         median_time = float(group["time_to_target_s"].median())
-        rows.append({"searcher": name, "sampler": SEARCHERS[name][0], "scheduler": SEARCHERS[name][1],
+        settings = searcher_budget(name)
+        rows.append({"searcher": name, "sampler": settings["sampler"], "scheduler": settings["scheduler"],
                      "seeds": len(group), "reached_target": int(np.isfinite(group["time_to_target_s"]).sum()),
                      "median_time_to_target_s": median_time, "iqr_time_to_target_s": iqr(group["time_to_target_s"]),
                      "time_vs_random": median_time / random_time,
@@ -289,8 +322,9 @@ def simulate(args: argparse.Namespace) -> None:
              "time_vs_random: median time to the target over the median simulated time of a whole random search. "
              "p-values: two-sided Wilcoxon signed-rank against random search, paired by seed, of the time to the "
              "target (a search that never reached it ranks last) and of the final best.", verdict(summary)]
-    write_results("search_simulation" if args.dataset == DEFAULT_DATASET else f"search_simulation_{args.dataset}",
-                  summary, notes, args.quick)
+    name = args.results or ("search_simulation" if args.dataset == DEFAULT_DATASET
+                            else f"search_simulation_{args.dataset}")
+    write_results(name, summary, notes, args.quick)
 
 
 def main() -> None:
@@ -300,7 +334,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke test: 2 seeds of 12 trials, 3 searchers")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--searchers", default=",".join(SEARCHERS), help=f"comma-separated subset of {list(SEARCHERS)}")
+    parser.add_argument("--searchers", default=",".join(SEARCHERS),
+                        help=f"comma-separated subset of {list(SEARCHERS)}, each optionally with budget settings of "
+                        "its own in brackets: 'random,tpe_asha[grace_period=4;reduction_factor=2]'")
+    parser.add_argument("--results", help="the results' file name under results/benchmarks (default: "
+                        "search_simulation, with _<dataset> for another dataset than flowers)")
     parser.add_argument("--trial-overhead-s", type=float, default=0.5, help="simulated seconds each trial adds")
     parser.add_argument("--jobs", type=int, default=2, help="replays run at once (processes, one CPU each)")
     parser.add_argument("--configs", type=int, default=200, help="record: configurations to train")
@@ -319,10 +357,12 @@ def main() -> None:
         record(args.dataset, args.configs, args.max_epochs, args.image_size, args.seed, args.table, args.run_dir)
         return
     args.searchers = [s.strip() for s in args.searchers.split(",") if s.strip()]
-    unknown = [s for s in args.searchers if s not in SEARCHERS]
-    if unknown or "random" not in args.searchers:
-        raise SystemExit(f"--searchers takes a comma-separated subset of {list(SEARCHERS)} that includes random, "
-                         f"but got {unknown or args.searchers}.")
+    try:
+        [searcher_budget(spec) for spec in args.searchers]
+    except ValueError as error:
+        raise SystemExit(f"--searchers: {error}") from None
+    if "random" not in args.searchers:
+        raise SystemExit(f"--searchers must include random (the baseline), but got {args.searchers}.")
     if args.quick:
         args.seeds, args.trials, args.searchers = 2, 12, ["random", DEFAULT, "pbt"]
     simulate(args)

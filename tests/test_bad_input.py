@@ -483,7 +483,7 @@ def test_budget_validator_accepts_or_explains(values):
         budget = build_section(BudgetConfig, values, "budget")
     except RecipeError:
         return
-    assert budget.num_samples >= 1 and 1 <= budget.grace_period <= budget.max_epochs
+    assert budget.num_samples >= 1 and 1 <= budget.grace_epochs <= budget.max_epochs
 
 
 # --- regression tests of issue 16's defects that are not a one-line error ----------------------------------------

@@ -101,6 +101,15 @@ def test_search_efficiency_times_every_searcher_to_the_accuracy_all_runs_reached
     assert given == 0.74
 
 
+def test_search_efficiency_counts_the_seeds_where_the_default_matches_random_search():
+    from benchmarks.search_efficiency import seeds_won
+
+    table = pd.DataFrame({"searcher": ["hpsearch", "random"] * 3 + ["optuna"], "seed": [0, 0, 1, 1, 2, 2, 0],
+                          "best_val_acc": [0.74, 0.74, 0.70, 0.72, 0.75, float("nan"), 0.9]})
+    assert seeds_won(table) == (1, 2)  # a tie counts; seed 2 has no random result; optuna is not compared
+    assert seeds_won(table.assign(best_val_acc=[0.8, 0.7, 0.8, 0.7, 0.8, 0.7, 0.9])) == (3, 3)
+
+
 def test_gpu_check_is_skipped_with_a_message_without_a_gpu(tmp_path):
     import torch
 
@@ -208,6 +217,33 @@ def test_the_simulation_summary_compares_every_searcher_with_random_search():
     assert row["p_time_vs_random"] < 0.05 and row["p_final_vs_random"] < 0.05
     assert summary.set_index("searcher").loc["random", "reached_target"] == 4
     assert "MET" in verdict(summary) and "NOT MET" not in verdict(summary)
+
+
+def test_a_replayed_searcher_may_carry_budget_settings_of_its_own(tmp_path):
+    """`tpe_asha[grace_period=4;reduction_factor=2]` replays TPE + ASHA with those settings and the recipe's defaults
+    for the rest; an unknown searcher, a setting a replay may not change or a value that is not a literal is refused
+    with the choices."""
+    from benchmarks.search_simulation import replay_recipe, searcher_budget
+    from hpsearch.recipe import load_recipe
+    from hpsearch.search.budget import BudgetConfig
+
+    def budget(searcher: str) -> BudgetConfig:
+        path = tmp_path / "recipe.py"
+        path.write_text(replay_recipe(searcher, seed=3, trials=7, epochs=12))
+        return load_recipe(path).budget
+
+    plain, variant = budget("tpe_asha"), budget("tpe_asha[grace_period=4;reduction_factor=2]")
+    defaults = BudgetConfig()
+    assert (plain.sampler, plain.scheduler, plain.grace_period, plain.reduction_factor) == (
+        "tpe", "asha", defaults.grace_period, defaults.reduction_factor)
+    assert (variant.sampler, variant.scheduler, variant.grace_period, variant.reduction_factor) == ("tpe", "asha", 4, 2)
+    assert (variant.num_samples, variant.max_epochs, variant.max_concurrent) == (7, 12, 1)
+    assert budget("random").sampler == "random" and budget("random").scheduler == "fifo"
+    for bad, message in (("sobol", "Unknown searcher 'sobol'.*'random'"),
+                         ("tpe_asha[lr=1]", "'lr' is not.*grace_period"),
+                         ("tpe_asha[grace_period=four]", "Python literal")):
+        with pytest.raises(ValueError, match=message):
+            searcher_budget(bad)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from tests.conftest import MINIMAL_RECIPE, RECIPES, write_recipe
 def test_digits_recipe_loads_with_defaults():
     recipe = load_recipe(RECIPES / "digits.py")
     assert recipe.name == "digits" and recipe.data.source == "digits"
-    assert recipe.budget.grace_period >= 2
+    assert recipe.budget.grace_epochs >= 2
     assert recipe.train.flip is False
 
 

@@ -19,9 +19,11 @@ class BudgetConfig:
     """Trials to run (fewer if ``time_budget_s`` runs out first)."""
     max_epochs: int = 20
     """Epochs per trial at most."""
-    grace_period: int = 2
-    """Epochs every trial gets before ASHA may stop it; 2 or more from scratch (first-epoch BatchNorm scores are
-    noise), 1 suits short fine-tuning runs."""
+    grace_period: int | None = None
+    """Epochs every trial gets before ASHA may stop it (``None``: a third of ``max_epochs``, at least 2); 2 or more
+    from scratch (first-epoch BatchNorm scores are noise), 1 suits short fine-tuning runs. Early epochs of a
+    schedule that decays over ``max_epochs`` favour low learning rates, so an early first rung cuts the configurations
+    that end best (``results/benchmarks/search_simulation*.md``)."""
     reduction_factor: int = 3
     """ASHA keeps the best 1/reduction_factor of the trials at each rung."""
     max_concurrent: int | None = None
@@ -47,7 +49,7 @@ class BudgetConfig:
     """Stratified start-up trials before the sampler's model (``None``: a quarter of ``num_samples``, raised to
     the widest categorical choice, at most 10)."""
     perturbation_interval: int | None = None
-    """PBT: epochs between exploit/explore steps (``None``: ``grace_period``)."""
+    """PBT: epochs between exploit/explore steps (``None``: the grace period, at most ``max_epochs - 1``)."""
     time_budget_s: float | None = None
     """End the search after this many seconds, whatever the trial count (Ray Tune's ``time_budget_s``); running
     trials stop and what finished is exported."""
@@ -61,7 +63,7 @@ class BudgetConfig:
             raise RecipeError(f"budget.num_samples must be at least 1, but got {self.num_samples=}.")
         if self.max_epochs < 1:
             raise RecipeError(f"budget.max_epochs must be at least 1, but got {self.max_epochs=}.")
-        if not 1 <= self.grace_period <= self.max_epochs:
+        if self.grace_period is not None and not 1 <= self.grace_period <= self.max_epochs:
             raise RecipeError(f"budget.grace_period must be between 1 and max_epochs ({self.max_epochs}), "
                               f"but got {self.grace_period=}.")
         if self.reduction_factor < 2:
@@ -112,6 +114,13 @@ class BudgetConfig:
         return all(float(value) <= bound for value, bound in zip(values, self.limits.values(), strict=True))
 
     @property
+    def grace_epochs(self) -> int:
+        """The epochs before ASHA's first rung: ``grace_period``, or a third of ``max_epochs`` (at least 2)."""
+        if self.grace_period is not None:
+            return self.grace_period
+        return min(self.max_epochs, max(2, self.max_epochs // 3))
+
+    @property
     def interval(self) -> int:
         """PBT's perturbation interval in epochs."""
-        return self.perturbation_interval or min(self.grace_period, self.max_epochs - 1)
+        return self.perturbation_interval or min(self.grace_epochs, self.max_epochs - 1)

@@ -50,9 +50,9 @@ def parameter_names(study: optuna.Study, configs: list[dict[str, Any]]) -> list[
 
 def asha_rungs(budget: BudgetConfig) -> set[int]:
     """The epochs at which Ray's ASHA compares trials (grace_period * reduction_factor**k up to max_epochs)."""
-    ratio = budget.max_epochs / budget.grace_period
+    ratio = budget.max_epochs / budget.grace_epochs
     count = int(math.log(ratio) / math.log(budget.reduction_factor) + 1 + 1e-9) if ratio >= 1 else 0
-    return {budget.grace_period * budget.reduction_factor ** k for k in range(count)}
+    return {budget.grace_epochs * budget.reduction_factor ** k for k in range(count)}
 
 
 def stop_reason(status: str, last: dict[str, Any], budget: BudgetConfig) -> str:

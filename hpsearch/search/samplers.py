@@ -61,18 +61,33 @@ class StratifiedStartup(BaseSampler):
     of a Latin hypercube from scipy's ``qmc.LatinHypercube``: every parameter's range is cut into ``n_startup``
     strata, each used by exactly one start-up trial, in an order drawn per parameter name. The value is decided
     when the space asks for the parameter, so conditional parameters and ranges that depend on an earlier
-    choice (define-by-run spaces) work. Later trials, and everything else, are ``sampler``'s.
+    choice (define-by-run spaces) work. Later trials are ``sampler``'s once every start-up trial has ended; a
+    trial that starts while one still runs is drawn at random instead. With trials running at once, the model
+    would otherwise fit the trials that end first, which are the cheapest configurations rather than the best: on
+    2 cores a TPE fed the finished ``tutorial_cnn`` start-up trial (and the pruned ``tutorial_cnn`` trials that
+    followed it) drew ``tutorial_cnn`` 11 to 13 times in a row while the better ``resnet10t`` start-up trial was still
+    training.
     """
 
     def __init__(self, sampler: BaseSampler, n_startup: int, seed: int | None = None):
         self.sampler, self.n_startup, self.seed = sampler, n_startup, seed
+        self.random = optuna.samplers.RandomSampler(seed=seed)
         self._index: dict[int, int | None] = {}  # trial number -> its start-up index (None: not a start-up trial)
+        self._early: dict[int, bool] = {}  # trial number -> drawn at random (a start-up trial still runs)
 
     def _startup_index(self, study: Study, trial: FrozenTrial) -> int | None:
         if trial.number not in self._index:
             earlier = sum(t.number < trial.number for t in study.get_trials(deepcopy=False))
             self._index[trial.number] = earlier if earlier < self.n_startup else None
         return self._index[trial.number]
+
+    def _next(self, study: Study, trial: FrozenTrial) -> BaseSampler:
+        """The sampler of a trial after the start-up ones: the model once every start-up trial has ended
+        (complete, pruned or failed), else random sampling."""
+        if trial.number not in self._early:
+            startup = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)[:self.n_startup]
+            self._early[trial.number] = any(not t.state.is_finished() for t in startup)
+        return self.random if self._early[trial.number] else self.sampler
 
     def _unit(self, name: str, index: int) -> tuple[float, int]:
         """(u, stratum) of start-up trial ``index`` for parameter ``name``: the same in every process."""
@@ -83,18 +98,20 @@ class StratifiedStartup(BaseSampler):
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         if self._startup_index(study, trial) is not None:
             return {}
-        return self.sampler.infer_relative_search_space(study, trial)
+        return self._next(study, trial).infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if self._startup_index(study, trial) is not None:
             return {}
-        return self.sampler.sample_relative(study, trial, search_space)
+        return self._next(study, trial).sample_relative(study, trial, search_space)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
         index = self._startup_index(study, trial)
-        if index is None or not isinstance(param_distribution, STRATIFIED):
+        if index is None:
+            return self._next(study, trial).sample_independent(study, trial, param_name, param_distribution)
+        if not isinstance(param_distribution, STRATIFIED):
             return self.sampler.sample_independent(study, trial, param_name, param_distribution)
         u, stratum = self._unit(param_name, index)
         return from_unit(param_distribution, u, stratum, self.n_startup)
@@ -104,10 +121,12 @@ class StratifiedStartup(BaseSampler):
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values) -> None:
         self._index.pop(trial.number, None)
+        self._early.pop(trial.number, None)
         self.sampler.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
         self.sampler.reseed_rng()
+        self.random.reseed_rng()
 
 
 def model_sampler(name: str, seed: int, concurrent: int) -> BaseSampler:

@@ -26,12 +26,12 @@ def make_scheduler(budget: BudgetConfig):
     ``PausingLimiter``). ``pbt`` is built by ``hpsearch.search.pbt``, which also samples its population.
     """
     if budget.scheduler == "asha":
-        return ASHAScheduler(time_attr="epoch", max_t=budget.max_epochs, grace_period=budget.grace_period,
+        return ASHAScheduler(time_attr="epoch", max_t=budget.max_epochs, grace_period=budget.grace_epochs,
                              reduction_factor=budget.reduction_factor)
     if budget.scheduler == "hyperband":
         return Hyperband(time_attr="epoch", max_t=budget.max_epochs, reduction_factor=budget.reduction_factor)
     if budget.scheduler == "median":
-        return MedianStoppingRule(time_attr="epoch", grace_period=budget.grace_period, min_samples_required=3)
+        return MedianStoppingRule(time_attr="epoch", grace_period=budget.grace_epochs, min_samples_required=3)
     if budget.scheduler == "fifo":
         return None
     raise RecipeError(f"budget.scheduler must be one of {list(SCHEDULERS)}, but got {budget.scheduler!r}; "

@@ -109,6 +109,32 @@ def test_trials_already_in_the_study_count_as_startup_and_the_model_takes_over_a
     assert seen == [3, 4]  # trials 1 and 2 were start-up trials (with the added trial 0); 3 and 4 the model's
 
 
+def test_the_model_waits_until_every_startup_trial_has_ended():
+    """With trials running at once, a trial that starts while a start-up trial still runs is drawn at random: the
+    model would fit only the trials that end first (the cheapest, not the best), however many of them."""
+    seen = []
+
+    class Recording(optuna.samplers.RandomSampler):
+        def sample_independent(self, study, trial, name, distribution):
+            seen.append(trial.number)
+            return super().sample_independent(study, trial, name, distribution)
+
+    study = optuna.create_study(sampler=StratifiedStartup(Recording(seed=0), n_startup=2, seed=0))
+    first, second = study.ask(), study.ask()  # the two start-up trials, running at once
+    for trial in (first, second):
+        trial.suggest_float("x", 0.0, 1.0)
+    study.tell(first, 1.0)  # the quick one finishes; the other still trains
+    for _ in range(2):  # two more quick trials end (pruned) while the second start-up trial still trains
+        early = study.ask()
+        early.suggest_float("x", 0.0, 1.0)
+        study.tell(early, state=optuna.trial.TrialState.PRUNED)
+    assert seen == []  # drawn at random, not by a model fitted to the quick trials
+    study.tell(second, state=optuna.trial.TrialState.FAIL)
+    later = study.ask()
+    later.suggest_float("x", 0.0, 1.0)
+    assert seen == [later.number]  # every start-up trial has ended (a failed one too): the model takes over
+
+
 def test_the_model_sampler_is_configured_for_the_budget():
     tpe = make_sampler("tpe", seed=1, n_startup=3, concurrent=2).sampler
     assert isinstance(tpe, optuna.samplers.TPESampler)

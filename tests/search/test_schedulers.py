@@ -22,6 +22,19 @@ def test_each_scheduler_by_name_counts_epochs():
     assert make_scheduler(BudgetConfig(scheduler="fifo")) is None
 
 
+def test_asha_waits_a_third_of_the_epochs_unless_told():
+    """ASHA's first rung by default: a third of max_epochs, at least 2 (an early rung ranks on the short-horizon
+    advantage of low learning rates); an explicit grace_period wins, and it is what ASHA and the rungs use."""
+    from hpsearch.search.export import asha_rungs
+
+    assert [BudgetConfig(max_epochs=e).grace_epochs for e in (1, 2, 3, 6, 8, 12, 20)] == [1, 2, 2, 2, 2, 4, 6]
+    assert BudgetConfig(max_epochs=12, grace_period=1).grace_epochs == 1
+    asha = make_scheduler(BudgetConfig(scheduler="asha", max_epochs=12))
+    milestones = {rung[0] if isinstance(rung, tuple) else rung for rung in asha._brackets[0]._rungs}
+    assert milestones == asha_rungs(BudgetConfig(max_epochs=12)) == {4, 12}
+    assert BudgetConfig(scheduler="pbt", max_epochs=12).interval == 4
+
+
 def test_pbt_options_are_checked():
     from hpsearch.config import build_section
     from hpsearch.errors import RecipeError
