@@ -358,7 +358,8 @@ def main() -> None:
         return
     args.searchers = [s.strip() for s in args.searchers.split(",") if s.strip()]
     try:
-        [searcher_budget(spec) for spec in args.searchers]
+        for spec in args.searchers:
+            searcher_budget(spec)
     except ValueError as error:
         raise SystemExit(f"--searchers: {error}") from None
     if "random" not in args.searchers:

@@ -37,6 +37,18 @@ def quiet_optuna():
         yield
 
 
+class RecordingSampler(optuna.samplers.RandomSampler):
+    """A model sampler that records the trial numbers it draws parameters for."""
+
+    def __init__(self, seed: int):
+        super().__init__(seed=seed)
+        self.seen: list[int] = []
+
+    def sample_independent(self, study, trial, name, distribution):
+        self.seen.append(trial.number)
+        return super().sample_independent(study, trial, name, distribution)
+
+
 def run_search(sampler, space, trials: int, objective=None) -> list[dict]:
     """Ask and tell ``trials`` trials of ``space`` one after the other; return their configs."""
     study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -92,34 +104,22 @@ def test_trials_that_run_at_once_get_distinct_startup_points():
 
 
 def test_trials_already_in_the_study_count_as_startup_and_the_model_takes_over_after():
-    seen = []
-
-    class Recording(optuna.samplers.RandomSampler):
-        def sample_independent(self, study, trial, name, distribution):
-            seen.append(trial.number)
-            return super().sample_independent(study, trial, name, distribution)
-
-    study = optuna.create_study(sampler=StratifiedStartup(Recording(seed=0), n_startup=3, seed=0))
+    model = RecordingSampler(seed=0)
+    study = optuna.create_study(sampler=StratifiedStartup(model, n_startup=3, seed=0))
     distribution = FloatDistribution(0.0, 1.0)
     study.add_trial(optuna.trial.create_trial(value=1.0, params={"x": 0.5}, distributions={"x": distribution}))
     for _ in range(4):
         trial = study.ask()
         trial.suggest_float("x", 0.0, 1.0)
         study.tell(trial, 0.0)
-    assert seen == [3, 4]  # trials 1 and 2 were start-up trials (with the added trial 0); 3 and 4 the model's
+    assert model.seen == [3, 4]  # trials 1 and 2 were start-up trials (with the added trial 0); 3 and 4 the model's
 
 
 def test_the_model_waits_until_every_startup_trial_has_ended():
     """With trials running at once, a trial that starts while a start-up trial still runs is drawn at random: the
     model would fit only the trials that end first (the cheapest, not the best), however many of them."""
-    seen = []
-
-    class Recording(optuna.samplers.RandomSampler):
-        def sample_independent(self, study, trial, name, distribution):
-            seen.append(trial.number)
-            return super().sample_independent(study, trial, name, distribution)
-
-    study = optuna.create_study(sampler=StratifiedStartup(Recording(seed=0), n_startup=2, seed=0))
+    model = RecordingSampler(seed=0)
+    study = optuna.create_study(sampler=StratifiedStartup(model, n_startup=2, seed=0))
     first, second = study.ask(), study.ask()  # the two start-up trials, running at once
     for trial in (first, second):
         trial.suggest_float("x", 0.0, 1.0)
@@ -128,11 +128,11 @@ def test_the_model_waits_until_every_startup_trial_has_ended():
         early = study.ask()
         early.suggest_float("x", 0.0, 1.0)
         study.tell(early, state=optuna.trial.TrialState.PRUNED)
-    assert seen == []  # drawn at random, not by a model fitted to the quick trials
+    assert model.seen == []  # drawn at random, not by a model fitted to the quick trials
     study.tell(second, state=optuna.trial.TrialState.FAIL)
     later = study.ask()
     later.suggest_float("x", 0.0, 1.0)
-    assert seen == [later.number]  # every start-up trial has ended (a failed one too): the model takes over
+    assert model.seen == [later.number]  # every start-up trial has ended (a failed one too): the model takes over
 
 
 def test_the_model_sampler_is_configured_for_the_budget():
