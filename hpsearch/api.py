@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from hpsearch.rundir.records import EnsembleRecord
 
 RecipeLike = str | Path | ModuleType | Recipe
-ENSEMBLE_METHODS = ("average", "vote", "greedy", "stacking", "bagging", "boosting", "soup")  # what ensemble() fits
+# what ensemble() fits
+ENSEMBLE_METHODS = ("average", "vote", "greedy", "stacking", "bagging", "boosting", "library", "soup")
 
 
 def value_text(value: Any) -> str:

@@ -115,10 +115,11 @@ def add_after_search_commands(commands) -> None:
     ensemble = command(commands, "ensemble", help="combine the top trials of a finished search")
     ensemble.add_argument("run_dir", type=Path, help="the run directory of a finished search")
     ensemble.add_argument("--top-k", type=int, default=5, help="trials to combine (default 5)")
-    ensemble.add_argument("--methods", default="average,vote,greedy,stacking,bagging,boosting,soup",
+    ensemble.add_argument("--methods", default="average,vote,greedy,stacking,bagging,boosting,library,soup",
                           type=comma_choices(ensemble_methods, "methods"),
-                          help="comma-separated subset of average,vote,greedy,stacking,bagging,boosting,soup "
-                               "(the best single trial is always scored too)")
+                          help="comma-separated subset of average,vote,greedy,stacking,bagging,boosting,library,soup "
+                               "(the best single trial is always scored too; library: greedy selection over the "
+                               "top trials and the members bagging and boosting trained)")
     ensemble.add_argument("--tta", default=None, metavar="VIEWS",
                           help="test-time views tried for every model: flip,shift,scale, or none (default: flip if "
                                "the best trial trained with flips, else shift)")

@@ -95,12 +95,13 @@ def relative_cost(record: EnsembleRecord) -> int:
 
 def build_ensembles(run_dir: Path, methods: list[str], options: EnsembleOptions) -> pd.DataFrame:
     """Fit every method in ``methods`` (and the best single trial) on validation predictions, with and without
-    test-time views; write ``ensembles/<model>.json`` and ``ensembles.csv``."""
+    test-time views, in the registry's order (a method that draws on others' members comes after them); write
+    ``ensembles/<model>.json`` and ``ensembles.csv``."""
     run = RunDir(run_dir)
     ctx = fit_context(run, options)
     views = default_views(ctx) if options.tta is None else options.tta
     folds = stratified_folds(ctx.y, options.folds, run.seed)
-    for name in [BEST_SINGLE, *[m for m in methods if m != BEST_SINGLE]]:
+    for name in [BEST_SINGLE, *[m for m in METHODS if m in methods and m != BEST_SINGLE]]:  # registry order
         for variant in ((), views) if views else ((),):
             vctx = ctx.with_views(variant)
             save_scored(run, *score(name, vctx, get_method(name).fit(vctx), folds))

@@ -1,5 +1,6 @@
 """Ensembles that train new members: bagging (bootstrap resamples, in parallel through Ray Tune) and SAMME
-boosting (in sequence, each member on training data reweighted by the previous ones' mistakes)."""
+boosting (in sequence, each member on training data reweighted by the previous ones' mistakes); and the library,
+greedy selection over the top trials and those trained members together."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensembles import AdaBoostSAMME, Bagging, bootstrap_indices, samme_step
-from hpsearch.ensemble.methods import EnsembleMethod, FitContext, Fitted, make_record, register_method
+from hpsearch.ensemble.methods import EnsembleMethod, FitContext, Fitted, Greedy, make_record, register_method
 from hpsearch.errors import HpsearchError
-from hpsearch.rundir import ENSEMBLES_DIR, EnsembleRecord, SavedModel, save_model_folder
+from hpsearch.rundir import ENSEMBLES_DIR, EnsembleRecord, RunDir, SavedModel, save_model_folder
 from hpsearch.training import Trainer, TrialConfig
 
 log = logging.getLogger(__name__)
@@ -108,3 +109,33 @@ class BoostingMethod(EnsembleMethod):
     def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> AdaBoostSAMME:
         alphas, errors = record.details["alphas"], record.details.get("train_errors")
         return AdaBoostSAMME.from_rounds(alphas, val_stack.shape[2], errors)
+
+
+TRAINING_METHODS = (BaggingMethod.name, BoostingMethod.name)  # the methods whose members the library draws on
+
+
+def trained_members(run: RunDir) -> list[SavedModel]:
+    """Every member that bagging and boosting saved in ``run`` (read from their records), each once."""
+    records, found = run.records(), {}
+    for method in TRAINING_METHODS:
+        if method in records:
+            for member in records[method].members:
+                found.setdefault(member.path, run.member_model(member))
+    return list(found.values())
+
+
+@register_method
+class Library(Greedy):
+    """Greedy ensemble selection (Caruana et al., 2004) from a library of models: the top trials plus every
+    member bagging and boosting trained, each a full training run of the best configuration. Runs after them
+    in one call, or on their saved members later (``--methods library``) without training anything."""
+
+    name, position = "library", 65
+
+    def pool(self, ctx: FitContext) -> list[SavedModel]:
+        trained = ctx.remember("library_pool", lambda: trained_members(ctx.run))
+        if not trained:
+            raise HpsearchError(f"The library draws on the members that bagging and boosting train, and "
+                                f"{str(ctx.run.path)!r} has none: run `hpsearch ensemble {ctx.run.path} --methods "
+                                f"bagging,boosting,library` (or use greedy, which draws on the top trials only).")
+        return [*ctx.members, *trained]

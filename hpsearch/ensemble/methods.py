@@ -198,7 +198,7 @@ class BestSingle(EnsembleMethod):
 
 
 class ProbabilityMethod(EnsembleMethod):
-    """Combines the top trials' validation probabilities with an estimator from ``ensembles``."""
+    """Combines the validation probabilities of its ``pool`` (the top trials) with an estimator from ``ensembles``."""
 
     estimator_class: ClassVar[type[ProbaEnsemble]]
 
@@ -208,10 +208,20 @@ class ProbabilityMethod(EnsembleMethod):
     def details(self, estimator: ProbaEnsemble) -> dict[str, Any]:
         return {}
 
+    def pool(self, ctx: FitContext) -> list[SavedModel]:
+        """The models this method combines: the top trials."""
+        return ctx.members
+
+    def pool_stack(self, ctx: FitContext) -> np.ndarray:
+        """(n_models, n_val, n_classes): the pool's validation probabilities."""
+        models = self.pool(ctx)
+        return ctx.val_stack if models is ctx.members else ctx.stack(models)
+
     def fit(self, ctx: FitContext) -> Fitted:
-        estimator = self.make_estimator(ctx).fit(ctx.val_stack, ctx.y)
-        probas = estimator.predict_proba(ctx.val_stack)
-        return make_record(ctx, self.name, estimator, ctx.members, probas, **self.details(estimator))
+        stack = self.pool_stack(ctx)
+        estimator = self.make_estimator(ctx).fit(stack, ctx.y)
+        probas = estimator.predict_proba(stack)
+        return make_record(ctx, self.name, estimator, self.pool(ctx), probas, **self.details(estimator))
 
     def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
         """Refit on the members' validation predictions: deterministic, and no pickles on disk."""
@@ -220,7 +230,7 @@ class ProbabilityMethod(EnsembleMethod):
     def oof(self, ctx: FitContext, fitted: Fitted) -> np.ndarray:
         if not self.learns_from_validation:
             return fitted.probs
-        return cross_val_proba(lambda: self.make_estimator(ctx), ctx.val_stack, ctx.y, ctx.options.folds,
+        return cross_val_proba(lambda: self.make_estimator(ctx), self.pool_stack(ctx), ctx.y, ctx.options.folds,
                                ctx.run.seed)
 
 

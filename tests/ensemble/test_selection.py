@@ -10,10 +10,20 @@ import pytest
 
 from ensembles import ProbaEnsemble, TemperatureScaling, check_stack, cross_val_proba, scale_probabilities
 from hpsearch.ensemble import METHODS, build_ensembles, register_method
-from hpsearch.ensemble.methods import EnsembleOptions, ProbabilityMethod
+from hpsearch.ensemble.methods import EnsembleOptions, ProbabilityMethod, members_of
+from hpsearch.errors import HpsearchError
 from hpsearch.evaluation import evaluate_run, predict_files
 from hpsearch.evaluation.metrics import expected_calibration_error
-from hpsearch.rundir import ENSEMBLES_FILE, RunDir, rank_models, read_record
+from hpsearch.rundir import (
+    ENSEMBLES_FILE,
+    EnsembleRecord,
+    RunDir,
+    SavedModel,
+    copy_model_folder,
+    rank_models,
+    read_record,
+    write_record,
+)
 
 
 @pytest.fixture
@@ -149,3 +159,28 @@ def test_the_report_explains_the_choice_and_flags_a_costly_gain_inside_the_noise
     assert "FLAG: the gain is inside the noise" in significance_note(noisy)
     clear = noisy.assign(oof_gain_ci_low=np.where(noisy["model"] == "average", 0.002, noisy["oof_gain_ci_low"]))
     assert "FLAG" not in significance_note(clear.drop_duplicates("model"))
+
+
+def test_the_library_selects_from_the_top_trials_and_the_members_bagging_trained(run):
+    opened = RunDir(run)
+    with pytest.raises(HpsearchError, match="--methods bagging,boosting,library"):
+        build_ensembles(run, ["library"], EnsembleOptions(top_k=1, tta=()))
+    build_ensembles(run, ["greedy"], EnsembleOptions(top_k=3, tta=()))
+    greedy = read_record(run / "ensembles" / "greedy.json")
+    # the 2nd and 3rd trials, copied where bagging keeps its members and recorded as its members
+    ranked = opened.ranked_trials()["trial_id"].tolist()
+    copies = [SavedModel(f"bagging:member_{k}", run / "ensembles" / "bagging" / f"member_{k}") for k in range(2)]
+    for trial, copy in zip(ranked[1:3], copies, strict=True):
+        copy_model_folder(opened.trial_model(trial).folder, copy.folder)
+    write_record(run, EnsembleRecord("bagging", "Bagging", members_of(opened, copies), 0.5, 1.0))
+
+    table = build_ensembles(run, ["library"], EnsembleOptions(top_k=1, tta=())).set_index("model")
+    library = read_record(run / "ensembles" / "library.json")
+    assert [m.path for m in library.members] == [f"trials/{ranked[0]}", "ensembles/bagging/member_0",
+                                                 "ensembles/bagging/member_1"]
+    # the same probabilities in the same order as greedy over the top 3 trials: the same selection
+    assert library.weights == pytest.approx(greedy.weights)
+    assert library.val_accuracy == pytest.approx(greedy.val_accuracy)
+    assert table.loc["library", "val_accuracy_oof"] == pytest.approx(greedy.val_accuracy_oof)
+    metrics = evaluate_run(run).set_index("model")  # applied like any ensemble, from the members' folders
+    assert metrics.loc["library", "accuracy"] == pytest.approx(metrics.loc["greedy", "accuracy"])

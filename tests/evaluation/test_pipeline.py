@@ -73,6 +73,10 @@ def test_ensemble_writes_every_method(finished_run):
     assert not np.allclose(first, second)  # members trained on different resamples differ
     greedy = json.loads((run_dir / "ensembles" / "greedy.json").read_text())
     assert greedy["details"]["trajectory"][0]["member"] == 0  # the best trial comes first
+    library = json.loads((run_dir / "ensembles" / "library.json").read_text())
+    trained = {m["path"] for method in ("bagging", "boosting")
+               for m in json.loads((run_dir / "ensembles" / f"{method}.json").read_text())["members"]}
+    assert {m["path"] for m in library["members"]} == {m["path"] for m in greedy["members"]} | trained
 
 
 @pytest.mark.slow
