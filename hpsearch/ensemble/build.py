@@ -101,7 +101,8 @@ def build_ensembles(run_dir: Path, methods: list[str], options: EnsembleOptions)
     ctx = fit_context(run, options)
     views = default_views(ctx) if options.tta is None else options.tta
     folds = stratified_folds(ctx.y, options.folds, run.seed)
-    for name in [BEST_SINGLE, *[m for m in METHODS if m in methods and m != BEST_SINGLE]]:  # registry order
+    requested = {get_method(name).name for name in methods}  # an unknown name is an error that lists the choices
+    for name in [BEST_SINGLE, *[m for m in METHODS if m in requested and m != BEST_SINGLE]]:  # registry order
         for variant in ((), views) if views else ((),):
             vctx = ctx.with_views(variant)
             save_scored(run, *score(name, vctx, get_method(name).fit(vctx), folds))
