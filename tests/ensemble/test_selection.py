@@ -184,3 +184,17 @@ def test_the_library_selects_from_the_top_trials_and_the_members_bagging_trained
     assert table.loc["library", "val_accuracy_oof"] == pytest.approx(greedy.val_accuracy_oof)
     metrics = evaluate_run(run).set_index("model")  # applied like any ensemble, from the members' folders
     assert metrics.loc["library", "accuracy"] == pytest.approx(metrics.loc["greedy", "accuracy"])
+
+
+def test_methods_are_fit_in_the_registrys_order_whatever_order_they_are_asked_in(run, monkeypatch):
+    import hpsearch.ensemble.build as build
+
+    saved, original = [], build.save_scored
+
+    def spy(opened: RunDir, record: EnsembleRecord, oof: np.ndarray) -> None:
+        saved.append(record.name)
+        original(opened, record, oof)
+
+    monkeypatch.setattr(build, "save_scored", spy)
+    build_ensembles(run, ["greedy", "average"], EnsembleOptions(top_k=3, tta=()))
+    assert saved == ["best_single", "average", "greedy"]  # a method that draws on another's members comes after it
