@@ -16,16 +16,18 @@ from hpsearch.ensemble.methods import (
     Fitted,
     ProbabilityMethod,
     SingleModelMethod,
+    combiner_input,
     ensemble_combiner,
     ensemble_torch_combiner,
     get_method,
     make_record,
     record_models,
     register_method,
+    used_positions,
 )
 from hpsearch.ensemble.selection import chosen_model, ordered_records, resolve_model
 
 __all__ = ["METHODS", "EnsembleMethod", "EnsembleOptions", "FitContext", "Fitted", "ProbabilityMethod",
-           "SingleModelMethod", "build_ensembles", "chosen_model", "distill_run", "ensemble_combiner",
+           "SingleModelMethod", "build_ensembles", "chosen_model", "combiner_input", "distill_run", "ensemble_combiner",
            "ensemble_torch_combiner", "get_method", "make_record", "ordered_records", "parse_methods", "parse_views",
-           "record_models", "register_method", "resolve_model"]
+           "record_models", "register_method", "resolve_model", "used_positions"]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ensembles import TemperatureScaling, log_loss, stratified_folds
 from hpsearch.config import parse_choices
-from hpsearch.ensemble.methods import METHODS, EnsembleOptions, FitContext, Fitted, get_method
+from hpsearch.ensemble.methods import METHODS, EnsembleOptions, FitContext, Fitted, get_method, used_positions
 from hpsearch.ensemble.selection import ordered_records
 from hpsearch.errors import HpsearchError
 from hpsearch.io import atomic_save
@@ -89,8 +89,7 @@ def paired_bootstrap(correct: np.ndarray, reference: np.ndarray, seed: int,
 
 def relative_cost(record: EnsembleRecord) -> int:
     """Forward passes per image, against one pass of one model."""
-    models = 1 if record.model is not None else len(record.used_members())
-    return models * tta_cost(record.tta)
+    return len(used_positions(record)) * tta_cost(record.tta)
 
 
 def build_ensembles(run_dir: Path, methods: list[str], options: EnsembleOptions) -> pd.DataFrame:
@@ -113,8 +112,8 @@ def save_scored(run: RunDir, record: EnsembleRecord, oof: np.ndarray) -> None:
     """Save a scored model: its record and its out-of-fold validation probabilities."""
     write_record(run.path, record)
     atomic_save(run.oof_path(record.name), lambda f: np.save(f, oof.astype(np.float32)))
-    log.info("%s: %d member(s) with weight, val_accuracy %.4f (out-of-fold %.4f)", record.name,
-             len(record.used_members()), record.val_accuracy, record.val_accuracy_oof)
+    log.info("%s: %d model(s) run, val_accuracy %.4f (out-of-fold %.4f)", record.name,
+             len(used_positions(record)), record.val_accuracy, record.val_accuracy_oof)
 
 
 def write_summary(run: RunDir, y: np.ndarray) -> pd.DataFrame:
@@ -136,7 +135,7 @@ def summary_table(results: list[tuple[EnsembleRecord, np.ndarray]], y: np.ndarra
     for record, oof in results:
         gain, low, high = paired_bootstrap(oof.argmax(1) == y, reference, seed)
         rows.append({"model": record.name, "method": record.method, "tta": "+".join(record.tta),
-                     "members": 1 if record.model is not None else len(record.used_members()),
+                     "members": len(used_positions(record)),
                      "relative_cost": relative_cost(record), "val_accuracy": record.val_accuracy,
                      "val_log_loss": record.val_log_loss, "val_accuracy_oof": record.val_accuracy_oof,
                      "val_log_loss_oof": record.val_log_loss_oof, "temperature": record.temperature,

@@ -21,10 +21,12 @@ from hpsearch.ensemble.methods import (
     FitContext,
     Fitted,
     SingleModelMethod,
+    combiner_input,
     ensemble_combiner,
     make_record,
     record_models,
     register_method,
+    used_positions,
 )
 from hpsearch.ensemble.selection import resolve_model
 from hpsearch.errors import HpsearchError
@@ -57,7 +59,9 @@ class DistilledMethod(SingleModelMethod):
 
 def teacher_probs(run: RunDir, record: EnsembleRecord, arrays: ImageArrays, y_val: np.ndarray) -> np.ndarray:
     """The teacher's calibrated class probabilities of ``arrays`` (with its test-time views)."""
-    stack = np.stack([run.predict(m, arrays, record.tta) for m in record_models(run, record)])
+    models = record_models(run, record)
+    probs = {i: run.predict(models[i], arrays, record.tta) for i in used_positions(record)}
+    stack = combiner_input(probs, len(models))
     return scale_probabilities(ensemble_combiner(run, record, y_val)(stack), record.temperature)
 
 

@@ -281,6 +281,20 @@ def record_models(run: RunDir, record: EnsembleRecord) -> list[SavedModel]:
     return [run.member_model(m) for m in record.members]
 
 
+def used_positions(record: EnsembleRecord) -> list[int]:
+    """Positions in ``record_models`` whose probabilities the combination uses: the record's one model, or every
+    member with weight (greedy selection and the library may leave most of theirs at 0)."""
+    return [0] if record.model is not None else record.weighted_positions()
+
+
+def combiner_input(probs: dict[int, np.ndarray], count: int) -> np.ndarray:
+    """(count, images, classes): the used models' probabilities (``used_positions`` -> probabilities) in their
+    places, and uniform ones for the models of weight 0, which are left out of the combination and never run."""
+    first = next(iter(probs.values()))
+    filler = np.full_like(first, 1.0 / first.shape[1])
+    return np.stack([probs.get(i, filler) for i in range(count)])
+
+
 def member_val_stack(run: RunDir, record: EnsembleRecord) -> np.ndarray | None:
     """The members' validation probabilities (with the record's test-time views) that methods refit on."""
     if record.model is not None:

@@ -17,7 +17,14 @@ import torch
 
 from ensembles import log_loss, scale_probabilities
 from hpsearch.data import ImageArrays, TestSplitKey
-from hpsearch.ensemble import chosen_model, ensemble_combiner, ordered_records, record_models
+from hpsearch.ensemble import (
+    chosen_model,
+    combiner_input,
+    ensemble_combiner,
+    ordered_records,
+    record_models,
+    used_positions,
+)
 from hpsearch.evaluation.metrics import (
     classification_metrics,
     confusion_table,
@@ -70,12 +77,12 @@ class Predictor:
         """The model's probabilities before and after its temperature; the cost counts only the members that
         carry weight."""
         models = record_models(self.run, record)
-        outputs = [self(m, record.tta) for m in models]
-        probs = ensemble_combiner(self.run, record, y_val)(np.stack([o.probs for o in outputs]))
-        if record.model is None:
-            outputs = [o for o, m in zip(outputs, record.members, strict=True) if m.weight > 0]
+        outputs = {i: self(models[i], record.tta) for i in used_positions(record)}
+        stack = combiner_input({i: o.probs for i, o in outputs.items()}, len(models))
+        probs = ensemble_combiner(self.run, record, y_val)(stack)
         calibrated = scale_probabilities(probs, record.temperature)
-        cost = ModelOutput(calibrated, sum(o.ms_per_image for o in outputs), sum(o.parameters for o in outputs))
+        used = outputs.values()
+        cost = ModelOutput(calibrated, sum(o.ms_per_image for o in used), sum(o.parameters for o in used))
         return probs, cost
 
 
@@ -92,7 +99,7 @@ def evaluate_run(run_dir: Path) -> pd.DataFrame:
     rows = []
     for record in records:
         raw, output = outputs[record.name]
-        row = {"model": record.name, "members": 1 if record.model is not None else len(record.used_members()),
+        row = {"model": record.name, "members": len(used_positions(record)),
                "tta": "+".join(record.tta), **classification_metrics(raw, test.labels, run.seed)}
         row.update({"temperature": record.temperature, "log_loss_calibrated": log_loss(output.probs, test.labels),
                     "ece_calibrated": expected_calibration_error(output.probs, test.labels),

@@ -1,8 +1,9 @@
 """``hpsearch export``: one file a user can deploy, for any model of a run (a trial, an ensemble, a soup, a student).
 
 The file takes uint8 RGB (or grey) images, shape (batch, height, width, channels), at the run's image size, and
-returns calibrated class probabilities: normalization, test-time views, every member, the ensemble's combination
-rule and its temperature are all inside one graph. Class names and the image size travel in its metadata.
+returns calibrated class probabilities: normalization, test-time views, every member that carries weight, the
+ensemble's combination rule and its temperature are all inside one graph. Class names and the image size travel in
+its metadata.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from ensembles import Temperature
-from hpsearch.ensemble import ensemble_torch_combiner, record_models, resolve_model
+from hpsearch.ensemble import ensemble_torch_combiner, record_models, resolve_model, used_positions
 from hpsearch.errors import HpsearchError
 from hpsearch.rundir import EnsembleRecord, RunDir
 from hpsearch.training import view_names
@@ -31,29 +32,36 @@ class ExportedModel(nn.Module):
     """uint8 images (batch, height, width, channels) -> calibrated class probabilities (batch, classes)."""
 
     def __init__(self, members: list[nn.Module], normalizers: list[nn.Module], views: tuple[str, ...],
-                 combiner: nn.Module, temperature: float, crop: int | None = None):
+                 combiner: nn.Module, temperature: float, crop: int | None = None,
+                 positions: list[int] | None = None, count: int | None = None):
+        """``positions``: each member's place among the ``count`` models the combiner takes (default: all of
+        them, in order); the places no member fills belong to models of weight 0, which the graph leaves out."""
         super().__init__()
         self.crop = crop
         self.members, self.normalizers = nn.ModuleList(members), nn.ModuleList(normalizers)
+        self.positions = list(range(len(members))) if positions is None else list(positions)
+        self.count = len(members) if count is None else count
         self.views = view_names(views)
         self.combiner, self.temperature = combiner, Temperature(temperature)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = center_crop(images.permute(0, 3, 1, 2).to(torch.float32) / 255.0, self.crop)
-        outputs = []
-        for member, normalize in zip(self.members, self.normalizers, strict=True):
+        outputs = {}
+        for position, member, normalize in zip(self.positions, self.members, self.normalizers, strict=True):
             normalized = normalize(x)
             views = [torch.softmax(member(apply_view(normalized, view)), dim=1) for view in self.views]
-            outputs.append(torch.stack(views).mean(dim=0))
-        return self.temperature(self.combiner(torch.stack(outputs)))
+            outputs[position] = torch.stack(views).mean(dim=0)
+        first = outputs[self.positions[0]]
+        filler = torch.full_like(first, 1.0 / first.shape[1])  # weight 0 in the combination
+        return self.temperature(self.combiner(torch.stack([outputs.get(i, filler) for i in range(self.count)])))
 
 
 def exported_model(run: RunDir, record: EnsembleRecord) -> ExportedModel:
     """The record's whole model as one module (members in eval mode, on the CPU)."""
-    models = record_models(run, record)
+    models, used = record_models(run, record), used_positions(record)
     combiner = ensemble_torch_combiner(run, record, run.arrays("val").labels)
-    return ExportedModel([run.model(m) for m in models], [m.normalizer() for m in models], record.tta, combiner,
-                         record.temperature, run.data_config.crop).eval()
+    return ExportedModel([run.model(models[i]) for i in used], [models[i].normalizer() for i in used], record.tta,
+                         combiner, record.temperature, run.data_config.crop, used, len(models)).eval()
 
 
 def metadata(run: RunDir, record: EnsembleRecord) -> dict[str, str]:

@@ -64,9 +64,14 @@ class EnsembleRecord:
     def weights(self) -> np.ndarray:
         return np.array([m.weight for m in self.members], dtype=np.float64)
 
+    def weighted_positions(self) -> list[int]:
+        """Positions in ``members`` of the members that carry weight (greedy selection may leave some at 0; in
+        the ``ensembles`` contract a member of weight 0 is left out of the combination)."""
+        return [i for i, m in enumerate(self.members) if m.weight > 0]
+
     def used_members(self) -> list[Member]:
-        """The members that carry weight (greedy selection may leave some at 0)."""
-        return [m for m in self.members if m.weight > 0]
+        """The members that carry weight."""
+        return [self.members[i] for i in self.weighted_positions()]
 
     def to_json(self) -> dict[str, Any]:
         return {"format": RECORD_FORMAT, "method": self.method, "estimator": self.estimator, "params": self.params,

@@ -10,12 +10,17 @@ import pytest
 import torch
 from PIL import Image
 
+import hpsearch.evaluation.evaluate as evaluate_module
+from ensembles import scale_probabilities
 from hpsearch.cli import main
-from hpsearch.ensemble import build_ensembles, resolve_model
+from hpsearch.data.dataset import ImageArrays
+from hpsearch.ensemble import build_ensembles, ensemble_combiner, record_models, resolve_model
 from hpsearch.ensemble.methods import EnsembleOptions
 from hpsearch.evaluation.deployed import DeployedModel
 from hpsearch.evaluation.export import export_model, exported_model
-from hpsearch.rundir import RunDir
+from hpsearch.evaluation.predict import predict_arrays
+from hpsearch.rundir import PROBS_FILE, RunDir, read_trials
+from hpsearch.training.inference import predict_proba
 
 pytest.importorskip("onnxruntime")
 
@@ -79,6 +84,49 @@ def test_torchscript_export_predicts_the_same(ensembled_run, tmp_path):
     script = DeployedModel(export_model(ensembled_run, "average", "torchscript", tmp_path / "a.pt"))
     np.testing.assert_allclose(onnx.predict_proba(images), script.predict_proba(images), atol=1e-4)
     assert script.classes == run.classes and script.image_size == run.image_shape[1]
+
+
+@pytest.fixture(scope="module")
+def zero_weight_run(made_run, tmp_path_factory):
+    """A copy of the run whose worst trial's validation probabilities are confidently wrong: greedy selection
+    never picks it, so its member in the greedy record has weight 0."""
+    run_dir = tmp_path_factory.mktemp("zero") / "run"
+    shutil.copytree(made_run, run_dir)
+    trials = read_trials(run_dir)
+    worst = trials.sort_values("val_acc")["trial_id"].iloc[0]
+    probs_file = RunDir(run_dir).trial_model(worst).folder / PROBS_FILE
+    probs = np.load(probs_file)
+    wrong = np.full_like(probs, 0.01 / (probs.shape[1] - 1))
+    wrong[np.arange(len(probs)), (RunDir(run_dir).arrays("val").labels + 1) % probs.shape[1]] = 0.99
+    np.save(probs_file, wrong)
+    build_ensembles(run_dir, ["greedy"], EnsembleOptions(top_k=3, tta=()))  # the plain probabilities only
+    return run_dir
+
+
+def test_members_of_weight_zero_are_not_run_and_not_exported(zero_weight_run, tmp_path, monkeypatch):
+    run = RunDir(zero_weight_run)
+    record = resolve_model(run, "greedy")
+    assert 0 < len(record.used_members()) < len(record.members)
+    module = exported_model(run, record)
+    assert len(module.members) == len(record.used_members())
+    val = run.arrays("val")
+    images = np.ascontiguousarray(val.images[:24])
+    # the reference: every member run, zero weights included, then the record's combination and temperature
+    arrays = ImageArrays(images, val.labels[:24])
+    stack = np.stack([run.predict(m, arrays) for m in record_models(run, record)])
+    expected = scale_probabilities(ensemble_combiner(run, record, val.labels)(stack), record.temperature)
+    runs = []
+
+    def counted(model, *args, **kwargs):
+        runs.append(model)
+        return predict_proba(model, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "predict_proba", counted)
+    table = predict_arrays(zero_weight_run, images.transpose(0, 2, 3, 1), "greedy")
+    assert len(runs) == len(record.used_members())  # the member of weight 0 is never run
+    np.testing.assert_allclose(table[[f"p_{c}" for c in run.classes]].to_numpy(), expected, atol=1e-5)
+    deployed = DeployedModel(export_model(zero_weight_run, "greedy", "onnx", tmp_path / "greedy.onnx"))
+    np.testing.assert_allclose(deployed.predict_proba(images.transpose(0, 2, 3, 1)), expected, atol=1e-4, rtol=0)
 
 
 def test_bad_export_requests_are_one_line(ensembled_run, tmp_path, capsys):
