@@ -29,6 +29,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import optuna
+import pandas as pd
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from ray.tune.schedulers import PopulationBasedTraining
 
@@ -36,8 +37,6 @@ from hpsearch.errors import RecipeError
 from hpsearch.search.space import TRIAL_NUMBER_KEY, TrialSpace, run_space
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from hpsearch.search.budget import BudgetConfig
 
 PBT_KNOBS = ("lr", "weight_decay", "aug_strength", "mixup_alpha")
@@ -187,18 +186,19 @@ def ask_population(study: optuna.Study, space: TrialSpace, size: int) -> list[di
 
 
 def settle_population(study: optuna.Study, trials: pd.DataFrame) -> int:
-    """Tell Optuna how each PBT member ended (its best validation accuracy, or a failure); return how many."""
+    """Tell Optuna how each trial still running in the study ended (a PBT member, or a trial the time budget ended
+    before its first result): its best validation accuracy, or a failure; return how many."""
     from optuna.trial import TrialState
 
     running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     told = 0
     for row in trials.itertuples():
         number = getattr(row, "optuna_trial", None)
-        if number is None or number != number or int(number) not in running:
+        if pd.isna(number) or int(number) not in running:
             continue
-        if row.status == "completed" and row.val_acc == row.val_acc:
+        if row.status == "completed" and pd.notna(row.val_acc):
             study.tell(int(number), float(row.val_acc))
-        elif row.status == "failed":
+        elif row.status in ("failed", "completed"):  # completed without a result: ended before its first epoch
             study.tell(int(number), state=TrialState.FAIL)
         else:
             continue

@@ -36,6 +36,18 @@ def startup_trials(num_samples: int, widest_choice: int = 1, requested: int | No
     return max(1, min(num_samples, MAX_STARTUP, max(math.ceil(num_samples / 4), widest_choice)))
 
 
+def sampler_seed(seed: int, experiment: int, imported: int = 0) -> int:
+    """The sampler's seed for a run's ``experiment``-th Ray experiment (1: the first) on a study that holds
+    ``imported`` trials of earlier runs (a warm start). An extension must not draw the first experiment's trials
+    again, and a warm-started study must not replay its source run's draws: the same seed on the same known
+    trials gives TPE the same candidates (a warm start from the flowers run redrew one of its imported trials'
+    learning rates to the last digit)."""
+    base = seed + 1000 * (experiment - 1)
+    if not imported:
+        return base
+    return int(np.random.SeedSequence([base % 2**32, imported]).generate_state(1)[0])
+
+
 def from_unit(distribution: BaseDistribution, u: float, stratum: int, strata: int) -> Any:
     """The value of ``distribution`` at ``u`` in [0, 1) (log scale where the distribution is log); a categorical
     takes choice ``stratum * choices // strata``, so that ``strata`` trials give every choice equally often."""

@@ -27,13 +27,20 @@ from hpsearch.search.plan import (
     repair_missing_checkpoints,
     workers_location,
 )
-from hpsearch.search.samplers import make_sampler, startup_trials
+from hpsearch.search.samplers import make_sampler, sampler_seed, startup_trials
 from hpsearch.search.schedulers import make_scheduler
 from hpsearch.search.searcher import PausingLimiter, Searcher
 from hpsearch.search.session import check_resources, default_concurrency, ray_session, reap_leftover_ray
 from hpsearch.search.space import TrialSpace, sampled_distributions, validate_space, widest_choice
 from hpsearch.search.trainable import run_trial
-from hpsearch.search.warmstart import check_defaults, check_sources, enqueue_defaults, warm_start, write_rows
+from hpsearch.search.warmstart import (
+    check_defaults,
+    check_sources,
+    enqueue_defaults,
+    imported_trials,
+    warm_start,
+    write_rows,
+)
 from hpsearch.search.workers import ReleaseWorkerGroups, run_multiworker_trial
 
 if TYPE_CHECKING:
@@ -78,7 +85,8 @@ def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions
 
     budget = recipe.budget
     space = TrialSpace(recipe, options.overrides)
-    seed = recipe.seed + 1000 * (number - 1)  # an extension must not draw the first experiment's trials again
+    imported = imported_trials(load_study(run_dir, recipe.name)) if recipe.warm_start else 0
+    seed = sampler_seed(recipe.seed, number, imported)
     limit = budget.max_concurrent or default_concurrency(budget.cpus_per_trial * budget.workers_per_trial)
     distributions = sampled_distributions(space, seed=recipe.seed)
     param_space = None

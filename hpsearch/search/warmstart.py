@@ -154,10 +154,15 @@ def check_sources(sources: list[str]) -> None:
                                 f"folder of an earlier `hpsearch tune`.")
 
 
+def imported_trials(study: optuna.Study) -> int:
+    """How many trials of earlier runs a warm start added to ``study``."""
+    return sum(t.user_attrs.get("origin") == ORIGIN_WARM_START for t in study.get_trials(deepcopy=False))
+
+
 def warm_start(study: optuna.Study, space: TrialSpace, sources: list[str], budget: BudgetConfig) -> WarmStart:
     """Add every source run's finished trials to ``study`` (once: a study that has them already is left alone)."""
     result = WarmStart()
-    if any(t.user_attrs.get("origin") == ORIGIN_WARM_START for t in study.get_trials(deepcopy=False)):
+    if imported_trials(study):
         return result
     check_sources(sources)
     for source in sources:

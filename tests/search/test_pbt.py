@@ -91,6 +91,9 @@ def test_the_population_is_asked_from_the_study_and_told_at_the_end(space):
     assert settle_population(study, trials) == 3
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "FAIL", "COMPLETE", "RUNNING"]
+    # ended by a time budget before its first epoch: completed in Ray, no result (None in an object column)
+    no_result = pd.DataFrame({"optuna_trial": [3], "status": ["completed"], "val_acc": pd.Series([None], dtype=object)})
+    assert settle_population(study, no_result) == 1 and study.trials[3].state.name == "FAIL"
 
 
 def test_the_trainable_restores_a_donors_checkpoint_as_an_exploit(tiny_data, tmp_path, monkeypatch):

@@ -13,8 +13,9 @@ from hpsearch.cli import main
 from hpsearch.errors import RecipeError
 from hpsearch.recipe import load_recipe
 from hpsearch.rundir import RunDir, read_trials
+from hpsearch.search.samplers import make_sampler, sampler_seed
 from hpsearch.search.space import TrialSpace
-from hpsearch.search.warmstart import check_defaults, enqueue_defaults, warm_start, write_rows
+from hpsearch.search.warmstart import check_defaults, enqueue_defaults, imported_trials, warm_start, write_rows
 from tests.conftest import write_recipe
 
 NARROW = '''
@@ -48,6 +49,7 @@ def test_finished_trials_inside_the_new_space_are_added_and_the_others_counted(m
     assert all(row["origin"] == f"warm_start:{made_run}" and row["checkpoint"] is False for row in result.rows)
     assert [row["optuna_trial"] for row in result.rows] == [0, 1]
     assert warm_start(study, TrialSpace(recipe), [str(made_run)], recipe.budget).added == 0  # once per study
+    assert imported_trials(study) == 2
     assert not (made_run / "study.db").exists()  # the earlier run is only read
 
 
@@ -78,6 +80,35 @@ def test_imported_rows_join_trials_csv_and_never_count_as_this_runs_models(made_
     (run / "config.json").write_text(json.dumps({"name": "new", "seed": 0, "data": {"source": "digits"}}))
     with pytest.raises(Exception, match="No completed trial with a checkpoint"):
         RunDir(run).ranked_trials()
+
+
+def draw(study: optuna.Study) -> optuna.trial.Trial:
+    trial = study.ask()
+    trial.suggest_categorical("backbone", ["a", "b"])
+    trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+    trial.suggest_float("drop", 0.0, 0.5)
+    return trial
+
+
+def test_a_warm_started_study_does_not_replay_its_source_runs_draws():
+    """The same seed on the same known trials gives TPE the same candidates: warm-started from a run whose
+    model-drawn trial did not finish, the new run would train that configuration again."""
+    source = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", sampler_seed(0, 1), 3))
+    for _ in range(4):  # three start-up trials, then the model's first
+        trial = draw(source)
+        source.tell(trial, trial.params["lr"] * (2.0 if trial.params["backbone"] == "a" else 1.0))
+    finished, model_draw = source.trials[:3], source.trials[3].params
+
+    def first_draw(seed: int) -> dict:
+        study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", seed, 3))
+        for known in finished:
+            study.add_trial(known)
+        return draw(study).params
+
+    assert first_draw(sampler_seed(0, 1)) == model_draw  # the replay, with the source's own seed
+    assert first_draw(sampler_seed(0, 1, imported=3))["lr"] != model_draw["lr"]
+    assert sampler_seed(0, 1, imported=3) == sampler_seed(0, 1, imported=3)  # still seeded
+    assert sampler_seed(0, 2) == 1000 and sampler_seed(0, 1, imported=4) != sampler_seed(0, 1, imported=3)
 
 
 def test_defaults_are_checked_against_the_space(tmp_path):
