@@ -5,10 +5,11 @@ for each configuration of a real search space, its validation accuracy and secon
 of the validation split. A random forest over the configurations (one-hot backbone, log learning rate and weight
 decay, the other knobs as they are) predicts the whole curve, and another its seconds per epoch. The replayed
 accuracy adds, at each epoch, Gaussian noise of the size the recorded curves jitter by at that epoch (seeded by the
-trial's seed) and is rounded to a share of the validation images. Recorded curves jitter most in the first epochs
-(training at a high learning rate) and least in the last (a cosine schedule's small steps: successive models share
-most of their mistakes on the fixed validation split), so independent binomial draws on that many images would
-understate the noise ASHA's early rungs see and overstate the late one that inflates the best of many trials.
+trial's seed; smaller near 0 and 1, see ``bounded_noise``) and is rounded to a share of the validation images.
+Recorded curves jitter most in the first epochs (training at a high learning rate) and least in the last (a cosine
+schedule's small steps: successive models share most of their mistakes on the fixed validation split), so
+independent binomial draws on that many images would understate the noise ASHA's early rungs see and overstate the
+late one that inflates the best of many trials.
 (The forest's out-of-bag error is reported, not added: it is the surrogate's error, not run-to-run noise.)
 """
 
@@ -30,6 +31,7 @@ from sklearn.model_selection import cross_val_predict
 KEYS = ("dataset", "config", "epoch")
 RESULTS = ("val_acc", "epoch_seconds", "val_images")
 LOG_SCALE = ("lr", "weight_decay")
+NOISE_BAND = 3.0  # replayed noise keeps this many sds between a curve and the bounds 0 and 1
 
 
 def curves(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -55,6 +57,17 @@ def epoch_noise(acc: np.ndarray, val_images: int) -> np.ndarray:
         return np.full(acc.shape[1], math.sqrt(final * (1 - final) / val_images))
     inner = np.sqrt(np.var(acc[:, 1:-1] - (acc[:, :-2] + acc[:, 2:]) / 2, axis=0) / 1.5)
     return np.concatenate([inner[:1], inner, inner[-1:]])
+
+
+def bounded_noise(curve: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """The noise sd to replay at each epoch of ``curve``: the recorded jitter, shrunk where the curve comes within
+    ``NOISE_BAND`` sds of 0 or 1. An accuracy's noise vanishes at its bounds (a binomial share's does), and clipping
+    Gaussian noise there would pile draws onto 1.0: on digits at 32 px, where curves rise from 0.2 to 0.95 within two
+    epochs (their jitter estimate is 0.13 at epoch 1) and end near 0.99, 46% of replayed runs were perfect at some
+    epoch (mostly epochs 2-4), against 0.5% of the recorded configurations; shrunk, 2.9%. Curves far from the bounds
+    (flowers: 0.2-0.8) replay exactly as without it."""
+    room = np.clip(np.minimum(curve, 1.0 - curve), 0.0, None)
+    return np.minimum(noise, room / NOISE_BAND)
 
 
 def empirical_random_best(table: pd.DataFrame, trials: int, draws: int = 2000, seed: int = 0) -> float:
@@ -119,7 +132,7 @@ class Surrogate:
         x = self.features(pd.DataFrame([values]))
         curve = self.curve_model.predict(x)[0]
         rng = np.random.default_rng([seed, zlib.crc32(json.dumps(values, sort_keys=True, default=str).encode())])
-        noisy = np.clip(curve + rng.normal(0.0, self.noise), 0.0, 1.0)
+        noisy = np.clip(curve + rng.normal(0.0, bounded_noise(curve, self.noise)), 0.0, 1.0)
         measured = np.round(noisy * self.val_images) / self.val_images
         return measured, float(np.exp(self.cost_model.predict(x)[0]))
 

@@ -171,6 +171,28 @@ def test_the_replayed_noise_is_the_recorded_curves_jitter_per_epoch():
     assert np.allclose(two, np.sqrt(final * (1 - final) / 496)) and two.shape == (2,)
 
 
+def test_the_replayed_noise_shrinks_near_a_perfect_score():
+    """Curves that end near 1.0 after steep, jittery first epochs (digits at 32 px) must not replay as perfect
+    scores: clipped Gaussian noise of the first epochs' size puts 7.8% of the later epochs' draws here at 1.0."""
+    from benchmarks.surrogate import NOISE_BAND, Surrogate, bounded_noise
+
+    noise = np.array([0.13, 0.05, 0.01, 0.003])
+    curve = np.array([0.5, 0.95, 0.99, 0.999])
+    shrunk = bounded_noise(curve, noise)
+    assert shrunk[0] == noise[0]  # far from both bounds: the recorded jitter as it is
+    assert np.allclose(shrunk[1:], (1 - curve[1:]) / NOISE_BAND) and (shrunk[1:] < noise[1:]).all()
+    assert bounded_noise(np.array([0.02, 1.0, 1.2]), np.full(3, 0.05)).tolist() == pytest.approx([0.02 / 3, 0, 0])
+
+    table = synthetic_curves(epochs=5)
+    steep = table["epoch"].map({1: 0.3, 2: 0.97, 3: 0.985, 4: 0.99, 5: 0.99})
+    table["val_acc"] = steep - 0.02 * (table["config"] % 3) + 0.4 * (table["epoch"] == 1) * (table["config"] % 2)
+    surrogate = Surrogate.fit(table)
+    assert surrogate.noise[0] > 0.04  # the steep first epochs read as large jitter
+    config = {"backbone": "resnet10t", "lr": 1e-3, "weight_decay": 1e-3, "drop_rate": 0.1, "aug_strength": 0.5}
+    draws = np.array([surrogate.predict(config, seed)[0] for seed in range(300)])
+    assert (draws[:, 1:] == 1.0).mean() < 0.01
+
+
 def test_the_empirical_random_search_is_the_best_of_drawn_recorded_curves():
     from benchmarks.surrogate import empirical_random_best
 
@@ -239,6 +261,7 @@ def test_a_replayed_searcher_may_carry_budget_settings_of_its_own(tmp_path):
     assert (variant.sampler, variant.scheduler, variant.grace_period, variant.reduction_factor) == ("tpe", "asha", 4, 2)
     assert (variant.num_samples, variant.max_epochs, variant.max_concurrent) == (7, 12, 1)
     assert budget("random").sampler == "random" and budget("random").scheduler == "fifo"
+    assert (budget("tpe[sampler='cmaes']").sampler, budget("tpe[sampler='cmaes']").scheduler) == ("cmaes", "fifo")
     for bad, message in (("sobol", "Unknown searcher 'sobol'.*'random'"),
                          ("tpe_asha[lr=1]", "'lr' is not.*grace_period"),
                          ("tpe_asha[grace_period=four]", "Python literal")):

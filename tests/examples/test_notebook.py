@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.conftest import ROOT
 
 NOTEBOOK = ROOT / "examples" / "flowers.ipynb"
-TIME_LIMIT_S = 900  # the whole notebook on 2 CPU cores takes about 3 minutes
+CELL_TIMEOUT_S = 900  # nbclient's limit per cell: a hung cell fails (the whole notebook takes ~3 min on 2 cores)
 
 
 def test_the_notebook_is_committed_without_outputs():
@@ -28,10 +26,8 @@ def test_the_notebook_runs_top_to_bottom_on_the_digits(tmp_path):
     from nbclient import NotebookClient
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    start = time.perf_counter()
-    NotebookClient(notebook, timeout=TIME_LIMIT_S, kernel_name="python3",
+    NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
-    assert time.perf_counter() - start < TIME_LIMIT_S
     errors = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs
               if o.output_type == "error"]
     assert not errors
