@@ -52,7 +52,8 @@ class BudgetConfig:
     """PBT: epochs between exploit/explore steps (``None``: the grace period, at most ``max_epochs - 1``)."""
     time_budget_s: float | None = None
     """End the search after this many seconds, whatever the trial count (Ray Tune's ``time_budget_s``); running
-    trials stop and what finished is exported."""
+    trials stop and what finished is exported (a trial whose last checkpoint Ray had not yet registered, from the
+    checkpoint it wrote)."""
     max_ms_per_image: float | None = None
     """Deployment bound: milliseconds per image at batch 1 on the trial's device; slower trials are infeasible."""
     max_params: float | None = None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import optuna
 import pandas as pd
 
+from hpsearch.errors import HpsearchError
 from hpsearch.io import read_json
 from hpsearch.rundir import (
     BEST_FILE,
@@ -27,6 +30,7 @@ from hpsearch.rundir import (
     parameter_columns,
     rank_trials,
     read_history,
+    read_model_folder,
     read_trials,
     write_table,
 )
@@ -34,6 +38,7 @@ from hpsearch.search.budget import BudgetConfig
 from hpsearch.search.space import TRIAL_NUMBER_KEY
 
 STATUS = {"TERMINATED": "completed", "ERROR": "failed"}
+log = logging.getLogger(__name__)
 
 
 def parameter_names(study: optuna.Study, configs: list[dict[str, Any]]) -> list[str]:
@@ -142,23 +147,79 @@ def trial_history(analysis, trial) -> pd.DataFrame:
     return frame[[c for c in HISTORY_COLUMNS if c in frame]]
 
 
-def copy_best_checkpoint(trial, target: Path) -> bool:
+RAY_CHECKPOINT_PREFIX = "checkpoint_"  # Ray's checkpoint folders in a trial's folder: checkpoint_000003
+PBT_COPY_PREFIX = "exploited-"  # hpsearch's PBT keeps its private copy of a donor's checkpoint as exploited-00002
+CHECKPOINT_PREFIXES = (RAY_CHECKPOINT_PREFIX, PBT_COPY_PREFIX)
+RAY_CHECKPOINT_NAME = re.compile(rf"^{RAY_CHECKPOINT_PREFIX}(\d+)$")
+
+
+def unregistered_checkpoints(trial) -> list:
+    """Checkpoints in the trial's folder numbered after the one Ray registered, newest first.
+
+    A function trainable's checkpoint is written to the trial's folder as it reports; the driver registers it in a
+    second step, after the result. A stop of the whole run between the two (the time budget, Ctrl-C) leaves the
+    trial's newest checkpoint on disk but unregistered. A PBT copy as the registered checkpoint leaves none: its
+    numbering says nothing about its order against Ray's.
+    """
+    from pyarrow import fs as pafs
+    from ray.tune import Checkpoint
+
+    registered = trial.checkpoint
+    after = -1
+    if registered is not None:
+        match = RAY_CHECKPOINT_NAME.match(PurePosixPath(registered.path).name)
+        if match is None:
+            return []
+        after = int(match[1])
+    storage = trial.storage
+    filesystem = storage.storage_filesystem
+    try:
+        entries = filesystem.get_file_info(pafs.FileSelector(storage.trial_fs_path, allow_not_found=True))
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        match = RAY_CHECKPOINT_NAME.match(entry.base_name)
+        if entry.type == pafs.FileType.Directory and match and int(match[1]) > after:
+            found.append((int(match[1]), entry.path))
+    return [Checkpoint(path, filesystem=filesystem) for _, path in sorted(found, reverse=True)]
+
+
+def readable_model(folder: Path, last_epoch: int | None) -> bool:
+    """``folder`` holds a whole model folder (not one cut off as it was written) of an epoch no later than
+    ``last_epoch`` (a checkpoint of an epoch whose result never reached the driver may be past the history)."""
+    try:
+        best, _ = read_model_folder(folder)
+    except (HpsearchError, OSError, ValueError, KeyError, TypeError, EOFError):
+        return False
+    return last_epoch is None or best.epoch <= last_epoch
+
+
+def copy_best_checkpoint(trial, target: Path, last_epoch: int | None = None) -> bool:
     """Copy the best epoch's model folder out of the trial's latest checkpoint into ``target``.
 
-    ``Checkpoint.to_directory`` fetches it from wherever Ray's storage is (a shared folder or a URI).
+    Given the last epoch of the trial's history, the newest whole checkpoint Ray wrote but did not register (see
+    ``unregistered_checkpoints``) whose model is of an epoch the history holds comes first; otherwise the
+    registered checkpoint. ``Checkpoint.to_directory`` fetches it from wherever Ray's storage is (a shared folder
+    or a URI).
     """
-    checkpoint = trial.checkpoint
-    if checkpoint is None:
-        return False
+    candidates = [(c, False) for c in unregistered_checkpoints(trial)] if last_epoch is not None else []
+    if trial.checkpoint is not None:
+        candidates.append((trial.checkpoint, True))
     scratch = target.parent if target.parent.is_dir() else None
-    with tempfile.TemporaryDirectory(prefix=".checkpoint-", dir=scratch) as tmp:
-        source = Path(checkpoint.to_directory(tmp))
-        if not (source / BEST_FILE).is_file():
-            return False
-        if (target / BEST_FILE).is_file() and (target / BEST_FILE).read_bytes() == (source / BEST_FILE).read_bytes():
+    for checkpoint, registered in candidates:
+        with tempfile.TemporaryDirectory(prefix=".checkpoint-", dir=scratch) as tmp:
+            source = Path(checkpoint.to_directory(tmp))
+            if not (source / BEST_FILE).is_file() or not (registered or readable_model(source, last_epoch)):
+                continue
+            if not registered:
+                log.info("Trial %s: exported from %s, which the run wrote but Ray had not registered when it "
+                         "stopped.", trial.trial_id, PurePosixPath(checkpoint.path).name)
+            saved = target / BEST_FILE
+            if not (saved.is_file() and saved.read_bytes() == (source / BEST_FILE).read_bytes()):
+                copy_model_folder(source, target)
             return True
-        copy_model_folder(source, target)
-    return True
+    return False
 
 
 def earlier_rows(run_dir: Path, exported: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -191,7 +252,7 @@ def export_experiments(run_dir: Path, experiments: list[str], study: optuna.Stud
         histories.append(history)
         row = trial_row(trial, history, names, budget, enqueued.get(trial.config.get(TRIAL_NUMBER_KEY), ORIGIN_SEARCH))
         folder = run_dir / TRIALS_DIR / trial.trial_id
-        row["checkpoint"] = copy_best_checkpoint(trial, folder)
+        row["checkpoint"] = copy_best_checkpoint(trial, folder, int(history["epoch"].max()) if len(history) else 0)
         if row["checkpoint"]:
             row.update(best_from_folder(folder))
         rows.append(row)

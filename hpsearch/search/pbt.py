@@ -34,6 +34,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from ray.tune.schedulers import PopulationBasedTraining
 
 from hpsearch.errors import RecipeError
+from hpsearch.search.export import PBT_COPY_PREFIX
 from hpsearch.search.space import TRIAL_NUMBER_KEY, TrialSpace, run_space
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ class Population(PopulationBasedTraining):
         if latest is None or latest.checkpoint is None:
             return
         source, storage = latest.checkpoint, trial.storage
-        target = f"{storage.trial_fs_path}/exploited-{self._num_perturbations:05d}"
+        target = f"{storage.trial_fs_path}/{PBT_COPY_PREFIX}{self._num_perturbations:05d}"
         storage.storage_filesystem.create_dir(target, recursive=True)
         pafs.copy_files(source.path, target, source_filesystem=source.filesystem,
                         destination_filesystem=storage.storage_filesystem)

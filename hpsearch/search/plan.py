@@ -26,11 +26,11 @@ from hpsearch.rundir import (
     holds_search,
     read_trials,
 )
+from hpsearch.search.export import CHECKPOINT_PREFIXES
 
 if TYPE_CHECKING:
     from hpsearch.recipe import Recipe
 
-CHECKPOINT_PREFIXES = ("checkpoint_", "exploited-")  # Ray's checkpoints of a trial, and PBT's private copies
 log = logging.getLogger(__name__)
 FIXED_ON_RESUME = ("name", "seed", "data", "train", "options", "warm_start", "defaults")
 LATER_KEYS = ("warm_start", "defaults")  # lists that runs made before they existed do not record

@@ -155,9 +155,13 @@ def test_pbt_runs_the_search_end_to_end_and_exploited_trials_continue_from_the_d
         for before, after in zip(rows, rows[1:], strict=False):
             if after.get("exploited_at_epoch") not in (None, before.get("exploited_at_epoch")):
                 exploited += 1
-                # the donor's epoch counter continues (not the recipient's, not a restart at 1); Ray may drop the
-                # result row of the first epoch after a pause, so the next row can be one epoch later
-                assert after["exploited_at_epoch"] < after["epoch"] <= after["exploited_at_epoch"] + 2
+                # the donor's epoch counter continues (not the recipient's, not a restart at 1). Rows of
+                # result.json can be missing: Ray's JsonLoggerCallback copies the storage's result.json over the
+                # driver's at every restart of a trial, and under PBT every epoch is a pause and a restart. So the
+                # epoch is checked against Ray's training_iteration, which the donor's checkpoint carries over
+                # (equal; one more on the last epoch's second report)
+                assert after["epoch"] > after["exploited_at_epoch"]
+                assert after["training_iteration"] - after["epoch"] in (0, 1)
                 assert after["exploited_from"] != after["config"]["optuna_trial"]
     assert exploited >= 1
     for folder in run.glob("ray/*/"):  # private copies are removed once a trial checkpointed past them
