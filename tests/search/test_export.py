@@ -182,5 +182,7 @@ def test_a_checkpoint_the_run_ended_before_ray_registered_is_exported(tmp_path):
                           env=env, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert not found["registered"] and "checkpoint_000000" in found["folders"]  # the race, as Ray 2.60 has it
     assert found["copied"] and found["epoch"] == 1
+    if found["registered"]:  # Ray 2.60 leaves it unregistered every time; a later Ray may close the window
+        pytest.skip("this Ray registered the checkpoint before the run stopped: the race does not occur")
+    assert "checkpoint_000000" in found["folders"]
