@@ -252,7 +252,7 @@ def export_experiments(run_dir: Path, experiments: list[str], study: optuna.Stud
         histories.append(history)
         row = trial_row(trial, history, names, budget, enqueued.get(trial.config.get(TRIAL_NUMBER_KEY), ORIGIN_SEARCH))
         folder = run_dir / TRIALS_DIR / trial.trial_id
-        row["checkpoint"] = copy_best_checkpoint(trial, folder, int(history["epoch"].max()) if len(history) else 0)
+        row["checkpoint"] = copy_best_checkpoint(trial, folder, last_epoch=row["epochs"])  # its history's last epoch
         if row["checkpoint"]:
             row.update(best_from_folder(folder))
         rows.append(row)
