@@ -7,5 +7,6 @@ name = "flowers_cpu"
 
 data = dict(image_size=64)
 budget = dict(num_samples=8, max_epochs=20, cpus_per_trial=1, gpus_per_trial=0)
-options = dict(backbones=Choice("tutorial_cnn", "resnet10t"), aug_strength=Range(0.5, 1.5),
-               mixup_alpha=Choice(0.0), cutmix_alpha=Choice(0.0))
+options = dict(backbones=Choice("tutorial_cnn", "resnet10t"), lr=Range(3e-4, 5e-3, log=True),
+               drop_path_rate=Range(0.0, 0.1), aug_strength=Range(0.5, 1.5), mixup_alpha=Choice(0.0),
+               cutmix_alpha=Choice(0.0))

@@ -27,7 +27,7 @@ from hpsearch.search.plan import (
     repair_missing_checkpoints,
     workers_location,
 )
-from hpsearch.search.samplers import make_sampler, sampler_seed, startup_trials
+from hpsearch.search.samplers import make_sampler, sampler_seed, startup_trials, varying_ranges
 from hpsearch.search.schedulers import make_scheduler
 from hpsearch.search.searcher import PausingLimiter, Searcher
 from hpsearch.search.session import check_resources, default_concurrency, ray_session, reap_leftover_ray
@@ -165,6 +165,20 @@ def make_trainable(recipe: Recipe, data, run_dir: Path, storage: str | None = No
     return tune.with_resources(trainable, {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
 
 
+def check_search(recipe: Recipe, space: TrialSpace) -> None:
+    """Everything about the recipe that can be checked before Ray starts: its space, defaults, warm-start
+    sources and PBT's knobs raise a RecipeError; a range the sampler cannot model is logged as a warning."""
+    validate_space(space, recipe.data, seed=recipe.seed)
+    check_defaults(space, recipe.defaults)
+    check_sources(recipe.warm_start)
+    distributions = sampled_distributions(space, seed=recipe.seed)
+    if recipe.budget.scheduler == "pbt":
+        mutations(distributions)  # a space without PBT's knobs fails here
+    else:
+        for line in varying_ranges(recipe.budget.sampler, distributions):
+            log.warning(line)
+
+
 def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.DataFrame:
     """Run, resume or extend the search and export its results into ``run_dir``; return the trials table.
 
@@ -180,11 +194,7 @@ def run_search(recipe: Recipe, run_dir: Path, options: SearchOptions) -> pd.Data
                  "--num-samples N`.", run_dir, len(trials), run_dir)
         return trials
     space = TrialSpace(recipe, options.overrides)
-    validate_space(space, recipe.data, seed=recipe.seed)
-    check_defaults(space, recipe.defaults)
-    check_sources(recipe.warm_start)
-    if recipe.budget.scheduler == "pbt":
-        mutations(sampled_distributions(space, seed=recipe.seed))  # a space without PBT's knobs fails here
+    check_search(recipe, space)
     ensure_writable(run_dir)
     data = prepare_trial_data(recipe.data, recipe.seed, run_dir, save=False)  # data problems surface first
     try:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import optuna
 import pytest
 
 from hpsearch.models import check_input_size, create_model
 from hpsearch.options import Choice, Range
 from hpsearch.recipe import load_recipe
-from hpsearch.search.space import TrialSpace, split_trial_config, validate_space
+from hpsearch.search.samplers import make_sampler, varying_ranges
+from hpsearch.search.space import TrialSpace, run_space, sampled_distributions, split_trial_config, validate_space
 from tests.conftest import RECIPES
 
 FLOWERS = load_recipe(RECIPES / "flowers.py")
@@ -18,11 +20,10 @@ FLOWERS_MODULE = sys.modules["hpsearch_recipe_flowers"]  # the loaded recipe mod
 
 
 def family_params(backbone: str) -> dict:
-    family = FLOWERS_MODULE.FAMILIES[backbone]
-    params = {"backbone": backbone, "lr": family["lr"][0], "weight_decay": 1e-4, "drop_rate": family["drop"][1],
-              "label_smoothing": 0.1, "aug_strength": 1.0, "mixup_alpha": 0.2, "cutmix_alpha": 0.0}
-    if family["drop_path"]:
-        params["drop_path_rate"] = family["drop_path"][1]
+    params = {"backbone": backbone, "lr": 1e-4, "weight_decay": 1e-4, "drop_rate": 0.5, "label_smoothing": 0.1,
+              "aug_strength": 1.0, "mixup_alpha": 0.2, "cutmix_alpha": 0.0}
+    if FLOWERS_MODULE.FAMILIES[backbone]:
+        params["drop_path_rate"] = 0.2
     return params
 
 
@@ -47,6 +48,32 @@ def test_cpu_budget_override_narrows_the_backbones():
     recipe = load_recipe(RECIPES / "flowers.py", ["options.backbones=tutorial_cnn,resnet10t", "data.image_size=64"])
     assert recipe.options["backbones"] == Choice("tutorial_cnn", "resnet10t")
     validate_space(TrialSpace(recipe), recipe.data)
+
+
+@pytest.mark.parametrize("recipe", ["flowers.py", "flowers_cpu.py", "flowers_transfer.py"])
+def test_flowers_spaces_give_each_name_one_range(recipe):
+    """Every flowers recipe samples each name with one range, so that TPE models it across backbones."""
+    loaded = load_recipe(RECIPES / recipe)
+    distributions = sampled_distributions(TrialSpace(loaded), samples=64)
+    assert distributions["backbone"] and varying_ranges("tpe", distributions) == []
+
+
+def test_flowers_cpu_tpe_proposes_resnet10t_rates_above_tutorial_cnns_old_top():
+    """The defect the one-range space mends: with a learning rate per backbone, TPE modelled resnet10t's rate
+    within tutorial_cnn's range (the first trial's) and never proposed one above 3e-3. Here accuracy rises with
+    the rate on resnet10t, and TPE (after two stratified start-up trials, the first of them tutorial_cnn) must
+    follow it past 3e-3."""
+    space = TrialSpace(load_recipe(RECIPES / "flowers_cpu.py"))
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", seed=0, n_startup=2))
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        trial = study.ask()
+        run_space(space, trial)
+        on_resnet = trial.params["backbone"] == "resnet10t"
+        study.tell(trial, 0.2 * on_resnet + 0.1 * np.log10(trial.params["lr"] / 3e-4) + 0.05 * rng.random())
+    assert study.trials[0].params["backbone"] == "tutorial_cnn"
+    rates = [t.params["lr"] for t in study.trials[2:] if t.params["backbone"] == "resnet10t"]
+    assert len(rates) >= 20 and sum(rate > 3e-3 for rate in rates) >= 5
 
 
 def test_a_backbone_below_its_minimum_size_is_refused_before_the_search():
@@ -94,11 +121,12 @@ def test_unknown_option_override_names_the_options():
 
 
 def test_flowers_cpu_is_the_cpu_search_the_readme_ran_as_set_options():
-    """recipes/flowers_cpu.py (10 lines extending flowers.py) resolves to the search of flowers.py with the --set
+    """recipes/flowers_cpu.py (12 lines extending flowers.py) resolves to the search of flowers.py with the --set
     options of the measured CPU run."""
     sets = ["data.image_size=64", "budget.num_samples=8", "budget.max_epochs=20", "budget.cpus_per_trial=1",
             "budget.gpus_per_trial=0", "options.backbones=tutorial_cnn,resnet10t", "options.mixup_alpha=0",
-            "options.cutmix_alpha=0", "options.aug_strength=0.5,1.5"]
+            "options.cutmix_alpha=0", "options.aug_strength=0.5,1.5", "options.lr=3e-4,5e-3",
+            "options.drop_path_rate=0,0.1"]
     extended, overridden = load_recipe(RECIPES / "flowers_cpu.py"), load_recipe(RECIPES / "flowers.py", sets)
     assert len((RECIPES / "flowers_cpu.py").read_text().splitlines()) <= 12
     for key in ("seed", "data", "train", "budget", "options"):
@@ -108,7 +136,6 @@ def test_flowers_cpu_is_the_cpu_search_the_readme_ran_as_set_options():
 @pytest.mark.slow
 def test_a_recipe_extending_flowers_runs(tmp_path):
     """flowers_cpu.py, on a tiny folder with the five flower classes (the real archive is too big for a test)."""
-    import numpy as np
     from PIL import Image
 
     from hpsearch.cli import main

@@ -13,7 +13,7 @@ from hpsearch.config import build_section
 from hpsearch.errors import RecipeError
 from hpsearch.recipe import load_recipe
 from hpsearch.search.budget import BudgetConfig
-from hpsearch.search.samplers import StratifiedStartup, from_unit, make_sampler, startup_trials
+from hpsearch.search.samplers import StratifiedStartup, from_unit, make_sampler, startup_trials, varying_ranges
 from hpsearch.search.space import TrialSpace, run_space, sampled_distributions, widest_choice
 from tests.conftest import write_recipe
 
@@ -169,3 +169,35 @@ def test_an_unknown_sampler_or_scheduler_is_a_one_line_error_naming_the_choices(
         build_section(BudgetConfig, {"scheduler": "bohb"}, "budget")
     with pytest.raises(RecipeError, match="startup_trials must be between 0 and num_samples"):
         build_section(BudgetConfig, {"num_samples": 4, "startup_trials": 5}, "budget")
+
+
+def test_a_name_sampled_with_a_range_per_branch_is_named_for_model_samplers_only(tmp_path):
+    """A learning rate whose range depends on the backbone: every model-based sampler is told which name and
+    which ranges; random search models nothing and is not; a space with one range per name gives no line."""
+    per_branch = TWO_BACKBONES.replace('trial.suggest_float("lr", 1e-4, 1e-2, log=True)',
+                                       'trial.suggest_float("lr", *((3e-4, 3e-3) if backbone == "tutorial_cnn" '
+                                       'else (5e-4, 5e-3)), log=True)')
+    distributions = sampled_distributions(TrialSpace(load_recipe(write_recipe(tmp_path, per_branch))))
+    for sampler in ("tpe", "gp", "cmaes"):
+        (line,) = varying_ranges(sampler, distributions)
+        assert line.startswith("space samples 'lr' with 2 ranges") and f"Optuna's {sampler} sampler" in line
+        assert "0.0003..0.003 (log)" in line and "0.0005..0.005 (log)" in line
+    assert varying_ranges("random", distributions) == []
+    one_range = sampled_distributions(TrialSpace(load_recipe(write_recipe(tmp_path, TWO_BACKBONES, "one.py"))))
+    assert varying_ranges("tpe", one_range) == []
+
+
+def test_tune_warns_before_ray_starts_of_a_range_per_branch(tmp_path, caplog):
+    """`hpsearch tune`'s checks before Ray log the line at WARNING for TPE, and nothing with random search."""
+    from hpsearch.search.tune import check_search
+
+    per_branch = TWO_BACKBONES + "    trial.suggest_float('drop_rate', 0.0, 0.5 if backbone == 'resnet10t' else 0.3)\n"
+    recipe = load_recipe(write_recipe(tmp_path, per_branch))
+    with caplog.at_level("WARNING", logger="hpsearch.search.tune"):
+        check_search(recipe, TrialSpace(recipe))
+    assert [r.getMessage()[:44] for r in caplog.records] == ["space samples 'drop_rate' with 2 ranges (0.."]
+    caplog.clear()
+    random = load_recipe(write_recipe(tmp_path, per_branch + "budget['sampler'] = 'random'\n", "random.py"))
+    with caplog.at_level("WARNING", logger="hpsearch.search.tune"):
+        check_search(random, TrialSpace(random))
+    assert caplog.records == []
