@@ -28,6 +28,7 @@ from hpsearch.ensemble import (
 from hpsearch.evaluation.metrics import (
     classification_metrics,
     confusion_table,
+    ece_change_ci,
     expected_calibration_error,
     mcnemar,
     per_class_table,
@@ -101,8 +102,10 @@ def evaluate_run(run_dir: Path) -> pd.DataFrame:
         raw, output = outputs[record.name]
         row = {"model": record.name, "members": len(used_positions(record)),
                "tta": "+".join(record.tta), **classification_metrics(raw, test.labels, run.seed)}
+        low, high = ece_change_ci(raw, output.probs, test.labels, run.seed)
         row.update({"temperature": record.temperature, "log_loss_calibrated": log_loss(output.probs, test.labels),
                     "ece_calibrated": expected_calibration_error(output.probs, test.labels),
+                    "ece_change_ci_low": low, "ece_change_ci_high": high,
                     "mcnemar_p_vs_best_single": mcnemar(raw.argmax(1) == test.labels, best_correct),
                     "parameters": output.parameters, "ms_per_image": output.ms_per_image,
                     "val_accuracy_oof": record.val_accuracy_oof, "chosen_by_validation": record.name == chosen})

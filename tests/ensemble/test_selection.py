@@ -136,6 +136,8 @@ def test_evaluate_reports_calibration_before_and_after_and_predict_auto_uses_the
     for name in metrics.index:
         assert {"log_loss", "log_loss_calibrated", "ece", "ece_calibrated", "temperature"} <= set(metrics.columns)
         assert metrics.loc[name, "temperature"] > 0
+        low, high = metrics.loc[name, ["ece_change_ci_low", "ece_change_ci_high"]]
+        assert -1 <= low <= high <= 1  # a paired bootstrap interval of ECE(calibrated) - ECE(raw)
     digits = load_digits()
     folder = tmp_path / "images"
     folder.mkdir()

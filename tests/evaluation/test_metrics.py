@@ -8,6 +8,7 @@ from hpsearch.evaluation.metrics import (
     accuracy_ci,
     classification_metrics,
     confusion_table,
+    ece_change_ci,
     expected_calibration_error,
     mcnemar,
     per_class_table,
@@ -59,6 +60,29 @@ def test_ece_is_zero_for_calibrated_and_large_for_overconfident():
     assert expected_calibration_error(perfect, y) == pytest.approx(0.0)
     overconfident = np.eye(2)[1 - y] * 0.99 + 0.005  # always wrong, 99.5% sure
     assert expected_calibration_error(overconfident, y) == pytest.approx(0.995)
+
+
+def predictions(confidence: float, n: int = 400, accuracy: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+    """Three-class probabilities that put ``confidence`` on a prediction right ``accuracy`` of the time."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, n)
+    predicted = np.where(rng.random(n) < accuracy, y, (y + 1) % 3)
+    probs = np.full((n, 3), (1 - confidence) / 2)
+    probs[np.arange(n), predicted] = confidence
+    return probs, y
+
+
+def test_ece_change_interval_separates_a_real_improvement_from_noise():
+    overconfident, y = predictions(0.99)
+    calibrated, _ = predictions(0.70)
+    assert ece_change_ci(overconfident, overconfident, y) == (0.0, 0.0)
+    low, high = ece_change_ci(overconfident, calibrated, y)
+    change = expected_calibration_error(calibrated, y) - expected_calibration_error(overconfident, y)
+    assert low < change < high < 0  # about -0.29: far beyond what resampling 400 images moves
+    nudged, _ = predictions(0.69)  # a temperature near 1 on a model about as sure as it is right
+    low, high = ece_change_ci(calibrated, nudged, y)
+    assert low < 0 < high
+    assert ece_change_ci(calibrated, nudged, y, seed=1) != (low, high)  # the seed drives the resamples
 
 
 def test_classification_metrics_of_a_known_prediction():

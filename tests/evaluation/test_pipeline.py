@@ -87,7 +87,7 @@ def test_evaluate_writes_metrics_and_is_repeatable(finished_run):
     for column in ("accuracy", "balanced_accuracy", "precision_macro", "recall_weighted", "f1_macro",
                    "f1_weighted", "roc_auc_ovr_macro", "log_loss", "ece", "accuracy_ci_low", "accuracy_ci_high",
                    "mcnemar_p_vs_best_single", "parameters", "ms_per_image", "log_loss_calibrated",
-                   "ece_calibrated", "temperature"):
+                   "ece_calibrated", "ece_change_ci_low", "ece_change_ci_high", "temperature"):
         assert first[column].notna().all(), column
     assert first.loc[0, "mcnemar_p_vs_best_single"] == 1.0
     assert (run_dir / "evaluation" / "confusion_greedy.csv").is_file()
