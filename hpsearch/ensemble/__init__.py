@@ -6,7 +6,7 @@ without test-time augmentation, scored out of fold, and saved as an ``EnsembleRe
 """
 
 from hpsearch.ensemble import distill, members, soups  # noqa: F401  (register their methods)
-from hpsearch.ensemble.build import build_ensembles, parse_methods, parse_views
+from hpsearch.ensemble.build import BOOTSTRAP_RESAMPLES, bootstrap_interval, build_ensembles, parse_methods, parse_views
 from hpsearch.ensemble.distill import distill_run
 from hpsearch.ensemble.methods import (
     METHODS,
@@ -27,7 +27,8 @@ from hpsearch.ensemble.methods import (
 )
 from hpsearch.ensemble.selection import chosen_model, ordered_records, resolve_model
 
-__all__ = ["METHODS", "EnsembleMethod", "EnsembleOptions", "FitContext", "Fitted", "ProbabilityMethod",
-           "SingleModelMethod", "build_ensembles", "chosen_model", "combiner_input", "distill_run", "ensemble_combiner",
-           "ensemble_torch_combiner", "get_method", "make_record", "ordered_records", "parse_methods", "parse_views",
-           "record_models", "register_method", "resolve_model", "used_positions"]
+__all__ = ["BOOTSTRAP_RESAMPLES", "METHODS", "EnsembleMethod", "EnsembleOptions", "FitContext", "Fitted",
+           "ProbabilityMethod", "SingleModelMethod", "bootstrap_interval", "build_ensembles", "chosen_model",
+           "combiner_input", "distill_run", "ensemble_combiner", "ensemble_torch_combiner", "get_method",
+           "make_record", "ordered_records", "parse_methods", "parse_views", "record_models", "register_method",
+           "resolve_model", "used_positions"]

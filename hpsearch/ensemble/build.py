@@ -9,6 +9,7 @@ held-out fold, so ``val_accuracy_oof`` compares like with like, and it alone cho
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -78,13 +79,25 @@ def score(method_name: str, ctx: FitContext, fitted: Fitted,
     return record, oof
 
 
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], n: int, seed: int,
+                       resamples: int = BOOTSTRAP_RESAMPLES, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(indices)`` over ``resamples`` draws of ``n`` indices with
+    replacement. A statistic that compares two models on the same indices makes it a paired bootstrap. Draws are
+    made one resample at a time: memory grows with ``n``, not with ``resamples x n``."""
+    if n == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = np.fromiter((statistic(rng.integers(0, n, n)) for _ in range(resamples)), np.float64, resamples)
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def paired_bootstrap(correct: np.ndarray, reference: np.ndarray, seed: int,
                      resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float, float]:
     """Accuracy gain over ``reference`` on the same images, with its 95% percentile interval."""
     diff = correct.astype(np.float64) - reference.astype(np.float64)
-    draws = np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))
-    means = diff[draws].mean(axis=1)
-    return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+    low, high = bootstrap_interval(lambda picked: diff[picked].mean(), len(diff), seed, resamples)
+    return float(diff.mean()), low, high
 
 
 def relative_cost(record: EnsembleRecord) -> int:

@@ -8,6 +8,7 @@ from scipy import stats
 from sklearn import metrics
 
 from ensembles import log_loss
+from hpsearch.ensemble import BOOTSTRAP_RESAMPLES, bootstrap_interval
 
 
 def expected_calibration_error(probas: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
@@ -21,20 +22,15 @@ def expected_calibration_error(probas: np.ndarray, y: np.ndarray, bins: int = 15
     return float(np.abs(gap).sum() / len(y)) if len(y) else 0.0
 
 
-def ece_change_ci(raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray, seed: int = 0, resamples: int = 1000,
-                  level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of ECE(calibrated) - ECE(raw): each resample draws the same test images for
+def ece_change_ci(raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray, seed: int = 0,
+                  resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """95% paired bootstrap interval of ECE(calibrated) - ECE(raw): each resample draws the same test images for
     both, so an interval below 0 says temperature scaling lowered the ECE by more than the test set's noise."""
-    if len(y) == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    changes = np.empty(resamples)
-    for i in range(resamples):
-        picked = rng.integers(0, len(y), len(y))
-        changes[i] = (expected_calibration_error(calibrated[picked], y[picked])
-                      - expected_calibration_error(raw[picked], y[picked]))
-    low, high = np.quantile(changes, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
+    def change(picked: np.ndarray) -> float:
+        return (expected_calibration_error(calibrated[picked], y[picked])
+                - expected_calibration_error(raw[picked], y[picked]))
+
+    return bootstrap_interval(change, len(y), seed, resamples)
 
 
 def accuracy_ci(correct: np.ndarray, level: float = 0.95) -> tuple[float, float]:
