@@ -34,10 +34,10 @@ train = dict(
     patience=8,
 )
 
+# grace_period is left at its default, a third of max_epochs: an earlier first rung cuts the high learning rates
 budget = dict(
     num_samples=40,
     max_epochs=40,
-    grace_period=4,
     reduction_factor=3,
     cpus_per_trial=4,
     gpus_per_trial=0.5,
