@@ -93,7 +93,8 @@ def make_run(run_dir: Path, trials: int = 3, epochs: int = 1, image_size: int = 
         trainer = Trainer(trial, data)
         best = trainer.fit().best
         trial_id = f"t{n:05d}"
-        save_model_folder(run_dir / TRIALS_DIR / trial_id, best, trial, n, trainer.mean, trainer.std)
+        save_model_folder(run_dir / TRIALS_DIR / trial_id, best, trial, n, trainer.mean, trainer.std,
+                          trainer.epoch_choice_probs())
         rows.append({"trial_id": trial_id, "optuna_trial": n, "status": "completed", "lr": trial.lr,
                      "epochs": epochs, "stopped_early": False, "stop_reason": "max_epochs", "best_epoch": best.epoch,
                      "val_acc": best.val_acc, "val_loss": best.val_loss, "train_acc": best.train_acc, "wall_s": 1.0,

@@ -32,7 +32,7 @@ from hpsearch.rundir import (
     write_record,
     write_table,
 )
-from hpsearch.training import TTA_VIEWS, tta_cost
+from hpsearch.training import TTA_VIEWS, default_tta_views, tta_cost
 
 log = logging.getLogger(__name__)
 BOOTSTRAP_RESAMPLES = 2000
@@ -57,7 +57,7 @@ def fit_context(run: RunDir, options: EnsembleOptions) -> FitContext:
 
 def default_views(ctx: FitContext) -> tuple[str, ...]:
     """Mirror images where the best trial was trained on mirrored ones, else small shifts."""
-    return ("flip",) if ctx.best.config.flip else ("shift",)
+    return default_tta_views(ctx.best.config.flip)
 
 
 def cross_fit_temperature(oof: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:

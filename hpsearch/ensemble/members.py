@@ -87,7 +87,8 @@ class BoostingMethod(EnsembleMethod):
                 log.info("boosting: member no better than chance on the reweighted data; stopping")
                 break
             folder = ctx.run.path / ENSEMBLES_DIR / self.name / f"member_{k}"
-            save_model_folder(folder, outcome.best, trainer.config, None, trainer.mean, trainer.std)
+            save_model_folder(folder, outcome.best, trainer.config, None, trainer.mean, trainer.std,
+                              trainer.epoch_choice_probs())
             rounds.models.append(SavedModel(f"boosting:member_{k}", folder))
             rounds.alphas.append(alpha)
             rounds.errors.append(error)

@@ -10,6 +10,7 @@ ensemble's. ``oof`` gives out-of-fold validation probabilities for methods that 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,6 +34,8 @@ from ensembles import (
 from hpsearch.data import ImageArrays, TrialData
 from hpsearch.errors import HpsearchError, did_you_mean
 from hpsearch.rundir import BEST_SINGLE, EnsembleRecord, Member, RunDir, SavedModel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,6 +74,21 @@ class FitContext:
 
     def stack(self, models: list[SavedModel]) -> np.ndarray:
         return np.stack([self.probs(m) for m in models])
+
+    def oof_probs(self, model: SavedModel) -> np.ndarray:
+        """``model``'s validation probabilities for out-of-fold scores: those of its out-of-fold epoch choice
+        where its training kept them (with this context's views), else its best epoch's."""
+        chosen = model.epoch_oof_probs(self.views)
+        if chosen is not None:
+            return chosen
+        if f"best-epoch:{model.folder}" not in self.memo:  # one line per model, not per variant
+            self.memo[f"best-epoch:{model.folder}"] = True
+            log.info("%s has no out-of-fold epoch choice with views %s (trained before hpsearch kept one, or with "
+                     "other views): its out-of-fold scores use its best epoch", model.name, list(self.views) or "none")
+        return self.probs(model)
+
+    def oof_stack(self, models: list[SavedModel]) -> np.ndarray:
+        return np.stack([self.oof_probs(m) for m in models])
 
     @cached_property
     def val_stack(self) -> np.ndarray:
@@ -138,10 +156,12 @@ class EnsembleMethod:
             raise HpsearchError(f"Models made by {self.name!r} cannot be exported ({err}).") from None
 
     def oof(self, ctx: FitContext, fitted: Fitted) -> np.ndarray:
-        """Out-of-fold validation probabilities; a method that learns nothing from validation is its own."""
+        """Out-of-fold validation probabilities. A method that learns nothing from validation applies its rule
+        to its models' out-of-fold epoch choices (``FitContext.oof_probs``)."""
         if self.learns_from_validation:
             raise NotImplementedError(f"{self.name} learns from validation data but defines no oof()")
-        return fitted.probs
+        stack = ctx.oof_stack(record_models(ctx.run, fitted.record))
+        return self.combiner(fitted.record, stack, ctx.y)(stack)
 
 
 METHODS: dict[str, EnsembleMethod] = {}
@@ -228,10 +248,11 @@ class ProbabilityMethod(EnsembleMethod):
         return self.estimator_class(**record.params).fit(val_stack, y_val)
 
     def oof(self, ctx: FitContext, fitted: Fitted) -> np.ndarray:
+        """Refit on k-1 folds of the pool's out-of-fold epoch choices, predict the held-out fold."""
         if not self.learns_from_validation:
-            return fitted.probs
-        return cross_val_proba(lambda: self.make_estimator(ctx), self.pool_stack(ctx), ctx.y, ctx.options.folds,
-                               ctx.run.seed)
+            return super().oof(ctx, fitted)
+        return cross_val_proba(lambda: self.make_estimator(ctx), ctx.oof_stack(self.pool(ctx)), ctx.y,
+                               ctx.options.folds, ctx.run.seed)
 
 
 @register_method

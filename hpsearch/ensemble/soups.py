@@ -138,12 +138,16 @@ class SoupMethod(SingleModelMethod):
                            trajectory=trajectory, note=note)
 
     def oof(self, ctx: FitContext, fitted: Fitted) -> np.ndarray:
-        """The ingredients chosen on k-1 folds, their soup scored on the held-out fold."""
+        """The ingredients chosen on k-1 folds, their soup scored on the held-out fold (one ingredient alone: its
+        out-of-fold epoch choice, as the best single trial is scored)."""
         kitchen = ctx.memo[self.name]["kitchen"]
         out = np.zeros_like(fitted.probs)
         for train, held_out in stratified_folds(ctx.y, ctx.options.folds, ctx.run.seed):
             members, _, _ = kitchen.choose(train)
-            probs = kitchen.probs(members) if not ctx.views else self.with_views(ctx, kitchen, members)
+            if len(members) == 1:
+                probs = ctx.oof_probs(kitchen.ingredients[members[0]])
+            else:
+                probs = kitchen.probs(members) if not ctx.views else self.with_views(ctx, kitchen, members)
             out[held_out] = probs[held_out]
         return out
 

@@ -128,10 +128,12 @@ def sweep_sections(report: Report) -> None:
                         "best epoch.")
 
 
-CHOICE_NOTE = ("val_accuracy is in-sample for methods fit on validation predictions (greedy, stacking, the "
-               "soup's ingredients, temperatures); val_accuracy_oof refits each method without the validation images "
-               "it scores (5 folds), and it alone chooses the model, so that the method best at memorizing "
-               "validation does not win.")
+CHOICE_NOTE = ("val_accuracy is in-sample: each trained model at its best epoch, and the methods fit on validation "
+               "predictions (greedy, stacking, the soup's ingredients, temperatures) fit on all of it. "
+               "val_accuracy_oof predicts every validation image with choices made without it (each model's epoch "
+               "chosen on the other folds, each method refit on them; 5 folds unless `--folds` says otherwise), and it "
+               "alone chooses the model, so that neither a lucky epoch nor the method best at memorizing validation "
+               "wins.")
 
 
 def selection_sections(report: Report) -> None:

@@ -6,6 +6,7 @@ import os
 import pickle
 import shutil
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -28,11 +29,17 @@ from hpsearch.training import BestState, Normalizer, TrialConfig, preserved_glob
 
 
 def save_model_folder(folder: Path, best: BestState, config: TrialConfig, optuna_trial: int | None,
-                      mean: tuple[float, ...], std: tuple[float, ...], **extra: Any) -> Path:
-    """Write the best epoch's weights, validation probabilities, metrics and normalization into ``folder``."""
+                      mean: tuple[float, ...], std: tuple[float, ...],
+                      epoch_choice: Mapping[tuple[str, ...], np.ndarray] | None = None, **extra: Any) -> Path:
+    """Write the best epoch's weights, validation probabilities, metrics and normalization into ``folder``, and
+    the out-of-fold epoch choice's validation probabilities (test-time views -> probabilities), if given."""
     folder.mkdir(parents=True, exist_ok=True)
     atomic_save(folder / MODEL_FILE, lambda f: torch.save(best.state_dict, f))
     atomic_save(folder / PROBS_FILE, lambda f: np.save(f, best.val_probs.astype(np.float32)))
+    for stale in folder.glob(EPOCH_OOF_PATTERN):
+        stale.unlink()
+    for views, probs in (epoch_choice or {}).items():
+        atomic_save(folder / epoch_oof_file(views), lambda f, p=probs: np.save(f, p.astype(np.float32)))
     write_json(folder / BEST_FILE, {
         "epoch": best.epoch, "val_acc": best.val_acc, "val_loss": best.val_loss, "train_acc": best.train_acc,
         "train_loss": best.train_loss, "optuna_trial": optuna_trial, "config": config.to_dict(),
@@ -92,6 +99,12 @@ class SavedModel:
     def val_probs(self) -> np.ndarray:
         return np.load(self.folder / PROBS_FILE)
 
+    def epoch_oof_probs(self, views: tuple[str, ...]) -> np.ndarray | None:
+        """Validation probabilities of the out-of-fold epoch choice with ``views`` (None if training kept none:
+        models trained before it existed, other views, models that are not one training run)."""
+        path = self.folder / epoch_oof_file(views)
+        return np.load(path) if path.is_file() else None
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return load_state_dict(self.folder / MODEL_FILE)
 
@@ -117,6 +130,14 @@ def tta_probs_file(views: tuple[str, ...]) -> str:
     return f"val_probs_tta-{'-'.join(views)}.npy"
 
 
+EPOCH_OOF_PATTERN = "val_probs_epoch_oof*.npy"
+
+
+def epoch_oof_file(views: tuple[str, ...]) -> str:
+    """The file of a model's out-of-fold epoch choice's validation probabilities with ``views``."""
+    return f"val_probs_epoch_oof{'-' if views else ''}{'-'.join(views)}.npy"
+
+
 def copy_model_folder(src: Path, dst: Path) -> None:
     """Replace the model folder ``dst`` with the model files of ``src`` (copied aside, then renamed into place)."""
     tmp = dst.with_name(f".{dst.name}.tmp")
@@ -124,5 +145,7 @@ def copy_model_folder(src: Path, dst: Path) -> None:
     tmp.mkdir(parents=True)
     for name in MODEL_FOLDER_FILES:
         shutil.copy2(src / name, tmp / name)
+    for optional in src.glob(EPOCH_OOF_PATTERN):
+        shutil.copy2(optional, tmp / optional.name)
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(tmp, dst)

@@ -57,7 +57,8 @@ def run_member(config: dict[str, Any], data: TrialData, members: list[TrialConfi
 
 def save_checkpoint(folder: Path, trainer: Trainer, optuna_trial: int | None, extra: dict[str, Any]) -> None:
     assert trainer.best is not None
-    save_model_folder(folder, trainer.best, trainer.config, optuna_trial, trainer.mean, trainer.std, **extra)
+    save_model_folder(folder, trainer.best, trainer.config, optuna_trial, trainer.mean, trainer.std,
+                      trainer.epoch_choice_probs(), **extra)
     torch.save({**trainer.checkpoint(), "trial": optuna_trial}, folder / STATE_FILE)
 
 

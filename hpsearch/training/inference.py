@@ -108,22 +108,36 @@ def center_crop(x: torch.Tensor, side: int | None) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, arrays: ImageArrays, normalize: Normalizer, batch_size: int,
-                  device: torch.device, views: tuple[str, ...] = (), crop: int | None = None) -> np.ndarray:
+                  device: torch.device, views: tuple[str, ...] = (), crop: int | None = None,
+                  plain: np.ndarray | None = None) -> np.ndarray:
     """Softmax class probabilities for every image, in order (centre-cropped to ``crop``); with ``views``,
-    averaged over the test-time views. On a CPU, ``batch_size`` is capped by ``cpu_inference_batch``."""
+    averaged over the test-time views (``plain``: the images' own probabilities, already computed, which the
+    average then takes instead of a forward pass of its own). On a CPU, ``batch_size`` is capped by
+    ``cpu_inference_batch``."""
     model.eval()
     names = view_names(views)
+    count = len(names)
+    names = names[1:] if plain is not None else names  # "identity" comes first
     out = np.empty((len(arrays), 0), dtype=np.float32)
     buffer = BatchBuffer()
     if device.type == "cpu":
         batch_size = cpu_inference_batch(arrays.images.shape[1:], batch_size)
     for start in range(0, len(arrays), batch_size):
         x = normalize.apply_(center_crop(buffer.load(arrays.images, slice(start, start + batch_size), device), crop))
-        probs = sum(torch.softmax(model(apply_view(x, name)).float(), dim=1) for name in names) / len(names)
+        probs = sum(torch.softmax(model(apply_view(x, name)).float(), dim=1) for name in names)
+        if plain is not None:
+            probs = probs + torch.from_numpy(plain[start:start + len(x)]).to(probs.device)
+        probs = probs / count
         if out.shape[1] == 0:
             out = np.empty((len(arrays), probs.shape[1]), dtype=np.float32)
         out[start:start + len(probs)] = probs.cpu().numpy()
     return out
+
+
+def default_tta_views(flip: bool) -> tuple[str, ...]:
+    """The test-time views tried when none are asked for: mirror images for a model trained on mirrored ones,
+    else small shifts."""
+    return ("flip",) if flip else ("shift",)
 
 
 def tta_cost(views: tuple[str, ...]) -> int:

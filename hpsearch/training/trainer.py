@@ -1,4 +1,11 @@
-"""One training run, unaware of Ray and Optuna: epochs in, per-epoch metrics and the best state out."""
+"""One training run, unaware of Ray and Optuna: epochs in, per-epoch metrics and the best state out.
+
+The best epoch is the one with the best validation score, so that score is a maximum over epochs and overstates
+what the kept weights do on new images. ``Trainer`` also makes the epoch choice out of fold
+(``ensembles.OutOfFoldChoice``): each of ``EPOCH_FOLDS`` folds of the validation images is predicted by the epoch
+that scored best on the other folds, with and without the model's default test-time views. ``hpsearch ensemble``
+ranks the model by those probabilities.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from torch import nn
 
-from ensembles import log_loss
+from ensembles import OutOfFoldChoice, log_loss
 from hpsearch.data import BatchAugment, ImageArrays, TrialData
 from hpsearch.models import (
     apply_frozen_mode,
@@ -27,11 +34,13 @@ from hpsearch.models import (
 )
 from hpsearch.models.cost import ms_per_image
 from hpsearch.training.config import TrialConfig
-from hpsearch.training.inference import BatchBuffer, Normalizer, predict_proba
+from hpsearch.training.inference import BatchBuffer, Normalizer, default_tta_views, predict_proba
 from hpsearch.training.parallel import DataParallel
 from hpsearch.training.precision import Precision
 from hpsearch.training.prefetch import CudaPrefetcher, device_batches
 from hpsearch.training.rng import RandomState
+
+EPOCH_FOLDS = 5  # folds of the validation images for the out-of-fold choice of the best epoch
 
 
 class NonFiniteLoss(RuntimeError):
@@ -160,6 +169,9 @@ class Trainer:
         self.epoch = 0  # epochs finished
         self.best: BestState | None = None
         self.history: list[dict[str, Any]] = []
+        self.views = default_tta_views(config.flip)  # the test-time views of the out-of-fold epoch choice
+        self.epoch_choice = OutOfFoldChoice(data.val.labels, EPOCH_FOLDS, config.seed)
+        self.epoch_choice_views: np.ndarray | None = None  # its probabilities with ``views``
 
     def _make_mixup(self) -> Mixup | None:
         cfg = self.config
@@ -244,6 +256,7 @@ class Trainer:
         with self.random:
             train_loss, train_acc = self.train_epoch()
         val_loss, val_acc, val_probs = self.evaluate()
+        self.choose_epoch_out_of_fold(val_probs)
         improved = self.best is None or self.best.beats(val_acc, val_loss)
         if improved:
             state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
@@ -256,6 +269,24 @@ class Trainer:
         }
         self.history.append(metrics)
         return metrics, improved
+
+    def choose_epoch_out_of_fold(self, val_probs: np.ndarray) -> None:
+        """Offer this epoch to the out-of-fold choice; where a fold switches to it, predict that fold's images
+        in the test-time views too (only then: the mirror costs one more pass over those images)."""
+        rows = self.epoch_choice.update(self.epoch, val_probs)
+        if self.epoch_choice_views is None:
+            self.epoch_choice_views = np.zeros_like(val_probs, dtype=np.float32)
+        if len(rows):
+            val = self.data.val
+            self.epoch_choice_views[rows] = predict_proba(
+                self.model, ImageArrays(val.images[rows], val.labels[rows]), self.normalize,
+                self.config.eval_batch_size, self.device, self.views, crop=self.data.crop, plain=val_probs[rows])
+
+    def epoch_choice_probs(self) -> dict[tuple[str, ...], np.ndarray]:
+        """The out-of-fold epoch choice's validation probabilities: plain (key ``()``) and with ``views``."""
+        if self.epoch_choice.oof_ is None or self.epoch_choice_views is None:
+            return {}
+        return {(): self.epoch_choice.oof_, self.views: self.epoch_choice_views}
 
     def fit(self, on_epoch: EpochCallback | None = None) -> TrialOutcome:
         """Train the remaining epochs (all of them, or those after a restored checkpoint); ``on_epoch`` returning
@@ -280,7 +311,16 @@ class Trainer:
         return {"epoch": self.epoch, "updates": self.updates, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "random": self.random.state_dict(), "history": list(self.history), "config": self.config.to_dict(),
-                "precision": self.precision.state_dict()}
+                "precision": self.precision.state_dict(), "epoch_choice": self._epoch_choice_state()}
+
+    def _epoch_choice_state(self) -> dict[str, torch.Tensor | None]:
+        arrays = {**self.epoch_choice.state_dict(), "views": self.epoch_choice_views}
+        return {key: None if value is None else torch.from_numpy(np.array(value)) for key, value in arrays.items()}
+
+    def _restore_epoch_choice(self, state: dict[str, torch.Tensor | None]) -> None:
+        arrays = {key: None if value is None else value.numpy() for key, value in state.items()}
+        self.epoch_choice.load_state_dict(arrays)
+        self.epoch_choice_views = arrays["views"]
 
     def restore(self, state: dict[str, Any], best: BestState | None) -> None:
         """Continue from ``checkpoint()``'s output and the best epoch saved beside it.
@@ -300,6 +340,8 @@ class Trainer:
         self.precision.load_state_dict(state.get("precision", {}))
         self.epoch, self.updates, self.history = int(state["epoch"]), int(state["updates"]), list(state["history"])
         self.best = best
+        if best is not None and state.get("epoch_choice") is not None:  # else it counts from here, as the best does
+            self._restore_epoch_choice(state["epoch_choice"])
         if not same:
             for group, decay in zip(self.optimizer.param_groups, own_decay, strict=True):
                 group["weight_decay"] = decay

@@ -13,7 +13,7 @@ from hpsearch.data import TestSplitKey
 from hpsearch.ensemble import build_ensembles, distill_run
 from hpsearch.ensemble.methods import EnsembleOptions
 from hpsearch.evaluation import evaluate_run
-from hpsearch.rundir import RunDir
+from hpsearch.rundir import RunDir, epoch_oof_file
 from hpsearch.training import Distillation
 
 
@@ -51,7 +51,8 @@ def test_a_distilled_student_is_scored_evaluated_and_predicted_like_any_model(ru
     assert record.method == "distilled" and record.details["teacher"] == "average"
     opened = RunDir(run)
     student = opened.inside(record.model)
-    assert (student / "model.pt").is_file() and record.val_accuracy_oof == record.val_accuracy
+    assert (student / "model.pt").is_file() and record.val_accuracy_oof == record.val_accuracy  # one epoch
+    assert (student / epoch_oof_file(())).is_file()  # its epoch chosen out of fold, as a trial's is
     table = opened.ensembles_table()
     assert "distilled" in set(table["model"]) and table["chosen"].sum() == 1
     metrics = evaluate_run(run).set_index("model")

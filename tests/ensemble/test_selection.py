@@ -89,6 +89,33 @@ def test_methods_that_learn_nothing_from_validation_report_their_plain_score(run
     assert greedy.val_accuracy_oof == pytest.approx((oof.argmax(1) == y).mean())  # refit per fold, same folds
 
 
+def test_out_of_fold_scores_take_each_trials_out_of_fold_epoch_choice(run):
+    """Where training kept its out-of-fold epoch choice, every out-of-fold score is made of it (the in-sample
+    columns stay the best epoch's); a trial without one is scored at its best epoch."""
+    from hpsearch.rundir import epoch_oof_file
+
+    opened = RunDir(run)
+    ids = list(opened.ranked_trials()["trial_id"].head(3))
+    y = opened.arrays("val").labels
+    models = [opened.trial_model(i) for i in ids]
+    assert all((m.folder / epoch_oof_file(())).is_file() for m in models)  # training kept them (one epoch here)
+    wrong = np.eye(10)[(y + 1) % 10] * 0.9 + 0.01  # an "epoch choice" wrong on every image
+    np.save(models[0].folder / epoch_oof_file(()), wrong.astype(np.float32))
+    np.save(models[0].folder / epoch_oof_file(("shift",)), wrong.astype(np.float32))
+    (models[1].folder / epoch_oof_file(())).unlink()  # as a trial trained before the choice existed
+    table = build_ensembles(run, ["average", "stacking"], EnsembleOptions(top_k=3)).set_index("model")
+    best = table.loc["best_single"]
+    assert best["val_accuracy"] == pytest.approx((models[0].val_probs.argmax(1) == y).mean())
+    assert best["val_accuracy_oof"] == 0.0 and table.loc["best_single+tta", "val_accuracy_oof"] == 0.0
+    stack = np.stack([wrong, models[1].val_probs, np.load(models[2].folder / epoch_oof_file(()))])
+    assert table.loc["average", "val_accuracy_oof"] == pytest.approx((stack.mean(0).argmax(1) == y).mean())
+    assert table.loc["average", "val_accuracy"] != table.loc["average", "val_accuracy_oof"]
+    from ensembles import Stacking
+
+    oof = cross_val_proba(lambda: Stacking(cv=5, random_state=0), stack, y, 5, 0)
+    assert table.loc["stacking", "val_accuracy_oof"] == pytest.approx((oof.argmax(1) == y).mean())
+
+
 def test_stackings_out_of_fold_score_sits_with_its_own_cross_validated_estimate(run):
     build_ensembles(run, ["stacking"], EnsembleOptions(top_k=3, tta=()))
     stacking = read_record(run / "ensembles" / "stacking.json")

@@ -31,3 +31,22 @@ def test_predict_proba_on_a_cpu_feeds_micro_batches_and_gives_the_same_probabili
     with torch.no_grad():
         whole = torch.softmax(model(normalize(torch.from_numpy(images).float() / 255)), dim=1).numpy()
     np.testing.assert_allclose(probs, whole, atol=1e-5)
+
+
+def test_test_time_views_can_reuse_the_plain_probabilities_and_skip_that_pass():
+    torch.manual_seed(0)
+    model = TutorialCNN(num_classes=3, in_chans=3, img_size=16).eval()
+    images = np.random.default_rng(1).integers(0, 256, (9, 3, 16, 16), dtype=np.uint8)
+    arrays = ImageArrays(images, np.zeros(9, dtype=np.int64))
+    normalize, cpu = Normalizer((0.5,) * 3, (0.5,) * 3), torch.device("cpu")
+    plain = predict_proba(model, arrays, normalize, 4, cpu)
+    seen: list[int] = []
+    model.register_forward_pre_hook(lambda module, inputs: seen.append(len(inputs[0])))
+    for views, passes in ((("flip",), 1), (("shift", "scale"), 3)):  # shift: left and right
+        seen.clear()
+        reused = predict_proba(model, arrays, normalize, 4, cpu, views, plain=plain)
+        assert sum(seen) == 9 * passes  # no pass for the plain view
+        np.testing.assert_allclose(reused, predict_proba(model, arrays, normalize, 4, cpu, views), atol=1e-6)
+    flipped = predict_proba(model, arrays, normalize, 4, cpu, ("flip",), plain=plain)
+    np.testing.assert_allclose(predict_proba(model, arrays, normalize, 4, cpu, ("flip",), plain=plain * 0),
+                               flipped - plain / 2, atol=1e-6)  # the given plain probabilities are what it averages

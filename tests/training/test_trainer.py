@@ -126,10 +126,54 @@ def test_restoring_its_own_checkpoint_changes_nothing(tiny_data):
     from hpsearch.training import Trainer
 
     config = dataclasses.replace(FAST, epochs=4)
-    straight = Trainer(config, tiny_data).fit()
+    straight_trainer = Trainer(config, tiny_data)
+    straight = straight_trainer.fit()
     first = Trainer(config, tiny_data)
     first.fit(lambda metrics, best: metrics["epoch"] >= 2)
     second = Trainer(config, tiny_data)
     second.restore(first.checkpoint(), first.best)
     resumed = second.fit()
     np.testing.assert_array_equal(resumed.best.val_probs, straight.best.val_probs)
+    np.testing.assert_array_equal(second.epoch_choice.chosen_, straight_trainer.epoch_choice.chosen_)
+    for views, probs in straight_trainer.epoch_choice_probs().items():
+        np.testing.assert_array_equal(second.epoch_choice_probs()[views], probs)
+
+
+def test_the_epoch_is_also_chosen_out_of_fold_with_and_without_test_time_views(tiny_data):
+    from hpsearch.training import EPOCH_FOLDS, Normalizer, predict_proba
+
+    trainer = Trainer(dataclasses.replace(FAST, epochs=5, lr=3e-3), tiny_data)
+    epochs: dict[int, tuple[np.ndarray, dict]] = {}
+    evaluate = trainer.evaluate
+
+    def recording_evaluate():
+        loss, acc, probs = evaluate()
+        state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        epochs[trainer.epoch] = probs, state
+        return loss, acc, probs
+
+    trainer.evaluate = recording_evaluate
+    trainer.fit()
+    choice, y = trainer.epoch_choice, tiny_data.val.labels
+    assert len(choice.chosen_) == EPOCH_FOLDS and trainer.views == ("shift",)  # FAST trains without flips
+    model = trainer.model
+    for fold, epoch in enumerate(choice.chosen_):
+        rows = choice.fold == fold
+        others = [int(((p.argmax(1) == y) & ~rows).sum()) for p, _ in epochs.values()]
+        assert others[epoch - 1] == max(others)  # the best epoch on the other folds' images
+        np.testing.assert_array_equal(trainer.epoch_choice_probs()[()][rows], epochs[epoch][0][rows])
+        model.load_state_dict(epochs[epoch][1])
+        shifted = predict_proba(model, tiny_data.val, Normalizer((0.0,), (1.0,)), 64, torch.device("cpu"),
+                                ("shift",))
+        np.testing.assert_allclose(trainer.epoch_choice_probs()[("shift",)][rows], shifted[rows], atol=1e-5)
+
+
+def test_an_exploited_trial_chooses_its_epochs_afresh(tiny_data):
+    donor = Trainer(dataclasses.replace(FAST, epochs=4), tiny_data)
+    donor.fit(lambda metrics, best: metrics["epoch"] >= 2)
+    assert set(donor.epoch_choice.chosen_) <= {1, 2}
+    trainer = Trainer(dataclasses.replace(FAST, epochs=4, seed=3), tiny_data)
+    trainer.restore(donor.checkpoint(), None)  # PBT's exploit: the donor's best epochs stay the donor's
+    assert trainer.epoch_choice_probs() == {} and set(trainer.epoch_choice.chosen_) == {-1}
+    trainer.fit()
+    assert set(trainer.epoch_choice.chosen_) <= {3, 4}
