@@ -13,14 +13,20 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 LOG_LOSS_CLIP = 1e-15  # the one clip every log-loss in hpsearch uses
 
 
+def sample_log_loss(probas: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each sample's negative log-probability of its true class, probabilities clipped at ``LOG_LOSS_CLIP``;
+    ``probas`` of shape (..., n_samples, n_classes) gives (..., n_samples)."""
+    probas, labels = np.asarray(probas), np.asarray(y, dtype=np.int64)
+    picked = probas[..., np.arange(len(labels)), labels]
+    return -np.log(np.clip(picked, LOG_LOSS_CLIP, 1.0))
+
+
 def log_loss(probas: np.ndarray, y: np.ndarray) -> float | np.ndarray:
-    """Mean negative log-probability of the true classes, probabilities clipped at ``LOG_LOSS_CLIP``.
+    """Mean negative log-probability of the true classes (``sample_log_loss`` averaged).
 
     ``probas`` has shape (n_samples, n_classes), or (..., n_samples, n_classes) for one loss per leading index.
     """
-    probas, labels = np.asarray(probas), np.asarray(y, dtype=np.int64)
-    picked = probas[..., np.arange(len(labels)), labels]
-    loss = -np.log(np.clip(picked, LOG_LOSS_CLIP, 1.0)).mean(axis=-1)
+    loss = sample_log_loss(probas, y).mean(axis=-1)
     return float(loss) if np.ndim(loss) == 0 else loss
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from ensembles.base import LOG_LOSS_CLIP, check_labels, check_stack
+from ensembles.base import check_labels, check_stack, sample_log_loss
 
 
 def fold_splitter(y: np.ndarray, n_splits: int = 5, random_state: int | None = 0) -> StratifiedKFold | KFold:
@@ -77,9 +77,8 @@ class OutOfFoldChoice:
         probas = np.asarray(probas)
         if probas.shape[0] != len(self.y):
             raise ValueError(f"probabilities of {probas.shape[0]} samples for {len(self.y)} labels")
-        picked = probas[np.arange(len(self.y)), self.y]
         correct = np.bincount(self.fold, probas.argmax(1) == self.y, self.n_folds).astype(np.int64)
-        loss = np.bincount(self.fold, -np.log(np.clip(picked, LOG_LOSS_CLIP, 1.0)), self.n_folds)
+        loss = np.bincount(self.fold, sample_log_loss(probas, self.y), self.n_folds)
         others_correct, others_loss = correct.sum() - correct, loss.sum() - loss
         better = (others_correct > self.correct_) | ((others_correct == self.correct_) & (others_loss < self.loss_))
         self.chosen_[better] = candidate

@@ -44,3 +44,23 @@ def test_identifiers_that_look_like_numbers_stay_strings(tmp_path):
     history = trials.assign(epoch=1, train_acc=0.5)[["trial_id", "epoch", "val_acc", "val_loss", "train_acc"]]
     write_table(tmp_path / HISTORY_FILE, history.iloc[:1])  # a run of one trial, as in a CI failure
     assert read_history(tmp_path)["trial_id"].tolist() == ["6172e946"]
+
+
+def test_new_weights_in_a_model_folder_drop_the_probabilities_cached_for_the_old_ones(tmp_path):
+    import numpy as np
+    import torch
+
+    from hpsearch.rundir import SavedModel, epoch_oof_file, save_model_folder, tta_probs_file
+    from hpsearch.training import BestState, TrialConfig
+
+    probs = np.full((4, 2), 0.5, dtype=np.float32)
+    best = BestState(1, 0.5, 0.7, 0.5, 0.7, {"w": torch.zeros(1)}, probs)
+    config = TrialConfig(backbone="tutorial_cnn")
+    for stale in (tta_probs_file(("flip",)), epoch_oof_file(("shift",)), epoch_oof_file(())):
+        np.save(tmp_path / stale, probs)
+    save_model_folder(tmp_path, best, config, None, (0.0,), (1.0,), {(): probs * 0 + 0.25, ("flip",): probs})
+    kept = sorted(p.name for p in tmp_path.glob("val_probs_*"))
+    assert kept == sorted([epoch_oof_file(()), epoch_oof_file(("flip",))])  # the stale three are gone
+    saved = SavedModel("m", tmp_path)
+    np.testing.assert_array_equal(saved.epoch_oof_probs(()), probs * 0 + 0.25)
+    assert saved.epoch_oof_probs(("shift",)) is None

@@ -99,8 +99,6 @@ def distill_run(run_dir: Path, teacher: str = "auto", student: str = "best", epo
              config.backbone, config.epochs, record.name, alpha, temperature)
     outcome = trainer.fit()
     folder = run.path / ENSEMBLES_DIR / DISTILLED
-    for stale in folder.glob("val_probs_tta-*.npy"):
-        stale.unlink()
     save_model_folder(folder, outcome.best, trainer.config, None, trainer.mean, trainer.std,
                       trainer.epoch_choice_probs(), teacher=record.name,
                       distill_alpha=alpha, distill_temperature=temperature, started_from=getattr(start, "name", None))

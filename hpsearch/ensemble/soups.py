@@ -12,7 +12,7 @@ from ensembles import average_state_dicts, greedy_selection, stratified_folds
 from hpsearch.data import ImageArrays
 from hpsearch.ensemble.methods import FitContext, Fitted, SingleModelMethod, make_record, register_method
 from hpsearch.io import atomic_save, write_json
-from hpsearch.rundir import BEST_FILE, ENSEMBLES_DIR, MODEL_FILE, PROBS_FILE, RunDir, SavedModel
+from hpsearch.rundir import BEST_FILE, ENSEMBLES_DIR, MODEL_FILE, PROBS_FILE, RunDir, SavedModel, drop_stale_probs
 from hpsearch.training import BatchBuffer, Normalizer, predict_proba, preserved_global_rng
 from hpsearch.training.inference import center_crop
 
@@ -160,8 +160,7 @@ class SoupMethod(SingleModelMethod):
 def save_soup(run: RunDir, best: SavedModel, model: nn.Module, val_probs: np.ndarray) -> Path:
     folder = run.path / ENSEMBLES_DIR / "soup"
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("val_probs_tta-*.npy"):  # test-time probabilities of an earlier soup
-        stale.unlink()
+    drop_stale_probs(folder)  # the probabilities of an earlier soup
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_save(folder / MODEL_FILE, lambda f: torch.save(state, f))
     atomic_save(folder / PROBS_FILE, lambda f: np.save(f, val_probs.astype(np.float32)))

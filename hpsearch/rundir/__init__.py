@@ -56,6 +56,7 @@ from hpsearch.rundir.layout import (
 from hpsearch.rundir.models import (
     SavedModel,
     copy_model_folder,
+    drop_stale_probs,
     epoch_oof_file,
     load_state_dict,
     load_torch_file,
@@ -87,8 +88,8 @@ __all__ = [
     "REPORT_DIR", "RunDir", "SEARCH_ARTIFACTS", "SPLIT_FILE", "STUDY_FILE", "SUMMARY_FILE", "SWEEPS_DIR",
     "SavedModel", "TEST_METRICS_FILE", "TEST_SUMMARY_COLUMNS", "TRIALS_DIR", "TRIALS_FILE", "TRIAL_COLUMNS",
     "TRIAL_KEY_COLUMNS", "TRIAL_RESULT_COLUMNS", "TRIAL_STATUSES", "TTA_SUFFIX", "WORKERS_SUFFIX",
-    "check_trials_complete", "copy_model_folder", "damaged", "epoch_oof_file", "holds_search", "load_state_dict",
-    "load_torch_file", "parameter_columns", "rank_models", "rank_trials", "read_history", "read_model_folder",
-    "read_record", "read_table", "read_trials", "save_model_folder", "study_url", "tta_probs_file", "update_summary",
-    "variant_name", "write_record", "write_table",
+    "check_trials_complete", "copy_model_folder", "damaged", "drop_stale_probs", "epoch_oof_file", "holds_search",
+    "load_state_dict", "load_torch_file", "parameter_columns", "rank_models", "rank_trials", "read_history",
+    "read_model_folder", "read_record", "read_table", "read_trials", "save_model_folder", "study_url", "tta_probs_file",
+    "update_summary", "variant_name", "write_record", "write_table",
 ]

@@ -36,8 +36,7 @@ def save_model_folder(folder: Path, best: BestState, config: TrialConfig, optuna
     folder.mkdir(parents=True, exist_ok=True)
     atomic_save(folder / MODEL_FILE, lambda f: torch.save(best.state_dict, f))
     atomic_save(folder / PROBS_FILE, lambda f: np.save(f, best.val_probs.astype(np.float32)))
-    for stale in folder.glob(EPOCH_OOF_PATTERN):
-        stale.unlink()
+    drop_stale_probs(folder)
     for views, probs in (epoch_choice or {}).items():
         atomic_save(folder / epoch_oof_file(views), lambda f, p=probs: np.save(f, p.astype(np.float32)))
     write_json(folder / BEST_FILE, {
@@ -126,11 +125,18 @@ class SavedModel:
 
 
 # --- ensemble records -------------------------------------------------------------------------------------------
+TTA_PROBS_PATTERN, EPOCH_OOF_PATTERN = "val_probs_tta-*.npy", "val_probs_epoch_oof*.npy"
+
+
 def tta_probs_file(views: tuple[str, ...]) -> str:
     return f"val_probs_tta-{'-'.join(views)}.npy"
 
 
-EPOCH_OOF_PATTERN = "val_probs_epoch_oof*.npy"
+def drop_stale_probs(folder: Path) -> None:
+    """Remove the probabilities cached beside a model's weights (test-time views, the out-of-fold epoch choice),
+    before new weights are written into ``folder``."""
+    for stale in [*folder.glob(TTA_PROBS_PATTERN), *folder.glob(EPOCH_OOF_PATTERN)]:
+        stale.unlink()
 
 
 def epoch_oof_file(views: tuple[str, ...]) -> str:
