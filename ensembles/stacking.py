@@ -24,14 +24,17 @@ def stack_features(stack: np.ndarray) -> np.ndarray:
 class Stacking(ProbaEnsemble):
     """Fit ``meta_learner`` (default: logistic regression, its C chosen by cross-validation) on the stack.
 
-    Everything is fit on validation predictions only. ``cv_accuracy_`` is the meta-learner's
-    out-of-fold accuracy on them (stratified ``cv`` folds): an honest estimate that needs no test data.
+    Everything is fit on validation predictions only. With ``cv_score=True``, ``cv_accuracy_`` is the
+    meta-learner's out-of-fold accuracy on them (stratified ``cv`` folds, the members fixed): an honest estimate
+    that needs no test data, at ``cv`` more fits of the meta-learner (``cross_val_proba`` refits the whole
+    ensemble per fold instead).
     """
 
-    def __init__(self, meta_learner=None, cv: int = 5, random_state: int | None = 0):
+    def __init__(self, meta_learner=None, cv: int = 5, random_state: int | None = 0, cv_score: bool = False):
         self.meta_learner = meta_learner
         self.cv = cv
         self.random_state = random_state
+        self.cv_score = cv_score
 
     def _default_meta(self, folds):
         kwargs = {"Cs": np.logspace(-3, 3, 7), "cv": folds, "max_iter": 2000, "scoring": "neg_log_loss"}
@@ -46,8 +49,9 @@ class Stacking(ProbaEnsemble):
         folds = fold_splitter(labels, self.cv, self.random_state)
         meta = clone(self.meta_learner) if self.meta_learner is not None else self._default_meta(folds)
         features = stack_features(stack)
-        oof = cross_val_predict(clone(meta), features, labels, cv=folds, method="predict_proba")
-        self.cv_accuracy_ = float((np.unique(labels)[oof.argmax(1)] == labels).mean())
+        if self.cv_score:
+            oof = cross_val_predict(clone(meta), features, labels, cv=folds, method="predict_proba")
+            self.cv_accuracy_ = float((np.unique(labels)[oof.argmax(1)] == labels).mean())
         self.meta_learner_ = meta.fit(features, labels)
         self.n_models_, self.n_classes_ = stack.shape[0], stack.shape[2]
         self.weights_ = np.full(stack.shape[0], 1.0 / stack.shape[0])  # every member feeds the meta-learner

@@ -116,12 +116,17 @@ def test_out_of_fold_scores_take_each_trials_out_of_fold_epoch_choice(run):
     assert table.loc["stacking", "val_accuracy_oof"] == pytest.approx((oof.argmax(1) == y).mean())
 
 
-def test_stackings_out_of_fold_score_sits_with_its_own_cross_validated_estimate(run):
+def test_stackings_out_of_fold_score_sits_with_its_meta_learners_own_cross_validation(run):
+    from ensembles import Stacking
+
     build_ensembles(run, ["stacking"], EnsembleOptions(top_k=3, tta=()))
     stacking = read_record(run / "ensembles" / "stacking.json")
-    own = stacking.details["meta_cv_accuracy"]  # the meta-learner cross-validated inside Stacking.fit
+    opened = RunDir(run)
+    stack = np.stack([opened.trial_model(m.trial_id).val_probs for m in stacking.members])  # one epoch each
+    own = Stacking(cv=5, random_state=0, cv_score=True).fit(stack, opened.arrays("val").labels).cv_accuracy_
     assert 0.0 < own <= 1.0 and abs(stacking.val_accuracy_oof - own) < 0.1  # the same estimate, other folds
     assert stacking.val_accuracy_oof <= stacking.val_accuracy + 1e-9  # out of fold is never the flattering one
+    assert "meta_cv_accuracy" not in stacking.details  # not fit a second time inside the ensemble stage
 
 
 def test_test_time_views_give_plus_tta_variants_chosen_per_method(run, tmp_path):

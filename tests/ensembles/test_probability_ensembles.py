@@ -96,15 +96,16 @@ def test_stacking_recovers_a_flipped_member():
     noise = np.stack([noisy_member(y, 3, 0.4, rng) for _ in range(2)])
     stack = np.concatenate([flipped[None], noise])
     assert SoftVoting().fit(stack, y).score(stack, y) < 0.5
-    model = Stacking(cv=5, random_state=0).fit(stack, y)
+    model = Stacking(cv=5, random_state=0, cv_score=True).fit(stack, y)
     assert model.cv_accuracy_ > 0.9 and model.score(stack, y) > 0.9
     np.testing.assert_allclose(model.predict_proba(stack).sum(1), 1.0)
 
 
 def test_stacking_takes_any_sklearn_classifier(problem):
     stack, y = problem
-    model = Stacking(meta_learner=RandomForestClassifier(n_estimators=20, random_state=0)).fit(stack, y)
-    assert 0.0 < model.cv_accuracy_ <= 1.0 and model.predict(stack).shape == y.shape
+    model = Stacking(meta_learner=RandomForestClassifier(n_estimators=20, random_state=0), cv_score=True)
+    assert 0.0 < model.fit(stack, y).cv_accuracy_ <= 1.0 and model.predict(stack).shape == y.shape
+    assert not hasattr(Stacking().fit(stack, y), "cv_accuracy_")  # cross-validated only when asked
 
 
 def test_bad_stacks_are_rejected(problem):
