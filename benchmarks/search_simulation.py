@@ -18,6 +18,10 @@
 
        python -m benchmarks.search_simulation [--dataset flowers] [--seeds 20] [--trials 100] [--quick]
 
+5. ``bound`` computes, from the surrogate alone (no replay), how soon a searcher that knew it would reach the
+   target: the median time of an oracle that spends every trial on the best 0.1%, 1% or 5% of the space, against
+   random search by the same model (``results/benchmarks/search_simulation_bound.md``).
+
    The flowers table is the benchmark (``results/benchmarks/search_simulation.md``); on digits at 32 px
    (``--dataset digits``, ``search_simulation_digits.md``) every configuration reaches 0.96-0.99 within a few
    epochs, and the searchers differ by single validation images.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 import os
 import random
 import re
@@ -39,7 +44,7 @@ from ray.tune import Callback
 
 from benchmarks.common import ROOT, flowers_url, scratch_folder, write_results
 from benchmarks.search_efficiency import SPACE
-from benchmarks.surrogate import KEYS, RESULTS, Surrogate, empirical_random_best, replay_trial
+from benchmarks.surrogate import KEYS, LOG_SCALE, RESULTS, Surrogate, empirical_random_best, replay_trial
 from hpsearch.io import read_json
 from hpsearch.rundir import CONFIG_FILE, SPLIT_FILE, read_history, read_trials
 
@@ -56,6 +61,7 @@ DEFAULT_DATASET = "flowers"  # its results are results/benchmarks/search_simulat
 DATASETS = {"digits": 'dict(source="digits", image_size={size})',
             "flowers": 'dict(source="folder", url={url!r}, image_size={size})'}
 PARAMS = ["backbone", "lr", "weight_decay", "drop_rate", "aug_strength"]
+BOUND_DRAWS = 20_000  # configurations of the space the bound ranks
 
 
 def searcher_budget(spec: str) -> dict:
@@ -330,9 +336,87 @@ def simulate(args: argparse.Namespace) -> None:
     write_results(name, summary, notes, args.quick)
 
 
+# --- 5. a bound: what knowing the surrogate would be worth ----------------------------------------------------------
+def median_runs(p: float) -> float:
+    """The median number of independent runs, each reaching the target with probability ``p``, to the first."""
+    p = min(max(float(p), 1e-12), 1 - 1e-12)
+    return float(math.ceil(math.log(0.5) / math.log1p(-p)))
+
+
+def space_draws(configs: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` random configurations of the space the recorded ``configs`` were drawn from: each categorical from its
+    recorded choices, each number uniformly (log-uniformly for ``LOG_SCALE``) between its recorded extremes."""
+    rng = np.random.default_rng(seed)
+    columns = {}
+    for name in configs.columns:
+        values = configs[name]
+        if not pd.api.types.is_numeric_dtype(values):
+            columns[name] = rng.choice(sorted(values.astype(str).unique()), n)
+        elif name in LOG_SCALE:
+            columns[name] = np.exp(rng.uniform(np.log(values.min()), np.log(values.max()), n))
+        else:
+            columns[name] = rng.uniform(values.min(), values.max(), n)
+    return pd.DataFrame(columns)
+
+
+def search_bound(surrogate: Surrogate, configs: pd.DataFrame, trials: int, overhead: float,
+                 tops: tuple[float, ...] = (0.001, 0.01, 0.05), target: float | None = None
+                 ) -> tuple[pd.DataFrame, float]:
+    """Analytic median simulated times to random search's median best of ``trials`` full-length trials, with every
+    run's replay noise independent: for random search over ``configs`` (random draws of the space) and for an
+    oracle that knows the surrogate's mean curves and spends every trial on configurations as good as the one at
+    each share in ``tops`` of ``configs``, ranked by expected time to reach the target (0.001: the best 0.1%).
+    ``target``: another target than that median best. Returns the table and the target."""
+    curves, seconds = surrogate.mean_curves(configs)
+    cost = surrogate.epochs * seconds + overhead
+    if target is None:
+        shares = np.arange(surrogate.val_images + 1) / surrogate.val_images
+        reach = np.array([surrogate.reach_probability(curves, share).mean() for share in shares])
+        target = float(shares[1 - (1 - reach) ** trials >= 0.5].max())  # half of all random searches reach it
+    p = surrogate.reach_probability(curves, target)
+    random_total = trials * float(cost.mean())
+    rows = [("random", float(p.mean()), float(cost.mean()), {})]
+    order = np.argsort(cost / np.maximum(p, 1e-12))
+    rows += [(f"oracle, best {top:.1%} of the space", float(p[i]), float(cost[i]),
+              configs.iloc[i][surrogate.params].to_dict()) for top in tops
+             for i in [order[max(0, math.ceil(top * len(configs)) - 1)]]]
+    table = pd.DataFrame([{"searcher": name, "reach_per_trial": reach_p, "trial_s": trial_s,
+                           "median_trials": median_runs(reach_p), "median_time_s": median_runs(reach_p) * trial_s,
+                           "time_vs_random": median_runs(reach_p) * trial_s / random_total,
+                           "configuration": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                                      for k, v in config.items())}
+                          for name, reach_p, trial_s, config in rows])
+    return table, target
+
+
+def bound(args: argparse.Namespace) -> None:
+    path = args.table or table_path(args.dataset)
+    table = pd.read_csv(path)
+    surrogate = Surrogate.fit(table)
+    configs = space_draws(table.groupby("config")[surrogate.params].first(), BOUND_DRAWS)
+    summary, target = search_bound(surrogate, configs, args.trials, args.trial_overhead_s, target=args.target)
+    notes = [f"dataset {args.dataset} ({path.name}): the surrogate's mean curves of {len(configs)} random draws "
+             f"of the recorded configurations' space (not the recorded ones, whose fitted curves keep some of their "
+             f"recorded noise); every trial full length ({surrogate.epochs} epochs), each "
+             f"run's replay noise drawn afresh, as `predict` draws it (sd {surrogate.noise[-1]:.4f} in the last "
+             f"epoch), rounded to {surrogate.val_images} validation images.",
+             (f"target = {target:.4f}, given by --target." if args.target is not None else
+              f"target = the best accuracy half of all {args.trials}-trial random searches reach, by the same model: "
+              f"{target:.4f} (`simulate` measures its own from its replayed random searches)."),
+             "reach_per_trial: the chance that one trial shows the target at some epoch; median_trials: trials to "
+             "the first that does (half of all searches need fewer); time_vs_random: median_time_s over a whole "
+             f"random search's simulated time ({args.trials} trials of the mean cost). An oracle row is a searcher "
+             "that knows the surrogate and spends every trial, from the first, on configurations as good as the one "
+             "at that share of the space: no searcher reaches the target much sooner than the best 0.1%, and one "
+             "that has narrowed its draws to the best 1% or 5% of the space, however fast, does as those rows do."]
+    name = args.results or ("search_simulation_bound" if args.dataset == DEFAULT_DATASET
+                            else f"search_simulation_bound_{args.dataset}")
+    write_results(name, summary, notes, args.quick)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="simulate", choices=["simulate", "record"])
+    parser.add_argument("command", nargs="?", default="simulate", choices=["simulate", "record", "bound"])
     parser.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     parser.add_argument("--quick", action="store_true", help="a smoke test: 2 seeds of 12 trials, 3 searchers")
     parser.add_argument("--seeds", type=int, default=20)
@@ -350,6 +434,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="record: seed of the recorded configurations")
     parser.add_argument("--run-dir", type=Path, help="record: keep the recording's run directory here; run the same "
                         "command again to continue an interrupted recording")
+    parser.add_argument("--target", type=float, help="bound: the accuracy to reach (default: the median best of "
+                        "random search by the same model)")
     parser.add_argument("--table", type=Path, help="the table to write (record) or read (simulate); default: "
                         "benchmarks/data/learning_curves_<dataset>.csv.gz")
     args = parser.parse_args()
@@ -358,6 +444,9 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a benchmark is an entry point: it owns the logging
     if args.command == "record":
         record(args.dataset, args.configs, args.max_epochs, args.image_size, args.seed, args.table, args.run_dir)
+        return
+    if args.command == "bound":
+        bound(args)
         return
     args.searchers = [s.strip() for s in args.searchers.split(",") if s.strip()]
     try:

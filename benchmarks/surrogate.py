@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import cross_val_predict
 
@@ -125,6 +126,18 @@ class Surrogate:
             else:
                 columns.append(configs[name].astype(float).to_numpy())
         return np.column_stack(columns)
+
+    def mean_curves(self, configs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The noise-free accuracy curves (configurations x epochs) and seconds per epoch of ``configs``."""
+        x = self.features(configs[self.params])
+        return self.curve_model.predict(x), np.exp(self.cost_model.predict(x))
+
+    def reach_probability(self, curves: np.ndarray, target: float) -> np.ndarray:
+        """Per row of mean ``curves``, the chance that one replayed run of it shows ``target`` (a share of the
+        validation images) at some epoch: ``predict`` adds independent noise per epoch and rounds to images."""
+        edge = target - 0.5 / self.val_images  # the rounded share reaches target from here on
+        sd = np.maximum(np.array([bounded_noise(curve, self.noise) for curve in curves]), 1e-12)
+        return 1.0 - np.prod(norm.cdf((edge - curves) / sd), axis=1)
 
     def predict(self, config: dict[str, Any], seed: int) -> tuple[np.ndarray, float]:
         """The noisy accuracy curve (one value per epoch, in [0, 1]) and the seconds per epoch of ``config``."""

@@ -303,3 +303,46 @@ def test_search_simulation_record_continues_in_its_run_directory(tmp_path):
     assert refused.returncode != 0 and "--seed 0 (not 5)" in refused.stderr.strip().splitlines()[-1]
     refused = record("--configs", "1")
     assert refused.returncode != 0 and "cannot shrink it" in refused.stderr.strip().splitlines()[-1]
+
+
+def noisy_curves(sd: float = 0.02) -> pd.DataFrame:
+    """``synthetic_curves`` with jitter of ``sd`` per epoch, rounded to the validation images."""
+    table = synthetic_curves(configs=40, epochs=6)
+    rng = np.random.default_rng(3)
+    table["val_acc"] = np.round(np.clip(table["val_acc"] + rng.normal(0, sd, len(table)), 0, 1) * 270) / 270
+    return table
+
+
+def test_the_bounds_chance_of_reaching_a_target_is_the_replays_own():
+    """``reach_probability`` (the bound's analytic chance that one replayed run shows the target at some epoch)
+    agrees with replaying that configuration under 1,000 seeds through ``predict``."""
+    from benchmarks.surrogate import Surrogate
+
+    surrogate = Surrogate.fit(noisy_curves())
+    config = {"backbone": "resnet10t", "lr": 5e-3, "weight_decay": 1e-3, "drop_rate": 0.1, "aug_strength": 0.5}
+    curves, seconds = surrogate.mean_curves(pd.DataFrame([config]))
+    assert seconds[0] == pytest.approx(surrogate.predict(config, 0)[1])
+    target = np.ceil(curves[0].max() * 270) / 270  # just above the mean curve: some runs reach it, not all
+    analytic = float(surrogate.reach_probability(curves, target)[0])
+    replayed = np.mean([surrogate.predict(config, seed)[0].max() >= target - 1e-12 for seed in range(1000)])
+    assert 0.1 < analytic < 0.9 and replayed == pytest.approx(analytic, abs=0.05)
+
+
+def test_the_bound_ranks_an_oracle_above_random_search():
+    from benchmarks.search_simulation import median_runs, search_bound, space_draws
+    from benchmarks.surrogate import Surrogate
+
+    table = noisy_curves()
+    surrogate = Surrogate.fit(table)
+    recorded = table.groupby("config")[surrogate.params].first()
+    configs = space_draws(recorded, 2000)
+    assert set(configs["backbone"]) == {"tutorial_cnn", "resnet10t"}
+    assert configs["lr"].between(recorded["lr"].min(), recorded["lr"].max()).all()
+    bound, target = search_bound(surrogate, configs, trials=30, overhead=0.5)
+    random, *oracles = bound.to_dict("records")
+    assert random["searcher"] == "random" and random["median_trials"] == median_runs(random["reach_per_trial"])
+    assert 0.0 < target <= 1.0 and random["time_vs_random"] <= 1.0  # half of all random searches reach it in time
+    times = [row["median_time_s"] for row in oracles]
+    assert times == sorted(times) and times[-1] <= random["median_time_s"]  # better shares of the space: sooner
+    assert "resnet10t" in oracles[0]["configuration"]  # the high-lr resnet10t corner (synthetic_curves' best)
+    assert median_runs(0.5) == 1 and median_runs(0.1) == 7  # 1 - 0.9**7 >= 0.5 > 1 - 0.9**6
