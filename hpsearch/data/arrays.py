@@ -8,6 +8,28 @@ import numpy as np
 
 from hpsearch.errors import DataError
 
+SIXTEEN_BIT_SCALE = 65535 / 255  # 16-bit pixels to 8 bits: 65535 -> 255, as image viewers show them
+
+
+def to_pixel_mode(image: Any, mode: str) -> Any:
+    """A PIL ``image`` converted to ``mode`` ("L" or "RGB") with 8-bit pixels, as every image hpsearch reads is.
+
+    16-bit images (PIL modes ``I;16*``, and ``I``, which some Pillow versions give 16-bit PNGs) are scaled from
+    0..65535; PIL's own ``convert`` clips them at 255, which turns a 16-bit photograph almost entirely white.
+    Raises ValueError for pixels with no fixed range: 32-bit floats (mode ``F``), or ``I`` values outside 0..65535.
+    """
+    from PIL import Image
+
+    if image.mode == "F":
+        raise ValueError("32-bit float pixels (PIL mode F) have no fixed range; save the images as 8 or 16 bits")
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        values = np.asarray(image, dtype=np.float64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ValueError(f"32-bit integer pixels from {values.min():g} to {values.max():g} have no fixed range; "
+                             f"save the images as 8 or 16 bits")
+        image = Image.fromarray(np.round(values / SIXTEEN_BIT_SCALE).astype(np.uint8), "L")
+    return image.convert(mode)
+
 
 def _as_uint8(array: np.ndarray, where: str) -> np.ndarray:
     """uint8 pixels from uint8/integer 0..255 or float 0..1 values."""
@@ -67,6 +89,10 @@ def images_to_uint8(images: Any, in_chans: int, size: int) -> np.ndarray:
         if not isinstance(item, Image.Image):
             array = _channels_last(_as_uint8(np.asarray(item), where), where)
             item = Image.fromarray(np.ascontiguousarray(array))
-        resized = np.asarray(item.convert(mode).resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+        try:
+            converted = to_pixel_mode(item, mode)
+        except ValueError as error:
+            raise DataError(f"{where}: {error}.") from None
+        resized = np.asarray(converted.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
         rows.append(resized[None] if resized.ndim == 2 else resized.transpose(2, 0, 1))
     return np.stack(rows) if rows else out

@@ -27,7 +27,7 @@ from hpsearch.errors import DataError
 from hpsearch.io import atomic_write
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: 16-bit images scaled to 8 bits (2 clipped them at 255)
 CHUNK = 256  # images decoded per task, and per progress record
 
 
@@ -71,6 +71,10 @@ def open_entry(entry: CacheEntry) -> tuple[np.ndarray, list[str], list[str]] | N
         return None
     try:
         index = json.loads(entry.index.read_text())
+        if isinstance(index, dict) and isinstance(index.get("format"), int) and index["format"] < CACHE_FORMAT:
+            log.info("The decoded-image cache %s was written by an earlier hpsearch (format %d); decoding the images "
+                     "again.", entry.images, index["format"])
+            return drop_entry(entry)
         images = np.load(entry.images, mmap_mode="r")
         if index.get("format") != CACHE_FORMAT or images.shape[0] != len(index["kept"]) or images.dtype != np.uint8:
             raise ValueError("the images and their index disagree")
@@ -78,9 +82,13 @@ def open_entry(entry: CacheEntry) -> tuple[np.ndarray, list[str], list[str]] | N
     except (OSError, ValueError, KeyError, TypeError) as err:
         warnings.warn(f"The decoded-image cache {entry.images} is damaged ({type(err).__name__}: {err}); decoding "
                       f"the images again.", stacklevel=3)
-        entry.images.unlink(missing_ok=True)
-        entry.index.unlink(missing_ok=True)
-        return None
+        return drop_entry(entry)
+
+
+def drop_entry(entry: CacheEntry) -> None:
+    """Remove a cache entry that must be decoded again."""
+    entry.images.unlink(missing_ok=True)
+    entry.index.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hpsearch.data.arrays import to_pixel_mode
 from hpsearch.data.config import DataConfig
 from hpsearch.errors import DataError
 
@@ -223,7 +224,7 @@ def decode_images(paths: list[Path], ids: list[str], config: DataConfig) -> np.n
             with Image.open(path) as image:
                 if image.size[0] * image.size[1] > config.max_image_pixels:
                     raise ValueError(f"{image.size[0]}x{image.size[1]} pixels exceed data.max_image_pixels")
-                image = image.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+                image = to_pixel_mode(image, mode).resize((size, size), Image.Resampling.BILINEAR)
                 array = np.asarray(image, dtype=np.uint8)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             bad.append(sample_id)

@@ -51,3 +51,38 @@ def test_a_file_and_the_same_array_decode_identically(tmp_path):
 def test_bad_images_are_one_line_errors(images, fragment):
     with pytest.raises(DataError, match=f"(?i){fragment}"):
         images_to_uint8(images, 3, 8)
+
+
+def test_a_sixteen_bit_file_decodes_as_its_eight_bit_copy_not_white(tmp_path):
+    """PIL's convert clips 16-bit pixels at 255 (a 16-bit PNG came out 99.6% white); they are scaled instead,
+    in files and in PIL images given in memory alike."""
+    from hpsearch.data import DataConfig
+    from hpsearch.data.sources import FileListSource
+
+    eight = np.random.default_rng(2).integers(0, 256, (20, 30), dtype=np.uint8)
+    Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / "deep.png")  # 0..255 -> 0..65535
+    Image.fromarray(eight).save(tmp_path / "flat.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    config = DataConfig(source="folder", root=str(tmp_path), image_size=24)
+    source = FileListSource(config, [tmp_path / "deep.png", tmp_path / "flat.png"])
+    deep, flat = source.decode(list(source.list().ids))
+    np.testing.assert_array_equal(deep, flat)
+    assert deep.mean() < 200  # not saturated
+    in_memory = images_to_uint8([Image.open(tmp_path / "deep.png"), Image.fromarray(eight)], 1, 24)
+    np.testing.assert_array_equal(in_memory[0], in_memory[1])
+
+
+def test_pixels_without_a_fixed_range_are_refused_not_guessed(tmp_path):
+    from hpsearch.data import DataConfig
+    from hpsearch.data.sources import CorruptImages, FileListSource
+
+    floats = Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8))  # mode F
+    with pytest.raises(DataError, match="image 0: 32-bit float pixels .* no fixed range"):
+        images_to_uint8([floats], 3, 8)
+    floats.save(tmp_path / "f.tiff")
+    Image.fromarray(np.full((8, 8), 70000, dtype=np.int32)).save(tmp_path / "i.tiff")
+    source = FileListSource(DataConfig(source="folder", root=str(tmp_path), image_size=8),
+                            [tmp_path / "f.tiff", tmp_path / "i.tiff"])
+    with pytest.raises(CorruptImages) as bad:  # unreadable, as a broken file is: listed and left out
+        source.decode(list(source.list().ids))
+    assert len(bad.value.ids) == 2

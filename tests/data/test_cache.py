@@ -136,3 +136,23 @@ def test_an_array_dataset_is_split_cached_and_mapped(tmp_path):
     with pytest.raises(DataError, match="expects 1; set data.grayscale"):
         prepare_trial_data(DataConfig(source="arrays", root=str(root), image_size=12, grayscale=True,
                                       cache_dir=str(tmp_path / "cache")), 0, tmp_path / "run2")
+
+
+def test_an_entry_of_an_earlier_format_is_decoded_again_without_a_damage_warning(source, caplog):
+    import logging
+    import warnings
+
+    from hpsearch.data.cache import CACHE_FORMAT
+
+    ids = list(source.list().ids)
+    first, _, _ = cached_images(source, ids)
+    first = np.array(first)
+    entry = entry_for(source, ids)
+    index = json.loads(entry.index.read_text())
+    entry.index.write_text(json.dumps({**index, "format": CACHE_FORMAT - 1}))  # decoded by an earlier rule
+    np.save(entry.images, np.zeros_like(first))
+    with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="hpsearch.data.cache"):
+        warnings.simplefilter("error")  # no "damaged" warning
+        again, _, _ = cached_images(source, ids)
+    np.testing.assert_array_equal(again, first)  # decoded again, not the old entry's pixels
+    assert "earlier hpsearch (format" in caplog.text and json.loads(entry.index.read_text())["format"] == CACHE_FORMAT
