@@ -21,7 +21,7 @@ class DataConfig:
     ``"arrays"`` (``root`` holds images.npy, uint8 N x C x H x W, labels.npy and classes.txt)."""
     root: str | None = None
     """A folder of ``<class>/<image>`` files (.jpg .jpeg .png .bmp .webp; 16-bit PNGs are scaled to 8 bits,
-    not clipped)."""
+    not clipped; hidden files and macOS's ``._name`` and ``__MACOSX`` resource forks are skipped)."""
     url: str | None = None
     """Without ``root``: an http, https or file URL of a .tgz/.zip archive, downloaded once into the cache and
     extracted with no path traversal."""

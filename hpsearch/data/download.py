@@ -129,9 +129,18 @@ def extract(archive: Path, target: Path) -> Path:
     return target
 
 
+MACOS_ZIP_FOLDER = "__MACOSX"  # the resource forks a zip archive made on a Mac carries beside its files
+
+
+def listed(path: Path) -> bool:
+    """Whether a dataset's listing counts ``path``: not hidden (``.name``, macOS's ``._name`` resource forks
+    that tar archives made on a Mac carry beside every file included) and not a zip's ``__MACOSX`` folder."""
+    return not path.name.startswith(".") and path.name != MACOS_ZIP_FOLDER
+
+
 def dataset_root(folder: Path) -> Path:
     """The folder holding the class subfolders: ``folder`` itself or its single top-level directory."""
-    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    entries = [p for p in folder.iterdir() if listed(p)]
     dirs = [p for p in entries if p.is_dir()]
     if len(dirs) == 1 and all(p.is_file() for p in entries if p is not dirs[0]):
         inner = [p for p in dirs[0].iterdir() if p.is_dir()]

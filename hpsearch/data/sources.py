@@ -14,9 +14,15 @@ import torch.nn.functional as F
 
 from hpsearch.data.arrays import to_pixel_mode
 from hpsearch.data.config import DataConfig
+from hpsearch.data.download import listed
 from hpsearch.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def is_image_file(path: Path) -> bool:
+    """A file a folder dataset or ``predict FOLDER`` takes: an image extension, and ``listed``."""
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and listed(path)
 
 
 @dataclass(frozen=True)
@@ -118,11 +124,10 @@ class FolderSource(Source):
         if not root.is_dir():
             raise DataError(f"Dataset folder {str(root)!r} does not exist; fix data.root "
                             f"(--set data.root=/path/with/class/subfolders).")
-        classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir() and listed(p))
         ids, labels = [], []
         for label, name in enumerate(classes):
-            files = sorted(f for f in (root / name).iterdir()
-                           if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            files = sorted(f for f in (root / name).iterdir() if is_image_file(f))
             ids += [f"{name}/{f.name}" for f in files]
             labels += [label] * len(files)
         counts = {c: labels.count(i) for i, c in enumerate(classes)}

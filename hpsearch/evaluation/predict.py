@@ -11,7 +11,8 @@ import pandas as pd
 
 from hpsearch.data import ImageArrays
 from hpsearch.data.arrays import images_to_uint8
-from hpsearch.data.sources import IMAGE_EXTENSIONS, CorruptImages, FileListSource, warn_corrupt
+from hpsearch.data.download import listed
+from hpsearch.data.sources import IMAGE_EXTENSIONS, CorruptImages, FileListSource, is_image_file, warn_corrupt
 from hpsearch.ensemble import resolve_model
 from hpsearch.errors import HpsearchError
 from hpsearch.evaluation.evaluate import Predictor
@@ -23,7 +24,8 @@ def image_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            files += sorted(p for p in path.rglob("*")
+                            if is_image_file(p) and all(map(listed, p.relative_to(path).parents)))
         elif path.is_file():
             files.append(path)
         else:

@@ -232,3 +232,29 @@ def test_a_damaged_archive_at_the_source_is_one_clear_error(tmp_path, content):
     bad.write_bytes(make_archive(tmp_path / "good.tgz").read_bytes()[:500] if content is None else content)
     with pytest.raises(DataError, match="truncated or corrupt.*twice: the file at .* itself is damaged"):
         fetch_dataset(bad.as_uri(), tmp_path / "cache", progress=False)
+
+
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "  # a resource fork's header, not an image
+
+
+def test_archives_made_on_a_mac_list_only_their_images(tmp_path):
+    """A tar made on a Mac carries a ``._name`` resource fork beside every file, and a zip a ``__MACOSX`` folder
+    beside the dataset's: neither is a class, an image or an unreadable file."""
+    from hpsearch.evaluation.predict import image_files
+
+    tar = make_archive(tmp_path / "mac.tgz", extra=[(f"flower_photos/{c}/._{i}.jpg", APPLE_DOUBLE)
+                                                    for c in ("daisy", "roses") for i in range(6)])
+    zipped = make_zip(tmp_path / "mac.zip")
+    with zipfile.ZipFile(zipped, "a") as zf:
+        for name in ("__MACOSX/._flower_photos", "__MACOSX/flower_photos/daisy/._0.jpg"):
+            zf.writestr(name, APPLE_DOUBLE)
+    for archive in (tar, zipped):
+        config = DataConfig(source="folder", url=archive.as_uri(), cache_dir=str(tmp_path / f"cache-{archive.name}"))
+        source = make_source(config)
+        listing = source.list()
+        assert source.root.name == "flower_photos" and listing.classes == ("daisy", "roses")
+        assert len(listing.ids) == 12 and not any("._" in i for i in listing.ids)
+        assert source.decode(list(listing.ids)).shape[0] == 12  # nothing unreadable (decode raises otherwise)
+    extracted = source.root.parent
+    assert (extracted / "__MACOSX").is_dir()  # predict on the extracted folder skips the forks too
+    assert [p.name for p in image_files([extracted])] == [f"{i}.jpg" for i in range(6)] * 2
