@@ -14,9 +14,10 @@ SIXTEEN_BIT_SCALE = 65535 / 255  # 16-bit pixels to 8 bits: 65535 -> 255, as ima
 def to_pixel_mode(image: Any, mode: str) -> Any:
     """A PIL ``image`` converted to ``mode`` ("L" or "RGB") with 8-bit pixels, as every image hpsearch reads is.
 
-    16-bit images (PIL modes ``I;16*``, and ``I``, which some Pillow versions give 16-bit PNGs) are scaled from
-    0..65535; PIL's own ``convert`` clips them at 255, which turns a 16-bit photograph almost entirely white.
-    Raises ValueError for pixels with no fixed range: 32-bit floats (mode ``F``), or ``I`` values outside 0..65535.
+    16-bit images (PIL modes ``I;16*``; mode ``I`` with values above 255, as some Pillow versions open 16-bit PNGs)
+    are scaled from 0..65535; PIL's own ``convert`` clips them at 255, which turns a 16-bit photograph almost
+    entirely white. Raises ValueError for pixels with no fixed range: 32-bit floats (mode ``F``), negative values,
+    or values above 65535.
     """
     from PIL import Image
 
@@ -24,10 +25,12 @@ def to_pixel_mode(image: Any, mode: str) -> Any:
         raise ValueError("32-bit float pixels (PIL mode F) have no fixed range; save the images as 8 or 16 bits")
     if image.mode == "I" or image.mode.startswith("I;16"):
         values = np.asarray(image, dtype=np.float64)
-        if values.size and (values.min() < 0 or values.max() > 65535):
-            raise ValueError(f"32-bit integer pixels from {values.min():g} to {values.max():g} have no fixed range; "
-                             f"save the images as 8 or 16 bits")
-        image = Image.fromarray(np.round(values / SIXTEEN_BIT_SCALE).astype(np.uint8), "L")
+        low, high = (values.min(), values.max()) if values.size else (0.0, 0.0)
+        if low < 0 or high > 65535:
+            raise ValueError(f"integer pixels from {low:g} to {high:g} have no fixed range; save the images as 8 or "
+                             f"16 bits")
+        sixteen_bit = image.mode != "I" or high > 255
+        image = Image.fromarray(np.round(values / (SIXTEEN_BIT_SCALE if sixteen_bit else 1.0)).astype(np.uint8), "L")
     return image.convert(mode)
 
 

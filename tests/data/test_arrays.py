@@ -66,10 +66,12 @@ def test_a_sixteen_bit_file_decodes_as_its_eight_bit_copy_not_white(tmp_path):
     config = DataConfig(source="folder", root=str(tmp_path), image_size=24)
     source = FileListSource(config, [tmp_path / "deep.png", tmp_path / "flat.png"])
     deep, flat = source.decode(list(source.list().ids))
-    np.testing.assert_array_equal(deep, flat)
+    np.testing.assert_array_equal(deep, flat)  # the 8-bit copy exactly: 257 * v / 257
     assert deep.mean() < 200  # not saturated
     in_memory = images_to_uint8([Image.open(tmp_path / "deep.png"), Image.fromarray(eight)], 1, 24)
     np.testing.assert_array_equal(in_memory[0], in_memory[1])
+    as_int32 = [Image.fromarray(eight.astype(np.int32) * k) for k in (257, 1)]  # mode I: 16-bit, or 8-bit values
+    np.testing.assert_array_equal(images_to_uint8(as_int32, 1, 24), in_memory)
 
 
 def test_pixels_without_a_fixed_range_are_refused_not_guessed(tmp_path):
@@ -79,6 +81,8 @@ def test_pixels_without_a_fixed_range_are_refused_not_guessed(tmp_path):
     floats = Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8))  # mode F
     with pytest.raises(DataError, match="image 0: 32-bit float pixels .* no fixed range"):
         images_to_uint8([floats], 3, 8)
+    with pytest.raises(DataError, match="image 0: integer pixels from -1 to -1 have no fixed range"):
+        images_to_uint8([Image.fromarray(np.full((8, 8), -1, dtype=np.int32))], 3, 8)
     floats.save(tmp_path / "f.tiff")
     Image.fromarray(np.full((8, 8), 70000, dtype=np.int32)).save(tmp_path / "i.tiff")
     source = FileListSource(DataConfig(source="folder", root=str(tmp_path), image_size=8),
