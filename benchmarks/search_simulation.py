@@ -18,13 +18,12 @@
 
        python -m benchmarks.search_simulation [--dataset flowers] [--seeds 20] [--trials 100] [--quick]
 
-5. ``bound`` computes, from the surrogate alone (no replay), how soon a searcher that knew it would reach the
-   target: the median time of an oracle that spends every trial on the best 0.1%, 1% or 5% of the space, against
-   random search by the same model (``results/benchmarks/search_simulation_bound.md``).
-
    The flowers table is the benchmark (``results/benchmarks/search_simulation.md``); on digits at 32 px
    (``--dataset digits``, ``search_simulation_digits.md``) every configuration reaches 0.96-0.99 within a few
    epochs, and the searchers differ by single validation images.
+5. ``bound`` computes, from the surrogate alone (no replay), how soon a searcher that knew it would reach the
+   target: the median time of an oracle that spends every trial on the best 0.1%, 1% or 5% of the space, against
+   random search by the same model (``results/benchmarks/search_simulation_bound.md``).
 """
 
 from __future__ import annotations
