@@ -155,7 +155,10 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(tmp_path):
     try:
         cluster.wait_for_nodes()
         run = tmp_path / "run"
-        assert main(["tune", str(write_recipe(tmp_path, SMALL)), "--out", str(run), "--address", cluster.address]) == 0
+        # the head node's actor starts at once, the second node's cold (seconds): trials of about 3 s, so that the
+        # head's one actor, reused, cannot run all four before the second node's starts (at 3 epochs it once did)
+        recipe = write_recipe(tmp_path, SMALL.replace("max_epochs=3, grace_period=3", "max_epochs=12, grace_period=12"))
+        assert main(["tune", str(recipe), "--out", str(run), "--address", cluster.address]) == 0
         trials = read_trials(run)
         assert trials["node_id"].nunique() == 2
     finally:
