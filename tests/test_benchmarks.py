@@ -339,10 +339,10 @@ def test_the_bound_ranks_an_oracle_above_random_search():
     assert set(configs["backbone"]) == {"tutorial_cnn", "resnet10t"}
     assert configs["lr"].between(recorded["lr"].min(), recorded["lr"].max()).all()
     bound, target = search_bound(surrogate, configs, trials=30, overhead=0.5)
-    random, *oracles = bound.to_dict("records")
-    assert random["searcher"] == "random" and random["median_trials"] == median_runs(random["reach_per_trial"])
-    assert 0.0 < target <= 1.0 and random["time_vs_random"] <= 1.0  # half of all random searches reach it in time
+    baseline, *oracles = bound.to_dict("records")
+    assert baseline["searcher"] == "random" and baseline["median_trials"] == median_runs(baseline["reach_per_trial"])
+    assert 0.0 < target <= 1.0 and baseline["time_vs_random"] <= 1.0  # half of all random searches reach it in time
     times = [row["median_time_s"] for row in oracles]
-    assert times == sorted(times) and times[-1] <= random["median_time_s"]  # better shares of the space: sooner
+    assert times == sorted(times) and times[-1] <= baseline["median_time_s"]  # better shares of the space: sooner
     assert "resnet10t" in oracles[0]["configuration"]  # the high-lr resnet10t corner (synthetic_curves' best)
     assert median_runs(0.5) == 1 and median_runs(0.1) == 7  # 1 - 0.9**7 >= 0.5 > 1 - 0.9**6
