@@ -43,7 +43,7 @@ from ray.tune import Callback
 
 from benchmarks.common import ROOT, flowers_url, scratch_folder, write_results
 from benchmarks.search_efficiency import SPACE
-from benchmarks.surrogate import KEYS, LOG_SCALE, RESULTS, Surrogate, empirical_random_best, replay_trial
+from benchmarks.surrogate import KEYS, LOG_SCALE, RESULTS, Surrogate, curves, empirical_random_best, replay_trial
 from hpsearch.io import read_json
 from hpsearch.rundir import CONFIG_FILE, SPLIT_FILE, read_history, read_trials
 
@@ -366,33 +366,38 @@ def search_bound(surrogate: Surrogate, configs: pd.DataFrame, trials: int, overh
     oracle that knows the surrogate's mean curves and spends every trial on configurations as good as the one at
     each share in ``tops`` of ``configs``, ranked by expected time to reach the target (0.001: the best 0.1%).
     ``target``: another target than that median best. Returns the table and the target."""
-    curves, seconds = surrogate.mean_curves(configs)
+    means, seconds = surrogate.mean_curves(configs)
     cost = surrogate.epochs * seconds + overhead
     if target is None:
         shares = np.arange(surrogate.val_images + 1) / surrogate.val_images
-        reach = np.array([surrogate.reach_probability(curves, share).mean() for share in shares])
+        reach = np.array([surrogate.reach_probability(means, share).mean() for share in shares])
         target = float(shares[1 - (1 - reach) ** trials >= 0.5].max())  # half of all random searches reach it
-    p = surrogate.reach_probability(curves, target)
+    p = surrogate.reach_probability(means, target)
     random_total = trials * float(cost.mean())
     rows = [("random", float(p.mean()), float(cost.mean()), {})]
     order = np.argsort(cost / np.maximum(p, 1e-12))
     rows += [(f"oracle, best {top:.1%} of the space", float(p[i]), float(cost[i]),
               configs.iloc[i][surrogate.params].to_dict()) for top in tops
              for i in [order[max(0, math.ceil(top * len(configs)) - 1)]]]
-    table = pd.DataFrame([{"searcher": name, "reach_per_trial": reach_p, "trial_s": trial_s,
-                           "median_trials": median_runs(reach_p), "median_time_s": median_runs(reach_p) * trial_s,
-                           "time_vs_random": median_runs(reach_p) * trial_s / random_total,
-                           "configuration": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                                      for k, v in config.items())}
+    table = pd.DataFrame([bound_row(name, reach_p, trial_s, config, random_total)
                           for name, reach_p, trial_s, config in rows])
     return table, target
+
+
+def bound_row(name: str, reach_p: float, trial_s: float, config: dict, random_total: float) -> dict:
+    """One row of the bound's table: a searcher whose every trial reaches the target with ``reach_p``."""
+    trials = median_runs(reach_p)
+    return {"searcher": name, "reach_per_trial": reach_p, "trial_s": trial_s, "median_trials": trials,
+            "median_time_s": trials * trial_s, "time_vs_random": trials * trial_s / random_total,
+            "configuration": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                       for k, v in config.items())}
 
 
 def bound(args: argparse.Namespace) -> None:
     path = args.table or table_path(args.dataset)
     table = pd.read_csv(path)
     surrogate = Surrogate.fit(table)
-    configs = space_draws(table.groupby("config")[surrogate.params].first(), BOUND_DRAWS)
+    configs = space_draws(curves(table)[0], BOUND_DRAWS)
     summary, target = search_bound(surrogate, configs, args.trials, args.trial_overhead_s, target=args.target)
     notes = [f"dataset {args.dataset} ({path.name}): the surrogate's mean curves of {len(configs)} random draws "
              f"of the recorded configurations' space (not the recorded ones, whose fitted curves keep some of their "

@@ -330,11 +330,11 @@ def test_the_bounds_chance_of_reaching_a_target_is_the_replays_own():
 
 def test_the_bound_ranks_an_oracle_above_random_search():
     from benchmarks.search_simulation import median_runs, search_bound, space_draws
-    from benchmarks.surrogate import Surrogate
+    from benchmarks.surrogate import Surrogate, curves
 
     table = noisy_curves()
     surrogate = Surrogate.fit(table)
-    recorded = table.groupby("config")[surrogate.params].first()
+    recorded = curves(table)[0]
     configs = space_draws(recorded, 2000)
     assert set(configs["backbone"]) == {"tutorial_cnn", "resnet10t"}
     assert configs["lr"].between(recorded["lr"].min(), recorded["lr"].max()).all()
