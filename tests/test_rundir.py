@@ -64,3 +64,23 @@ def test_new_weights_in_a_model_folder_drop_the_probabilities_cached_for_the_old
     saved = SavedModel("m", tmp_path)
     np.testing.assert_array_equal(saved.epoch_oof_probs(()), probs * 0 + 0.25)
     assert saved.epoch_oof_probs(("shift",)) is None
+
+
+def test_a_saved_model_is_built_for_inference_in_nhwc_layout_with_its_weights(tmp_path):
+    import numpy as np
+    import torch
+
+    from hpsearch.models import create_model
+    from hpsearch.rundir import SavedModel, save_model_folder
+    from hpsearch.training import BestState, TrialConfig
+
+    torch.manual_seed(0)
+    state = create_model("tutorial_cnn", 3, 3, 16).state_dict()
+    best = BestState(1, 0.5, 0.7, 0.5, 0.7, state, np.full((4, 3), 1 / 3, dtype=np.float32))
+    save_model_folder(tmp_path, best, TrialConfig(backbone="tutorial_cnn"), None, (0.5,) * 3, (0.5,) * 3)
+    model = SavedModel("m", tmp_path).build(3, 3, 16)
+    assert not model.training
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[name])
+        if value.dim() == 4:
+            assert value.is_contiguous(memory_format=torch.channels_last) and not value.is_contiguous()

@@ -25,7 +25,7 @@ from hpsearch.rundir.layout import (
     MODEL_FOLDER_FILES,
     PROBS_FILE,
 )
-from hpsearch.training import BestState, Normalizer, TrialConfig, preserved_global_rng
+from hpsearch.training import BestState, Normalizer, TrialConfig, inference_layout, preserved_global_rng
 
 
 def save_model_folder(folder: Path, best: BestState, config: TrialConfig, optuna_trial: int | None,
@@ -111,7 +111,7 @@ class SavedModel:
         return Normalizer(tuple(self.info["mean"]), tuple(self.info["std"]))
 
     def build(self, num_classes: int, in_chans: int, image_size: int, state: dict | None = None) -> nn.Module:
-        """The architecture with these weights (or ``state``), in eval mode on the CPU."""
+        """The architecture with these weights (or ``state``), in eval mode on the CPU (NHWC layout)."""
         config = self.config
         with preserved_global_rng():  # the random initialization is overwritten at once
             model = create_model(config.backbone, num_classes, in_chans, image_size, drop_rate=config.drop_rate,
@@ -121,7 +121,7 @@ class SavedModel:
         except RuntimeError as err:
             raise HpsearchError(f"{str(self.folder / MODEL_FILE)!r} does not fit {config.backbone} "
                                 f"({str(err).splitlines()[0]}); it is not this run's checkpoint.") from None
-        return model.eval()
+        return inference_layout(model)
 
 
 # --- ensemble records -------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from hpsearch.training.inference import (
     BatchBuffer,
     Normalizer,
     default_tta_views,
+    inference_layout,
     predict_proba,
     tta_cost,
     view_names,
@@ -22,5 +23,5 @@ from hpsearch.training.trainer import (
 )
 
 __all__ = ["EPOCH_FOLDS", "TTA_VIEWS", "BatchBuffer", "BestState", "Distillation", "NonFiniteLoss", "Normalizer",
-           "RandomState", "Trainer", "TrialConfig", "TrialOutcome", "default_tta_views", "predict_proba",
-           "preserved_global_rng", "train_trial", "tta_cost", "view_names"]
+           "RandomState", "Trainer", "TrialConfig", "TrialOutcome", "default_tta_views", "inference_layout",
+           "predict_proba", "preserved_global_rng", "train_trial", "tta_cost", "view_names"]

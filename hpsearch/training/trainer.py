@@ -138,8 +138,7 @@ class Trainer:
             )
         check_input_size(self.model, config.backbone, data.in_chans, data.image_size)
         check_frozen_blocks(self.model, config.frozen_blocks)
-        channels_last = self.device.type == "cuda" if config.channels_last is None else config.channels_last
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = torch.contiguous_format if config.channels_last is False else torch.channels_last
         self.model.to(self.device, memory_format=self.memory_format)
         self.precision = Precision(config.amp, self.device)
         self.network = torch.compile(self.model) if config.compile else self.model  # what the steps call

@@ -7,7 +7,7 @@ import torch
 
 from hpsearch.data import ImageArrays
 from hpsearch.models import TutorialCNN
-from hpsearch.training import Normalizer, predict_proba
+from hpsearch.training import Normalizer, inference_layout, predict_proba
 from hpsearch.training.inference import CPU_BATCH_BYTES, cpu_inference_batch
 
 
@@ -50,3 +50,17 @@ def test_test_time_views_can_reuse_the_plain_probabilities_and_skip_that_pass():
     flipped = predict_proba(model, arrays, normalize, 4, cpu, ("flip",), plain=plain)
     np.testing.assert_allclose(predict_proba(model, arrays, normalize, 4, cpu, ("flip",), plain=plain * 0),
                                flipped - plain / 2, atol=1e-6)  # the given plain probabilities are what it averages
+
+
+def test_the_inference_layout_is_nhwc_in_eval_mode_and_gives_the_same_probabilities():
+    torch.manual_seed(0)
+    model = TutorialCNN(num_classes=3, in_chans=3, img_size=32)
+    images = np.random.default_rng(2).integers(0, 256, (7, 3, 32, 32), dtype=np.uint8)
+    arrays, normalize = ImageArrays(images, np.zeros(7, dtype=np.int64)), Normalizer((0.5,) * 3, (0.5,) * 3)
+    plain = predict_proba(model, arrays, normalize, 4, torch.device("cpu"), ("flip",))
+    assert inference_layout(model) is model and not model.training
+    convolutions = [p for p in model.parameters() if p.dim() == 4]
+    assert convolutions and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                                for p in convolutions)
+    np.testing.assert_allclose(predict_proba(model, arrays, normalize, 4, torch.device("cpu"), ("flip",)), plain,
+                               atol=1e-5)

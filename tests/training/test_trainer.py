@@ -96,6 +96,18 @@ def test_mixed_precision_is_off_on_the_cpu_unless_asked_and_bf16_when_asked(tiny
     assert np.isfinite(outcome.history[-1]["train_loss"]) and "precision" in trainer.checkpoint()
 
 
+def test_a_trial_trains_in_nhwc_layout_unless_told_not_to_and_learns_the_same_in_both(tiny_data):
+    def conv_weights(trainer: Trainer) -> list[torch.Tensor]:
+        return [p for p in trainer.model.parameters() if p.dim() == 4]
+
+    nhwc, nchw = Trainer(FAST, tiny_data), Trainer(dataclasses.replace(FAST, channels_last=False), tiny_data)
+    assert all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+               for w in conv_weights(nhwc))
+    assert all(w.is_contiguous() for w in conv_weights(nchw))
+    first, second = nhwc.fit(), nchw.fit()
+    assert abs(first.best.val_acc - second.best.val_acc) <= 0.05  # the same arithmetic up to float rounding
+
+
 def test_a_trial_continues_from_another_configs_checkpoint_with_its_own_hyperparameters(tiny_data):
     """PBT's exploit step at the trainer level: weights, optimizer moments, epoch counter and random state come
     from the donor; weight decay and the learning-rate schedule (at the restored step) are the new config's."""
