@@ -1,9 +1,12 @@
 """Benchmark 1: training images per second of an hpsearch trial against two references, same run.
 
 (a) the common baseline: torchvision ImageFolder + PIL transforms + DataLoader, same model, batch and
-    augmentation (flip, rotation, zoom); (b) a bare loop over pre-decoded tensors with the same batched
-    augmentation (what is left is hpsearch's own overhead). Ratios, not absolute times, are the result.
-The three run in turn, ``--rounds`` times, and each keeps its best round (the least disturbed one).
+    augmentation (flip, rotation, zoom), as a user writes it (NCHW, float32); (b) a bare loop over pre-decoded
+    tensors with the same batched augmentation and the trial's memory layout (what is left is hpsearch's own
+    overhead). Ratios, not absolute times, are the result. The trial also runs in the NCHW layout (the CPU
+    default before NHWC) and with bfloat16 autocast (``train.amp``). The methods run in turn, ``--rounds``
+    times, and each keeps its best round (the least disturbed one). A second table times inference
+    (``predict_proba``) with the network in NCHW and in the layout ``inference_layout`` gives it.
 
     python -m benchmarks.pipeline_throughput [--quick]
 """
@@ -24,7 +27,8 @@ from hpsearch.allocator import keep_freed_memory
 from hpsearch.data import BatchAugment, DataConfig, prepare_trial_data
 from hpsearch.data.download import fetch_dataset
 from hpsearch.models import create_model
-from hpsearch.training import Trainer, TrialConfig
+from hpsearch.training import Trainer, TrialConfig, inference_layout, predict_proba
+from hpsearch.training.inference import Normalizer
 
 
 def timed_steps(step, steps: int, warmup: int = 3) -> float:
@@ -72,13 +76,14 @@ def bare(data, backbone: str, size: int, batch: int, steps: int) -> float:
     images = torch.from_numpy(np.array(data.train.images)).float().div_(255)
     labels = torch.from_numpy(np.array(data.train.labels))
     augment, generator = BatchAugment(True, 0.1, 0.1, 0.0, 1.0), torch.Generator().manual_seed(0)
-    model = create_model(backbone, 5, 3, size)
+    model = create_model(backbone, 5, 3, size).to(memory_format=torch.channels_last)  # the trial's layout
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
 
     def step() -> int:
         index = torch.randint(0, len(labels), (batch,), generator=generator)
-        loss = torch.nn.functional.cross_entropy(model(augment(images[index], generator)), labels[index])
+        x = augment(images[index], generator).contiguous(memory_format=torch.channels_last)
+        loss = torch.nn.functional.cross_entropy(model(x), labels[index])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -100,16 +105,18 @@ def cpu_seconds() -> tuple[float, float]:
 
 
 def hpsearch_trial(data, backbone: str, batch: int, steps: int, allocating: bool = False,
-                   kept_heap: bool = True, threads: int | None = None) -> dict[str, float]:
+                   kept_heap: bool = True, threads: int | None = None, **train: bool) -> dict[str, float]:
     """Images per second of a trial's training loop, and its user and system CPU seconds per 1,000 images.
 
     ``kept_heap``: glibc keeps freed memory in its heap, as every trial's process does (``keep_freed_memory``);
-    that setting is process-wide, so ``isolated`` runs each variant in a fresh process."""
+    that setting is process-wide, so ``isolated`` runs each variant in a fresh process. ``train``: settings of
+    the trial's ``TrialConfig`` (``channels_last``, ``amp``)."""
     if threads is not None:
         torch.set_num_threads(threads)
     if kept_heap:
         keep_freed_memory()
-    config = TrialConfig(backbone=backbone, batch_size=batch, aug_strength=1.0, rotation=0.1, zoom=0.1, epochs=1)
+    config = TrialConfig(backbone=backbone, batch_size=batch, aug_strength=1.0, rotation=0.1, zoom=0.1, epochs=1,
+                         **train)
     trainer = Trainer(config, data, device="cpu")
     if allocating:
         trainer.buffer = AllocatingBuffer()
@@ -125,6 +132,22 @@ def hpsearch_trial(data, backbone: str, batch: int, steps: int, allocating: bool
             "sys_s_per_1k": 1000 * (system_after - system) / images}
 
 
+def inference(data, backbone: str, size: int, layout: bool, threads: int, rounds: int = 3) -> float:
+    """Images per second of ``predict_proba`` over the validation images (the CPU's micro-batches), with the
+    network in NCHW or in ``inference_layout``; the best of ``rounds`` passes after one warm-up pass."""
+    torch.set_num_threads(threads)
+    model = create_model(backbone, 5, 3, size).eval()
+    if layout:
+        inference_layout(model)
+    normalize, rates = Normalizer((0.5,) * 3, (0.5,) * 3), []
+    for round_ in range(rounds + 1):
+        start = time.perf_counter()
+        predict_proba(model, data.val, normalize, 256, torch.device("cpu"))
+        if round_:
+            rates.append(len(data.val) / (time.perf_counter() - start))
+    return max(rates)
+
+
 def isolated(function, *args, **kwargs):
     """``function(*args, **kwargs)`` in a fresh process (its allocator settings die with it)."""
     from concurrent.futures import ProcessPoolExecutor
@@ -132,6 +155,34 @@ def isolated(function, *args, **kwargs):
 
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
         return pool.submit(function, *args, **kwargs).result()
+
+
+TRIAL_VARIANTS = {  # method -> hpsearch_trial's settings
+    "hpsearch_trial_allocating": dict(allocating=True, kept_heap=False),
+    "hpsearch_trial_buffers": dict(kept_heap=False), "hpsearch_trial_nchw": dict(channels_last=False),
+    "hpsearch_trial_bf16": dict(amp=True), "hpsearch_trial": {},
+}
+
+
+def training_rows(data, root: Path, size: int, backbone: str, steps: int, rounds: int, threads: int) -> list[dict]:
+    """One row per method for one backbone and size: each method's best round, and its ratios to the two
+    references."""
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(rounds):
+        torch.manual_seed(0)
+        measured = {
+            "baseline_imagefolder": {"images_per_s": baseline(root, backbone, size, 32, steps, workers=threads)},
+            "bare_tensor_loop": {"images_per_s": bare(data, backbone, size, 32, steps)},
+            **{method: isolated(hpsearch_trial, data, backbone, 32, steps, threads=threads, **settings)
+               for method, settings in TRIAL_VARIANTS.items()},
+        }
+        for method, result in measured.items():  # keep each method's least disturbed round
+            if result["images_per_s"] > best.get(method, {"images_per_s": 0.0})["images_per_s"]:
+                best[method] = result
+    return [{"image_size": size, "backbone": backbone, "method": method, **result,
+             "vs_baseline": result["images_per_s"] / best["baseline_imagefolder"]["images_per_s"],
+             "vs_bare": result["images_per_s"] / best["bare_tensor_loop"]["images_per_s"]}
+            for method, result in best.items()]
 
 
 def main() -> None:
@@ -142,49 +193,41 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.quick:
-        sizes, backbones, steps = [64], ["tutorial_cnn"], 4
+        cases, steps = [(64, "tutorial_cnn")], 4
     else:
-        sizes, backbones, steps = [64, 128], ["tutorial_cnn", "resnet10t"], 25
+        cases, steps = [*((size, b) for size in (64, 128) for b in ("tutorial_cnn", "resnet10t")),
+                        (160, "tf_efficientnet_lite0")], 25
     rounds = 1 if args.quick else args.rounds
     cache = scratch_folder("hpsearch-bench-")
     root = fetch_dataset(flowers_url(), cache, progress=False)
-    rows = []
-    for size in sizes:
+    rows, inference_rows = [], []
+    for size, backbone in cases:
         data = prepare_trial_data(DataConfig(source="folder", root=str(root), image_size=size, cache_dir=str(cache)),
                                   0, cache / f"run{size}")
-        for backbone in backbones:
-            best: dict[str, dict[str, float]] = {}
-            for _ in range(rounds):
-                torch.manual_seed(0)
-                measured = {
-                    "baseline_imagefolder": {"images_per_s": baseline(root, backbone, size, 32, steps,
-                                                                      workers=args.threads)},
-                    "bare_tensor_loop": {"images_per_s": bare(data, backbone, size, 32, steps)},
-                    "hpsearch_trial_allocating": isolated(hpsearch_trial, data, backbone, 32, steps, allocating=True,
-                                                          kept_heap=False, threads=args.threads),
-                    "hpsearch_trial_buffers": isolated(hpsearch_trial, data, backbone, 32, steps, kept_heap=False,
-                                                       threads=args.threads),
-                    "hpsearch_trial": isolated(hpsearch_trial, data, backbone, 32, steps, threads=args.threads),
-                }
-                for method, result in measured.items():  # keep each method's least disturbed round
-                    if result["images_per_s"] > best.get(method, {"images_per_s": 0.0})["images_per_s"]:
-                        best[method] = result
-            for method, result in best.items():
-                rate = result["images_per_s"]
-                rows.append({"image_size": size, "backbone": backbone, "method": method, **result,
-                             "vs_baseline": rate / best["baseline_imagefolder"]["images_per_s"],
-                             "vs_bare": rate / best["bare_tensor_loop"]["images_per_s"]})
-            print(rows[-5:], flush=True)
+        rows += training_rows(data, root, size, backbone, steps, rounds, args.threads)
+        print(rows[-len(TRIAL_VARIANTS) - 2:], flush=True)
+        nchw, nhwc = (isolated(inference, data, backbone, size, layout, args.threads) for layout in (False, True))
+        inference_rows.append({"image_size": size, "backbone": backbone, "nchw_images_per_s": nchw,
+                               "inference_layout_images_per_s": nhwc, "speedup": nhwc / nchw})
     notes = [f"{args.threads} torch threads; baseline DataLoader with {args.threads} workers; batch 32; "
-             f"{steps} timed steps after warm-up; best of {rounds} rounds.",
+             f"{steps} timed steps after warm-up; best of {rounds} rounds; every network trained whole, from "
+             "random weights.",
              "hpsearch_trial is a trial's training loop as it runs in a trial (reused batch buffers; glibc keeps freed "
-             "memory in its heap, hpsearch.allocator.keep_freed_memory); hpsearch_trial_buffers is the same without "
-             "the kept heap; hpsearch_trial_allocating also makes a fresh uint8 copy and a fresh float tensor per "
-             "batch (how batches were made before both fixes). Each runs in a fresh process. user_s_per_1k and "
-             "sys_s_per_1k are that process's user and system CPU seconds per 1,000 training images (system time "
-             "is mostly the kernel mapping and zeroing fresh memory).",
+             "memory in its heap, hpsearch.allocator.keep_freed_memory; NHWC layout, float32); hpsearch_trial_nchw is "
+             "the same in NCHW layout (the CPU's default before), hpsearch_trial_bf16 with bfloat16 autocast "
+             "(train.amp); hpsearch_trial_buffers is the trial without the kept heap; hpsearch_trial_allocating "
+             "also makes a fresh uint8 copy and a fresh float tensor per batch (how batches were made before both "
+             "fixes). Each runs in a fresh process. user_s_per_1k and sys_s_per_1k are that process's user and "
+             "system CPU seconds per 1,000 training images (system time is mostly the kernel mapping and zeroing "
+             "fresh memory). The bare loop uses the trial's NHWC layout; the ImageFolder baseline NCHW, as a user "
+             "writes it.",
              "Targets: hpsearch_trial >= 3x baseline_imagefolder and >= 0.95x bare_tensor_loop; no slower than "
              "hpsearch_trial_allocating, with less system time per image."]
+    inference_notes = [f"{args.threads} torch threads; predict_proba over the {len(data.val)} validation images "
+                       "(micro-batches of at most 2 MiB of input on a CPU), float32; best of 3 passes after a warm-up; "
+                       "each layout in a fresh process. inference_layout: the network's weights in NHWC, as every "
+                       "saved model is built for ensemble, evaluate, predict and export."]
+    write_results("pipeline_inference", pd.DataFrame(inference_rows), inference_notes, args.quick)
     write_results("pipeline_throughput", pd.DataFrame(rows), notes, args.quick)
 
 

@@ -31,11 +31,16 @@ def test_pipeline_throughput_quick(tmp_path):
     run_benchmark(tmp_path, "-m", "benchmarks.pipeline_throughput")
     table = pd.read_csv(tmp_path / "pipeline_throughput-quick.csv")
     assert set(table["method"]) == {"baseline_imagefolder", "bare_tensor_loop", "hpsearch_trial",
-                                    "hpsearch_trial_buffers", "hpsearch_trial_allocating"}
+                                    "hpsearch_trial_buffers", "hpsearch_trial_allocating", "hpsearch_trial_nchw",
+                                    "hpsearch_trial_bf16"}
     trials = table[table["method"].str.startswith("hpsearch_trial")]
     assert (trials["user_s_per_1k"] > 0).all() and (trials["sys_s_per_1k"] >= 0).all()
     assert (table["images_per_s"] > 0).all()
     assert "cores" in (tmp_path / "pipeline_throughput-quick.md").read_text()
+    inference = pd.read_csv(tmp_path / "pipeline_inference-quick.csv")
+    assert len(inference) == 1 and (inference[["nchw_images_per_s", "inference_layout_images_per_s"]] > 0).all(None)
+    assert inference["speedup"].iloc[0] == pytest.approx(
+        inference["inference_layout_images_per_s"].iloc[0] / inference["nchw_images_per_s"].iloc[0])
 
 
 @pytest.mark.slow

@@ -78,11 +78,11 @@ class TrialConfig:
     """Batch size for validation and prediction."""
     amp: bool | None = None
     """Mixed precision: bfloat16 autocast where the device supports it, else float16 with a gradient scaler
-    (``None``: on for a GPU, off for the CPU; on a CPU with AVX512-BF16 it trains ResNets and small CNNs about
-    1.5x faster again, and EfficientNet-Lite slower: ``benchmarks/pipeline_throughput.py``)."""
+    (``None``: on for a GPU, off for the CPU; on a CPU with AVX512-BF16, measured, it trains ResNets and small
+    CNNs 1.3-1.6x faster again and EfficientNet-Lite slower: ``results/benchmarks/pipeline_throughput.md``)."""
     channels_last: bool | None = None
-    """NHWC memory layout (``None``: on): faster convolutions on recent GPUs and, measured, 1.1-1.9x faster
-    training on a CPU (oneDNN)."""
+    """NHWC memory layout (``None``: on): faster convolutions on recent GPUs and, measured, 1.1-1.5x faster
+    training on a CPU (oneDNN; 1.9x for a Lite0 with 5 frozen stages)."""
     compile: bool = False
     """``torch.compile`` the network (worth it for long GPU runs; its first steps compile)."""
     seed: int = 0

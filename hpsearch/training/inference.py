@@ -23,8 +23,8 @@ CPU_BATCH_BYTES = 2 * 2**20
 
 def inference_layout(model: nn.Module) -> nn.Module:
     """``model`` in eval mode with its weights in NHWC (channels-last) layout, in place: the same
-    probabilities to float rounding, and faster on a CPU (2 threads, micro-batches: EfficientNet-Lite0 at 160 px
-    71 -> 106 images/s, resnet10t at 64 px 549 -> 878, tutorial_cnn 1,740 -> 5,130) and on recent GPUs."""
+    probabilities to float rounding, faster on recent GPUs and on a CPU (oneDNN; 1.1-3.7x the images/s of
+    ``predict_proba`` on 2 cores: ``results/benchmarks/pipeline_inference.md``)."""
     return model.to(memory_format=torch.channels_last).eval()
 
 
