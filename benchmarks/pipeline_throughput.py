@@ -27,8 +27,7 @@ from hpsearch.allocator import keep_freed_memory
 from hpsearch.data import BatchAugment, DataConfig, prepare_trial_data
 from hpsearch.data.download import fetch_dataset
 from hpsearch.models import create_model
-from hpsearch.training import Trainer, TrialConfig, inference_layout, predict_proba
-from hpsearch.training.inference import Normalizer
+from hpsearch.training import Normalizer, Trainer, TrialConfig, inference_layout, predict_proba
 
 
 def timed_steps(step, steps: int, warmup: int = 3) -> float:
