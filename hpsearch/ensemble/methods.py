@@ -21,6 +21,7 @@ import pandas as pd
 from torch import nn
 
 from ensembles import (
+    BestMember,
     GreedySelection,
     HardVoting,
     ProbaEnsemble,
@@ -207,11 +208,16 @@ def make_record(ctx: FitContext, method: str, estimator: Any, models: list[Saved
 class BestSingle(EnsembleMethod):
     """The search's best trial (by validation accuracy, then loss), alone."""
 
-    name, learns_from_validation, position = BEST_SINGLE, False, 0
+    name, position = BEST_SINGLE, 0
 
     def fit(self, ctx: FitContext) -> Fitted:
         return make_record(ctx, self.name, "SingleModel", [ctx.best], ctx.probs(ctx.best), params={},
                            trial=ctx.best.trial_id)
+
+    def oof(self, ctx: FitContext, fitted: Fitted) -> np.ndarray:
+        """Which trial is best is a choice made on validation too: each fold is predicted by the top trial that
+        scores best on the other folds (``BestMember``), each trial with its out-of-fold epoch choice."""
+        return cross_val_proba(BestMember, ctx.oof_stack(ctx.members), ctx.y, ctx.options.folds, ctx.run.seed)
 
     def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
         return SingleModel().fit()
