@@ -79,7 +79,8 @@ class TrialConfig:
     amp: bool | None = None
     """Mixed precision: bfloat16 autocast where the device supports it, else float16 with a gradient scaler
     (``None``: on for a GPU, off for the CPU; on a CPU with AVX512-BF16, measured, it trains ResNets and small
-    CNNs 1.3-1.6x faster again and EfficientNet-Lite slower: ``results/benchmarks/pipeline_throughput.md``)."""
+    CNNs 1.3-1.6x faster again and EfficientNet-Lite slower: ``results/benchmarks/pipeline_throughput.md``; on
+    a CPU without AVX512-BF16 or AMX, bfloat16 is emulated: the trial warns that it may be slower)."""
     channels_last: bool | None = None
     """NHWC memory layout (``None``: on): faster convolutions on recent GPUs and, measured, 1.1-1.5x faster
     training on a CPU (oneDNN; 1.9x for a Lite0 with 5 frozen stages)."""

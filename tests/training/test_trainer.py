@@ -96,6 +96,27 @@ def test_mixed_precision_is_off_on_the_cpu_unless_asked_and_bf16_when_asked(tiny
     assert np.isfinite(outcome.history[-1]["train_loss"]) and "precision" in trainer.checkpoint()
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_it_in_hardware_is_kept_with_a_warning(native, monkeypatch, caplog):
+    """On an x86 CPU without AVX512-BF16 or AMX, autocast emulates bfloat16: asked for, it stays on (the user asked),
+    and the log says it may be slower than float32 and how to turn it off."""
+    from hpsearch.training import precision
+
+    for name in precision.NATIVE_CPU_BF16:
+        monkeypatch.setattr(torch.cpu, name, lambda: False)
+    if native:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    with caplog.at_level("WARNING", logger=precision.__name__):
+        made = precision.Precision(True, torch.device("cpu"))
+        precision.Precision(None, torch.device("cpu"))  # not asked for: off, nothing to say
+    assert made.dtype == torch.bfloat16 and precision.cpu_has_native_bf16() == native
+    warned = [r.getMessage() for r in caplog.records if r.name == precision.__name__]
+    if native:
+        assert warned == []
+    else:
+        assert len(warned) == 1 and "emulated" in warned[0] and "train.amp=false" in warned[0]
+
+
 def test_a_trial_trains_in_nhwc_layout_unless_told_not_to_and_learns_the_same_in_both(tiny_data):
     def conv_weights(trainer: Trainer) -> list[torch.Tensor]:
         return [p for p in trainer.model.parameters() if p.dim() == 4]
