@@ -141,24 +141,31 @@ class Surrogate:
 
     def predict(self, config: dict[str, Any], seed: int) -> tuple[np.ndarray, float]:
         """The noisy accuracy curve (one value per epoch, in [0, 1]) and the seconds per epoch of ``config``."""
+        measured, _, seconds = self.replay_curves(config, seed)
+        return measured, seconds
+
+    def replay_curves(self, config: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """``predict``'s noisy curve, the noise-free curve it was drawn around (what the configuration gives on
+        average at each epoch) and the seconds per epoch."""
         values = {name: config[name] for name in self.params}
         means, seconds = self.mean_curves(pd.DataFrame([values]))
         curve = means[0]
         rng = np.random.default_rng([seed, zlib.crc32(json.dumps(values, sort_keys=True, default=str).encode())])
         noisy = np.clip(curve + rng.normal(0.0, bounded_noise(curve, self.noise)), 0.0, 1.0)
         measured = np.round(noisy * self.val_images) / self.val_images
-        return measured, float(seconds[0])
+        return measured, curve, float(seconds[0])
 
 
 def replay_trial(config: dict[str, Any], surrogate: Surrogate, checkpoint: bool = False) -> None:
     """A trainable that reports the surrogate's curve for ``config`` epoch by epoch, with the simulated seconds of
-    each epoch. ``checkpoint``: save a tiny state every epoch (PBT and Hyperband pause and restore trials). A trial
-    restored from another trial's state (PBT's exploit) continues from the donor's accuracy along its own curve."""
+    each epoch and the noise-free accuracy behind each reported one (``true_acc``). ``checkpoint``: save a tiny
+    state every epoch (PBT and Hyperband pause and restore trials). A trial restored from another trial's state
+    (PBT's exploit) continues from the donor's accuracy along its own curve."""
     from ray import tune
 
-    curve, seconds = surrogate.predict(config, int(config.get("seed", 0)))
+    curve, truth, seconds = surrogate.replay_curves(config, int(config.get("seed", 0)))
     own = config.get("optuna_trial")
-    start, offset, best, exploited = 0, 0.0, 0.0, False
+    start, offset, true_offset, best, exploited = 0, 0.0, 0.0, 0.0, False
     restored = tune.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as folder:
@@ -166,18 +173,21 @@ def replay_trial(config: dict[str, Any], surrogate: Surrogate, checkpoint: bool 
         start = int(state["epoch"])
         exploited = state["trial"] != own
         offset = state["acc"] - curve[start - 1] if exploited else state["offset"]
+        true_offset = state["true"] - truth[start - 1] if exploited else state["true_offset"]
         best = state["acc"] if exploited else state["best"]
     for epoch in range(start + 1, surrogate.epochs + 1):
         acc = float(np.clip(curve[epoch - 1] + offset, 0.0, 1.0))
+        true = float(np.clip(truth[epoch - 1] + true_offset, 0.0, 1.0))
         best = max(best, acc)
         metrics = {"epoch": epoch, "val_acc": acc, "val_loss": 1.0 - acc, "train_acc": acc, "best_val_acc": best,
-                   "epoch_seconds": seconds, "sim_seconds": seconds, "exploited": exploited,
+                   "true_acc": true, "epoch_seconds": seconds, "sim_seconds": seconds, "exploited": exploited,
                    "stopped_by_patience": False}
         exploited = False
         if not checkpoint:
             tune.report(metrics)
             continue
         with tempfile.TemporaryDirectory(prefix="replay-") as tmp:
-            state = {"epoch": epoch, "acc": acc, "best": best, "offset": offset, "trial": own}
+            state = {"epoch": epoch, "acc": acc, "best": best, "offset": offset, "true": true,
+                     "true_offset": true_offset, "trial": own}
             (Path(tmp) / "state.json").write_text(json.dumps(state))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
