@@ -38,6 +38,7 @@ import os
 import random
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -256,26 +257,33 @@ def wilcoxon(a: pd.Series, b: pd.Series) -> float:
     return float(test(x, y).pvalue)
 
 
+def paired_with_random(runs: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, pd.DataFrame]]:
+    """(searcher, its runs indexed by seed, random search's runs of the same seeds), for every searcher in the
+    order of ``runs``, on the seeds random search ran too: the pairs of the Wilcoxon tests."""
+    base = runs[runs["searcher"] == "random"].set_index("seed")
+    for name, group in runs.groupby("searcher", sort=False):
+        group = group.set_index("seed").loc[base.index.intersection(group["seed"])]
+        yield name, group, base.loc[group.index]
+
+
 def summarize(runs: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     """Per searcher: time to random search's median final best (against the median simulated time of a whole
     random search: the issue's ratio), the final best, and Wilcoxon p-values against random search, by seed."""
-    target = float(runs.loc[runs["searcher"] == "random", "final_best"].median())
+    baseline = runs[runs["searcher"] == "random"]
+    target, random_time = float(baseline["final_best"].median()), float(baseline["sim_s"].median())
     runs["time_to_target_s"] = [clock.time_to(target) for clock in runs["clock"]]
-    base = runs[runs["searcher"] == "random"].set_index("seed")
-    random_time = float(base["sim_s"].median())
     rows = []
-    for name, group in runs.groupby("searcher", sort=False):
-        group = group.set_index("seed").loc[base.index.intersection(group["seed"])]
+    for name, group, base in paired_with_random(runs):
         median_time = float(group["time_to_target_s"].median())
         settings = searcher_budget(name)
         rows.append({"searcher": name, "sampler": settings["sampler"], "scheduler": settings["scheduler"],
                      "seeds": len(group), "reached_target": int(np.isfinite(group["time_to_target_s"]).sum()),
                      "median_time_to_target_s": median_time, "iqr_time_to_target_s": iqr(group["time_to_target_s"]),
                      "time_vs_random": median_time / random_time,
-                     "p_time_vs_random": wilcoxon(group["time_to_target_s"], base.loc[group.index, "time_to_target_s"]),
+                     "p_time_vs_random": wilcoxon(group["time_to_target_s"], base["time_to_target_s"]),
                      "median_final_best": float(group["final_best"].median()),
                      "iqr_final_best": iqr(group["final_best"]),
-                     "p_final_vs_random": wilcoxon(group["final_best"], base.loc[group.index, "final_best"]),
+                     "p_final_vs_random": wilcoxon(group["final_best"], base["final_best"]),
                      "median_sim_s": float(group["sim_s"].median()), "median_wall_s": float(group["wall_s"].median())})
     return pd.DataFrame(rows), target
 
@@ -293,15 +301,13 @@ def verdict(summary: pd.DataFrame) -> str:
 def incumbents(runs: pd.DataFrame) -> pd.DataFrame:
     """Per searcher, what its searches hand over: the final incumbent's reported accuracy (``final_best``) and its
     noise-free accuracy (``final_true``), their gap, and a Wilcoxon p of ``final_true`` against random search's."""
-    base = runs[runs["searcher"] == "random"].set_index("seed")["final_true"]
     rows = []
-    for name, group in runs.groupby("searcher", sort=False):
-        group = group.set_index("seed").loc[base.index.intersection(group["seed"])]
+    for name, group, base in paired_with_random(runs):
         rows.append({"searcher": name, "seeds": len(group), "median_final_best": float(group["final_best"].median()),
                      "median_final_true": float(group["final_true"].median()),
                      "iqr_final_true": iqr(group["final_true"]),
                      "median_optimism": float((group["final_best"] - group["final_true"]).median()),
-                     "p_true_vs_random": wilcoxon(group["final_true"], base.loc[group.index])})
+                     "p_true_vs_random": wilcoxon(group["final_true"], base["final_true"])})
     return pd.DataFrame(rows)
 
 
