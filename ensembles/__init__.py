@@ -4,7 +4,7 @@ Probability-level methods follow scikit-learn's estimator contract on stacks of 
 (n_models, n_samples, n_classes); soups work on state dicts. This package never imports Ray or Optuna.
 """
 
-from ensembles.averaging import BestMember, HardVoting, SingleModel, SoftVoting
+from ensembles.averaging import HardVoting, SingleModel, SoftVoting
 from ensembles.bagging import Bagging, bootstrap_indices
 from ensembles.base import LOG_LOSS_CLIP, ProbaEnsemble, check_stack, log_loss
 from ensembles.boosting import AdaBoostSAMME, samme_step
@@ -16,9 +16,9 @@ from ensembles.stacking import Stacking, stack_features
 from ensembles.torch_modules import Temperature, as_torch
 
 __all__ = [
-    "LOG_LOSS_CLIP", "AdaBoostSAMME", "Bagging", "BestMember", "GreedySelection", "HardVoting", "OutOfFoldChoice",
-    "ProbaEnsemble", "SoftVoting", "SingleModel", "SoupResult", "Stacking", "Temperature", "TemperatureScaling",
-    "as_torch", "average_state_dicts", "bootstrap_indices", "check_stack", "cross_val_proba", "fold_splitter",
-    "greedy_selection", "greedy_soup", "log_loss", "samme_step", "scale_probabilities", "stack_features",
-    "stratified_folds", "uniform_soup",
+    "LOG_LOSS_CLIP", "AdaBoostSAMME", "Bagging", "GreedySelection", "HardVoting", "OutOfFoldChoice", "ProbaEnsemble",
+    "SoftVoting", "SingleModel", "SoupResult", "Stacking", "Temperature", "TemperatureScaling", "as_torch",
+    "average_state_dicts", "bootstrap_indices", "check_stack", "cross_val_proba", "fold_splitter", "greedy_selection",
+    "greedy_soup", "log_loss", "samme_step", "scale_probabilities", "stack_features", "stratified_folds",
+    "uniform_soup",
 ]

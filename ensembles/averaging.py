@@ -1,10 +1,10 @@
-"""Soft voting (weighted probability averaging), hard majority voting, and one model: given or chosen."""
+"""Soft voting (weighted probability averaging) and hard majority voting."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ensembles.base import ProbaEnsemble, check_labels, check_stack, sample_log_loss
+from ensembles.base import ProbaEnsemble, check_labels, check_stack
 
 
 class SoftVoting(ProbaEnsemble):
@@ -64,22 +64,3 @@ class SingleModel(ProbaEnsemble):
 
     def predict_proba(self, probas: np.ndarray) -> np.ndarray:
         return check_stack(probas)[0]
-
-
-class BestMember(ProbaEnsemble):
-    """The one member with the most correct predictions on the samples it is fit on (then the lowest log-loss,
-    then the first): choosing a search's best trial. Fit on k-1 folds (``cross_val_proba``), it scores that
-    choice out of fold; the best member's own score on the samples that chose it is a maximum over members."""
-
-    def fit(self, probas: np.ndarray, y: np.ndarray) -> BestMember:
-        stack = check_stack(probas)
-        labels = check_labels(y, stack)
-        correct = (stack.argmax(axis=2) == labels).sum(axis=1)
-        loss = sample_log_loss(stack, labels).sum(axis=1)
-        self.index_ = int(np.lexsort((np.arange(len(stack)), loss, -correct))[0])
-        self.weights_ = np.eye(len(stack))[self.index_]
-        self.n_classes_ = stack.shape[2]
-        return self
-
-    def predict_proba(self, probas: np.ndarray) -> np.ndarray:
-        return check_stack(probas, len(self.weights_))[self.index_]

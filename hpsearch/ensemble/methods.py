@@ -21,9 +21,9 @@ import pandas as pd
 from torch import nn
 
 from ensembles import (
-    BestMember,
     GreedySelection,
     HardVoting,
+    OutOfFoldChoice,
     ProbaEnsemble,
     SingleModel,
     SoftVoting,
@@ -216,8 +216,12 @@ class BestSingle(EnsembleMethod):
 
     def oof(self, ctx: FitContext, fitted: Fitted) -> np.ndarray:
         """Which trial is best is a choice made on validation too: each fold is predicted by the top trial that
-        scores best on the other folds (``BestMember``), each trial with its out-of-fold epoch choice."""
-        return cross_val_proba(BestMember, ctx.oof_stack(ctx.members), ctx.y, ctx.options.folds, ctx.run.seed)
+        scores best on the other folds (``OutOfFoldChoice``, as each trial's epoch is chosen), each trial with its
+        out-of-fold epoch choice."""
+        choice = OutOfFoldChoice(ctx.y, ctx.options.folds, ctx.run.seed)
+        for index, model in enumerate(ctx.members):
+            choice.update(index, ctx.oof_probs(model))
+        return choice.oof_
 
     def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
         return SingleModel().fit()
