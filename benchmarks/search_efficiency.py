@@ -9,9 +9,9 @@ comparison), and the time each searcher needed to first reach the target validat
 ``--target`` is given, the target is the lowest best accuracy among all runs, the accuracy every run
 reached, so every searcher has a time to it. Sized for 2 CPU cores: flowers at 32 px (the cheapest trials
 that still learn), at most 8 epochs a trial, 180 s per searcher and seed (9 runs, about 30 minutes). Only
-4-9 trials fit into one search there, so hpsearch runs with ``startup_trials=2`` (a quarter of them, and one
-per backbone): the search is bounded by time, and ``num_samples`` (200) is only a cap that the default
-start-up size (a quarter of it, at most 10) would take for the expected trial count.
+5-17 trials fit into one search there (2026-12-07; 4-9 before the NHWC layout), so hpsearch runs with
+``startup_trials=2`` (one per backbone): the search is bounded by time, and ``num_samples`` (200) is only a
+cap that the default start-up size (a quarter of it, at most 10) would take for the expected trial count.
 
     python -m benchmarks.search_efficiency [--quick] [--budget-s 180] [--target 0.7] [--seeds 3]
 """
