@@ -8,7 +8,7 @@ each fold's images are predicted by the candidate that scored best on the other 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -89,6 +89,14 @@ class OutOfFoldChoice:
         rows = np.flatnonzero(better[self.fold])
         self.oof_[rows] = probas[rows]
         return rows
+
+    def choose(self, candidates: Iterable[np.ndarray]) -> np.ndarray:
+        """Score every candidate of a finished list (candidate ``i`` is the ``i``-th) and return ``oof_``."""
+        for index, probas in enumerate(candidates):
+            self.update(index, probas)
+        if self.oof_ is None:
+            raise ValueError("no candidates to choose from")
+        return self.oof_
 
     def state_dict(self) -> dict[str, np.ndarray | None]:
         return {"chosen": self.chosen_.copy(), "correct": self.correct_.copy(), "loss": self.loss_.copy(),

@@ -219,9 +219,7 @@ class BestSingle(EnsembleMethod):
         scores best on the other folds (``OutOfFoldChoice``, as each trial's epoch is chosen), each trial with its
         out-of-fold epoch choice."""
         choice = OutOfFoldChoice(ctx.y, ctx.options.folds, ctx.run.seed)
-        for index, model in enumerate(ctx.members):
-            choice.update(index, ctx.oof_probs(model))
-        return choice.oof_
+        return choice.choose(ctx.oof_probs(model) for model in ctx.members)
 
     def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
         return SingleModel().fit()

@@ -82,14 +82,6 @@ def test_an_overfitting_method_loses_the_selection_it_would_win_in_sample(memori
     assert saved["chosen"].tolist() == table["chosen"].tolist()
 
 
-def out_of_fold_choice(stack: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Each fold's probabilities from the model of ``stack`` best on the other folds (the run's 5 folds, seed 0)."""
-    choice = OutOfFoldChoice(y, 5, 0)
-    for index, probas in enumerate(stack):
-        choice.update(index, probas)
-    return choice.oof_
-
-
 def test_methods_that_learn_nothing_from_validation_report_their_plain_score(run):
     table = build_ensembles(run, ["average", "vote", "greedy"], EnsembleOptions(top_k=3, tta=())).set_index("model")
     for name in ("average", "vote"):
@@ -102,7 +94,7 @@ def test_methods_that_learn_nothing_from_validation_report_their_plain_score(run
     y = opened.arrays("val").labels
     oof = cross_val_proba(lambda: GreedySelection(max_size=25, random_state=0), stack, y, 5, 0)
     assert greedy.val_accuracy_oof == pytest.approx((oof.argmax(1) == y).mean())  # refit per fold, same folds
-    chosen = out_of_fold_choice(stack, y)  # which trial is best is chosen per fold as well
+    chosen = OutOfFoldChoice(y, 5, 0).choose(stack)  # which trial is best is chosen per fold as well
     assert table.loc["best_single", "val_accuracy_oof"] == pytest.approx((chosen.argmax(1) == y).mean())
 
 
@@ -126,7 +118,7 @@ def test_out_of_fold_scores_take_each_trials_out_of_fold_epoch_choice(run):
     best = table.loc["best_single"]
     assert best["val_accuracy"] == pytest.approx((models[0].val_probs.argmax(1) == y).mean())
     stack = np.stack([wrong, models[1].val_probs, np.load(models[2].folder / epoch_oof_file(()))])
-    chosen = out_of_fold_choice(stack, y)
+    chosen = OutOfFoldChoice(y, 5, 0).choose(stack)
     assert best["val_accuracy_oof"] == pytest.approx((chosen.argmax(1) == y).mean())
     assert best["val_accuracy_oof"] > 0.3 and table.loc["best_single+tta", "val_accuracy_oof"] > 0.3
     assert not np.isclose(chosen, wrong).all(axis=1).any()  # no fold took the failing epoch choice

@@ -30,6 +30,19 @@ def test_a_handful_of_samples_without_two_of_any_class_still_splits():
     assert len(single.update(2, np.eye(5)[[4]])) == 0
 
 
+def test_choose_scores_a_finished_list_as_update_does_one_by_one():
+    y = np.random.default_rng(3).integers(0, 4, 120)
+    candidates = noisy_candidates(y, 6, 3)
+    streamed = OutOfFoldChoice(y, 5, 0)
+    for index, probas in enumerate(candidates):
+        streamed.update(index, probas)
+    listed = OutOfFoldChoice(y, 5, 0)
+    assert np.array_equal(listed.choose(iter(candidates)), streamed.oof_)
+    assert np.array_equal(listed.chosen_, streamed.chosen_) and len(set(streamed.chosen_)) > 1
+    with pytest.raises(ValueError, match="no candidates"):
+        OutOfFoldChoice(y, 5, 0).choose([])
+
+
 def noisy_candidates(y: np.ndarray, count: int, seed: int) -> list[np.ndarray]:
     """Candidates of equal true quality: each one's best-looking score is luck."""
     rng = np.random.default_rng(seed)
