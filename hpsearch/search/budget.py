@@ -49,7 +49,8 @@ class BudgetConfig:
     worth 0.705 against 0.736 for random search's, ``results/benchmarks/search_simulation.md``)."""
     startup_trials: int | None = None
     """Stratified start-up trials before the sampler's model (``None``: a quarter of ``num_samples``, raised to
-    the widest categorical choice, at most 10)."""
+    the widest categorical choice, at most 10). ASHA and the median rule never stop them early, so that the model
+    judges every choice by a whole run."""
     perturbation_interval: int | None = None
     """PBT: epochs between exploit/explore steps (``None``: the grace period, at most ``max_epochs - 1``)."""
     time_budget_s: float | None = None

@@ -36,6 +36,12 @@ def startup_trials(num_samples: int, widest_choice: int = 1, requested: int | No
     return max(1, min(num_samples, MAX_STARTUP, max(math.ceil(num_samples / 4), widest_choice)))
 
 
+def is_startup_trial(number: int | None, n_startup: int) -> bool:
+    """Whether Optuna trial ``number`` is one of the ``n_startup`` start-up trials of ``StratifiedStartup``: the
+    study's first trials, counted from 0 by trial number (imported and enqueued trials count too)."""
+    return number is not None and 0 <= number < n_startup
+
+
 def sampler_seed(seed: int, experiment: int, imported: int = 0) -> int:
     """The sampler's seed for a run's ``experiment``-th Ray experiment (1: the first) on a study that holds
     ``imported`` trials of earlier runs (a warm start). An extension must not draw the first experiment's trials
@@ -84,14 +90,11 @@ class StratifiedStartup(BaseSampler):
     def __init__(self, sampler: BaseSampler, n_startup: int, seed: int | None = None):
         self.sampler, self.n_startup, self.seed = sampler, n_startup, seed
         self.random = optuna.samplers.RandomSampler(seed=seed)
-        self._index: dict[int, int | None] = {}  # trial number -> its start-up index (None: not a start-up trial)
         self._early: dict[int, bool] = {}  # trial number -> drawn at random (a start-up trial still runs)
 
-    def _startup_index(self, study: Study, trial: FrozenTrial) -> int | None:
-        if trial.number not in self._index:
-            earlier = sum(t.number < trial.number for t in study.get_trials(deepcopy=False))
-            self._index[trial.number] = earlier if earlier < self.n_startup else None
-        return self._index[trial.number]
+    def _startup_index(self, trial: FrozenTrial) -> int | None:
+        """The trial's place among the start-up trials (its number: a study numbers its trials 0, 1, ...)."""
+        return trial.number if is_startup_trial(trial.number, self.n_startup) else None
 
     def _next(self, study: Study, trial: FrozenTrial) -> BaseSampler:
         """The sampler of a trial after the start-up ones: the model once every start-up trial has ended
@@ -108,19 +111,19 @@ class StratifiedStartup(BaseSampler):
         return u, min(int(u * self.n_startup), self.n_startup - 1)
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        if self._startup_index(study, trial) is not None:
+        if self._startup_index(trial) is not None:
             return {}
         return self._next(study, trial).infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        if self._startup_index(study, trial) is not None:
+        if self._startup_index(trial) is not None:
             return {}
         return self._next(study, trial).sample_relative(study, trial, search_space)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        index = self._startup_index(study, trial)
+        index = self._startup_index(trial)
         if index is None:
             return self._next(study, trial).sample_independent(study, trial, param_name, param_distribution)
         if not isinstance(param_distribution, STRATIFIED):
@@ -132,7 +135,6 @@ class StratifiedStartup(BaseSampler):
         self.sampler.before_trial(study, trial)
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values) -> None:
-        self._index.pop(trial.number, None)
         self._early.pop(trial.number, None)
         self.sampler.after_trial(study, trial, state, values)
 

@@ -102,7 +102,8 @@ def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions
         searcher = Searcher(space=space, metric=METRIC, mode=MODE, study_name=recipe.name,
                             storage=study_storage(run_dir), sampler=sampler, max_epochs=budget.max_epochs,
                             limits=budget.limits)
-        search_alg, scheduler = PausingLimiter(searcher, limit), make_scheduler(budget)
+        exempt = startup if budget.sampler != "random" else 0  # random search has no start-up trials
+        search_alg, scheduler = PausingLimiter(searcher, limit), make_scheduler(budget, exempt)
     # PBT hands a trial the checkpoint another trial wrote at its last perturbation: keep that one
     keep = budget.interval + 2 if budget.scheduler == "pbt" else 1
     storage_path, name = experiment_location(run_dir, options.storage, number)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import optuna
 import pytest
-from ray.tune.schedulers import ASHAScheduler, HyperBandForBOHB, MedianStoppingRule
+from ray.tune.schedulers import ASHAScheduler, HyperBandForBOHB, MedianStoppingRule, TrialScheduler
 
 from hpsearch.cli import main
 from hpsearch.rundir import read_trials
@@ -33,6 +35,118 @@ def test_asha_waits_a_third_of_the_epochs_unless_told():
     milestones = {rung[0] if isinstance(rung, tuple) else rung for rung in asha._brackets[0]._rungs}
     assert milestones == asha_rungs(BudgetConfig(max_epochs=12)) == {4, 12}
     assert BudgetConfig(scheduler="pbt", max_epochs=12).interval == 4
+
+
+class FakeTrial:
+    """What a scheduler reads of a Ray trial: its id and its config (with the Optuna trial number)."""
+
+    def __init__(self, number: int):
+        self.trial_id, self.config = f"t{number}", {"optuna_trial": number}
+
+    def __eq__(self, other) -> bool:  # the median rule keys its records by trial
+        return isinstance(other, FakeTrial) and other.trial_id == self.trial_id
+
+    def __hash__(self) -> int:
+        return hash(self.trial_id)
+
+
+class FakeController:
+    """What the median rule asks of Ray's controller when too few trials reached an epoch: none waits."""
+
+    def get_live_trials(self) -> list:
+        return []
+
+
+def decisions(scheduler, scores: list[tuple[int, float]], epoch: int = 2) -> dict[int, str]:
+    """Each trial's first result at ``epoch`` in the given order -> the scheduler's decision, by trial number."""
+    scheduler.set_search_properties("val_acc", "max")
+    out = {}
+    for number, score in scores:
+        trial = FakeTrial(number)
+        scheduler.on_trial_add(None, trial)
+        for early in range(1, epoch):
+            scheduler.on_trial_result(FakeController(), trial, {"epoch": early, "val_acc": score})
+        out[number] = scheduler.on_trial_result(FakeController(), trial, {"epoch": epoch, "val_acc": score})
+    return out
+
+
+def test_asha_never_stops_a_start_up_trial_but_ranks_it():
+    """A slow backbone's start-up trial reaching ASHA's first rung behind two faster trials (the real benchmark's
+    seed 4): plain ASHA stops it, hpsearch's continues it; its score still joins the rung, so a later trial that
+    scores the same is stopped, and the next rung still judges the others."""
+    budget = BudgetConfig(scheduler="asha", max_epochs=8)  # first rung at epoch 2, keeps the best third
+    order = [(2, 0.46), (3, 0.46), (0, 0.44), (4, 0.44)]
+    assert decisions(make_scheduler(budget), order)[0] == TrialScheduler.STOP
+    asha = make_scheduler(budget, startup_trials=2)
+    decided = decisions(asha, order)
+    assert decided == {2: "CONTINUE", 3: "CONTINUE", 0: "CONTINUE", 4: "STOP"}
+    assert asha._brackets[0]._rungs[-1][1]["t0"] == 0.44 and asha._num_stopped == 1
+
+
+def test_the_median_rule_never_stops_a_start_up_trial():
+    median_budget = BudgetConfig(scheduler="median", max_epochs=8, grace_period=2)
+    order = [(3, 0.6), (4, 0.6), (5, 0.6), (0, 0.3), (6, 0.3)]
+    assert decisions(make_scheduler(median_budget), order)[0] == TrialScheduler.STOP
+    median = make_scheduler(median_budget, startup_trials=1)
+    assert decisions(median, order) == {3: "CONTINUE", 4: "CONTINUE", 5: "CONTINUE", 0: "CONTINUE", 6: "STOP"}
+    assert FakeTrial(6) in median._stopped_trials and FakeTrial(0) not in median._stopped_trials
+    later = median.on_trial_result(FakeController(), FakeTrial(0), {"epoch": 3, "val_acc": 0.3})  # still exempt
+    assert later == TrialScheduler.CONTINUE
+
+
+SLOW_START = '''
+name = "slowstart"
+seed = 0
+data = dict(source="digits", image_size=8)
+budget = dict(num_samples=5, max_epochs=4, grace_period=2, reduction_factor=2, max_concurrent=2,
+              startup_trials={startup}, sampler="tpe", scheduler="asha")
+
+def space(trial, options):
+    trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+'''
+
+
+def slow_start_trial(config: dict) -> None:
+    """Trial 0 learns slowly and ends best, reaching epoch 2 after the others; the rest score by their number.
+    Every score rises or stays from epoch to epoch, so it is also the best so far."""
+    from ray import tune
+
+    number = config["optuna_trial"]
+    for epoch in range(1, 5):
+        if number == 0:
+            time.sleep(2.0)
+            score = 0.2 * epoch
+        else:
+            score = 0.5 - 0.02 * number
+        tune.report({"epoch": epoch, "val_acc": score, "best_val_acc": score, "stopped_by_patience": False})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("startup", [1, 0])
+def test_a_slow_start_up_trial_trains_to_the_end_in_a_real_search(tmp_path, startup):
+    """Through the real Tuner, OptunaSearch and ASHA: with one start-up trial, the slow one runs all its epochs
+    and Optuna sees it COMPLETE (best of the search); with none, ASHA stops it at epoch 2 and Optuna sees it PRUNED.
+    Later trials are stopped as before."""
+    from ray import tune
+
+    from hpsearch.recipe import load_recipe
+    from hpsearch.search.session import ray_session
+    from hpsearch.search.tune import SearchOptions, build_tuner
+
+    recipe = load_recipe(write_recipe(tmp_path, SLOW_START.format(startup=startup)))
+    run = tmp_path / "run"
+    run.mkdir()
+    trainable = tune.with_resources(slow_start_trial, {"cpu": 1})
+    with ray_session(None, run):
+        results = build_tuner(recipe, run, trainable, SearchOptions(verbose=0), 1, 5).fit()
+    epochs = {r.config["optuna_trial"]: r.metrics["epoch"] for r in results}
+    study = optuna.load_study(study_name="slowstart", storage=f"sqlite:///{run / 'study.db'}")
+    first = study.trials[0].state
+    if startup:
+        assert epochs[0] == 4 and first == optuna.trial.TrialState.COMPLETE and study.best_trial.number == 0
+    else:
+        assert epochs[0] == 2 and first == optuna.trial.TrialState.PRUNED
+    assert any(epochs[number] == 2 for number in range(1, 5))  # ASHA still stops later trials
 
 
 def test_pbt_options_are_checked():
