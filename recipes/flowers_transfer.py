@@ -7,7 +7,7 @@ what weight soups average well, and the three architectures give ensembles diver
 The search decides the learning rate and its layer-wise decay, how long to train the new head alone, and
 how many leading block groups stay frozen (frozen groups also skip their backward pass: cheaper epochs).
 The data is flowers.py's (this recipe extends it; its sections are merged key by key into that one's).
-CPU budget (see the README; about 10 minutes on 2 cores, 0.92 validation accuracy):
+CPU budget (see the README; 7 minutes on 2 cores, 0.93 validation accuracy, measured 2026-12-07):
     hpsearch tune recipes/flowers_transfer.py --set data.image_size=160 --num-samples 4 --max-epochs 3 \\
         --set budget.grace_period=1 --set options.lr=3e-3,1e-2 --set options.frozen_blocks=6 \\
         --set options.freeze_epochs=0 --cpus-per-trial 2 --gpus-per-trial 0

@@ -31,12 +31,13 @@ def make_scheduler(budget: BudgetConfig, startup_trials: int = 0):
     """
     if budget.scheduler == "asha":
         return StartupASHA(time_attr="epoch", max_t=budget.max_epochs, grace_period=budget.grace_epochs,
-                           reduction_factor=budget.reduction_factor, startup_trials=startup_trials)
+                           reduction_factor=budget.reduction_factor, startup_trials=startup_trials,
+                           max_epochs=budget.max_epochs)
     if budget.scheduler == "hyperband":
         return Hyperband(time_attr="epoch", max_t=budget.max_epochs, reduction_factor=budget.reduction_factor)
     if budget.scheduler == "median":
         return StartupMedianStoppingRule(time_attr="epoch", grace_period=budget.grace_epochs, min_samples_required=3,
-                                         startup_trials=startup_trials)
+                                         startup_trials=startup_trials, max_epochs=budget.max_epochs)
     if budget.scheduler == "fifo":
         return None
     raise RecipeError(f"budget.scheduler must be one of {list(SCHEDULERS)}, but got {budget.scheduler!r}; "
@@ -52,17 +53,23 @@ class StartupExempt:
     in the real search benchmark (seed 4), ASHA stopped the ``resnet10t`` start-up trial at epoch 2 (0.44) because
     two ``tutorial_cnn`` trials, seven times faster per epoch, had reached that rung first (0.46), and TPE drew
     ``tutorial_cnn`` in all 63 later trials. The scheduler still sees every result of a start-up trial (ASHA
-    records it in its rung, so it sets the bar for later trials); only the decision to stop it is dropped.
+    records it in its rung, so it sets the bar for later trials); only the decision to stop it is dropped, before
+    its last epoch (ASHA stops every trial at ``max_t``: that ends it as usual). The recipe's ``defaults``, which
+    are the first trials, are start-up trials too when they fall within ``startup_trials``.
     """
 
-    def __init__(self, *args, startup_trials: int = 0, **kwargs):
+    def __init__(self, *args, startup_trials: int = 0, max_epochs: int, **kwargs):
         super().__init__(*args, **kwargs)
-        self.startup_trials = startup_trials
+        self.startup_trials, self.max_epochs = startup_trials, max_epochs
+
+    def exempt(self, trial, result: dict) -> bool:
+        """Whether ``trial`` is a start-up trial with epochs left."""
+        return (is_startup_trial(trial.config.get(TRIAL_NUMBER_KEY), self.startup_trials)
+                and int(result.get("epoch", self.max_epochs)) < self.max_epochs)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
-        if action == TrialScheduler.STOP and is_startup_trial(trial.config.get(TRIAL_NUMBER_KEY),
-                                                              self.startup_trials):
+        if action == TrialScheduler.STOP and self.exempt(trial, result):
             self.forget_stop(trial)
             return TrialScheduler.CONTINUE
         return action

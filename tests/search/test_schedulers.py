@@ -81,6 +81,8 @@ def test_asha_never_stops_a_start_up_trial_but_ranks_it():
     decided = decisions(asha, order)
     assert decided == {2: "CONTINUE", 3: "CONTINUE", 0: "CONTINUE", 4: "STOP"}
     assert asha._brackets[0]._rungs[-1][1]["t0"] == 0.44 and asha._num_stopped == 1
+    # at max_t ASHA stops every trial, a start-up trial too: that only ends it (Optuna gets its last result once)
+    assert asha.on_trial_result(FakeController(), FakeTrial(0), {"epoch": 8, "val_acc": 0.7}) == TrialScheduler.STOP
 
 
 def test_the_median_rule_never_stops_a_start_up_trial():

@@ -42,7 +42,7 @@ seed = 1
 data = dict(source="digits", image_size=8)
 train = dict(backbone="tutorial_cnn", batch_size=32, flip=False, patience=10)
 budget = dict(num_samples=3, max_epochs=2, grace_period=1, reduction_factor=2, cpus_per_trial=1,
-              workers_per_trial=2)
+              workers_per_trial=2, startup_trials=1)  # the second default is no start-up trial: ASHA may stop it
 defaults = [dict(lr=3e-3), dict(lr=1e-6)]
 
 def space(trial, options):
