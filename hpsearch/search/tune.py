@@ -27,7 +27,7 @@ from hpsearch.search.plan import (
     repair_missing_checkpoints,
     workers_location,
 )
-from hpsearch.search.samplers import make_sampler, sampler_seed, startup_trials, varying_ranges
+from hpsearch.search.samplers import StratifiedStartup, make_sampler, sampler_seed, startup_trials, varying_ranges
 from hpsearch.search.schedulers import make_scheduler
 from hpsearch.search.searcher import PausingLimiter, Searcher
 from hpsearch.search.session import check_resources, default_concurrency, ray_session, reap_leftover_ray
@@ -102,7 +102,7 @@ def build_tuner(recipe: Recipe, run_dir: Path, trainable, options: SearchOptions
         searcher = Searcher(space=space, metric=METRIC, mode=MODE, study_name=recipe.name,
                             storage=study_storage(run_dir), sampler=sampler, max_epochs=budget.max_epochs,
                             limits=budget.limits)
-        exempt = startup if budget.sampler != "random" else 0  # random search has no start-up trials
+        exempt = sampler.n_startup if isinstance(sampler, StratifiedStartup) else 0  # as many as the sampler has
         search_alg, scheduler = PausingLimiter(searcher, limit), make_scheduler(budget, exempt)
     # PBT hands a trial the checkpoint another trial wrote at its last perturbation: keep that one
     keep = budget.interval + 2 if budget.scheduler == "pbt" else 1
