@@ -44,11 +44,14 @@ class DistilledMethod(SingleModelMethod):
 
     name, learns_from_validation, position = DISTILLED, False, 80
 
+    def build_command(self, run_dir: str) -> str:
+        return f"hpsearch distill {run_dir} --teacher auto"
+
     def fit(self, ctx: FitContext) -> Fitted:
         folder = ctx.run.path / ENSEMBLES_DIR / DISTILLED
         if not (folder / BEST_FILE).is_file():
-            raise HpsearchError(f"No distilled student in {str(ctx.run.path)!r}: make one with `hpsearch distill "
-                                f"{ctx.run.path} --teacher auto`.")
+            raise HpsearchError(f"No distilled student in {str(ctx.run.path)!r}: make one with "
+                                f"`{self.build_command(str(ctx.run.path))}`.")
         student = SavedModel(DISTILLED, folder)
         info = student.info
         return make_record(ctx, self.name, "SingleModel", [student], ctx.probs(student), params={},

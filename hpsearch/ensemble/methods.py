@@ -141,6 +141,10 @@ class EnsembleMethod:
     def fit(self, ctx: FitContext) -> Fitted:
         raise NotImplementedError
 
+    def build_command(self, run_dir: str) -> str:
+        """The command that makes this method's model in ``run_dir``."""
+        return f"hpsearch ensemble {run_dir} --methods {self.name}"
+
     def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> ProbaEnsemble:
         """The fitted combination rule, rebuilt from ``record`` (and, where it refits, validation data)."""
         raise NotImplementedError(f"{self.name} defines neither estimator() nor combiner()")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hpsearch.ensemble.methods import METHODS
-from hpsearch.errors import HpsearchError
-from hpsearch.rundir import BEST_SINGLE, EnsembleRecord, Member, RunDir, rank_models
+from hpsearch.errors import HpsearchError, did_you_mean
+from hpsearch.rundir import BEST_SINGLE, TTA_SUFFIX, EnsembleRecord, Member, RunDir, rank_models
 
 
 def ordered_records(run: RunDir) -> list[EnsembleRecord]:
@@ -40,5 +40,18 @@ def resolve_model(run: RunDir, name: str) -> EnsembleRecord:
         name = str(table[(table["method"] == name) & table["variant_chosen"].astype(bool)].iloc[0]["model"])
     records = {r.name: r for r in ordered_records(run)}
     if name not in records:
-        return run.record(name)  # its one-line error names what was built
+        raise missing_model(run, name, list(records))
     return records[name]
+
+
+def missing_model(run: RunDir, name: str, names: list[str]) -> HpsearchError:
+    """The one-line error for a model name that ``run`` does not have: what was built, and the command that
+    builds it if ``name`` is a method's model, else the names to choose from."""
+    built = ", ".join(run.records()) or "none"
+    method = METHODS.get(name.removesuffix(TTA_SUFFIX))
+    if method is not None:
+        fix = f"run `{method.build_command(str(run.path))}` first, or name best"
+    else:
+        fix = (f"name best, auto or a built model.{did_you_mean(name, names)} Methods `hpsearch ensemble` builds: "
+               f"{', '.join(METHODS)}")
+    return HpsearchError(f"No ensemble {name!r} in {str(run.path)!r} (built: {built}); {fix}.")

@@ -28,7 +28,6 @@ from hpsearch.rundir.layout import (
     SUMMARY_FILE,
     TRIALS_DIR,
     TRIALS_FILE,
-    TTA_SUFFIX,
     rank_trials,
     read_table,
 )
@@ -148,9 +147,7 @@ class RunDir:
         path = self.ensemble_path(name)
         if not path.is_file():
             built = ", ".join(self.records()) or "none"
-            method = name.removesuffix(TTA_SUFFIX)
-            raise HpsearchError(f"No ensemble {name!r} in {str(self.path)!r} (built: {built}); run "
-                                f"`hpsearch ensemble {self.path} --methods {method}` first, or use --model best.")
+            raise HpsearchError(f"No ensemble {name!r} in {str(self.path)!r} (built: {built}).")
         return read_record(path)
 
     def model(self, saved: SavedModel) -> nn.Module:

@@ -246,3 +246,24 @@ def test_methods_are_fit_in_the_registrys_order_whatever_order_they_are_asked_in
     monkeypatch.setattr(build, "save_scored", spy)
     build_ensembles(run, ["greedy", "average"], EnsembleOptions(top_k=3, tta=()))
     assert saved == ["best_single", "average", "greedy"]  # a method that draws on another's members comes after it
+
+
+def test_a_model_that_was_not_built_gets_the_command_that_builds_it_or_the_names_to_choose_from(run):
+    from hpsearch.ensemble.selection import resolve_model
+
+    build_ensembles(run, ["average"], EnsembleOptions(top_k=3, tta=()))
+    opened = RunDir(run)
+    assert resolve_model(opened, "average").name == "average" and resolve_model(opened, "best").name == "best_single"
+    for name, fix in (("greedy", f"run `hpsearch ensemble {run} --methods greedy` first, or name best."),
+                      ("greedy+tta", f"run `hpsearch ensemble {run} --methods greedy` first"),
+                      ("distilled", f"run `hpsearch distill {run} --teacher auto` first")):
+        with pytest.raises(HpsearchError) as caught:
+            resolve_model(opened, name)
+        message = str(caught.value)
+        assert message.startswith(f"No ensemble {name!r} in {str(run)!r} (built: average, best_single);"), message
+        assert fix in message and "\n" not in message
+    with pytest.raises(HpsearchError) as caught:  # not a method: no command that would fail, the choices instead
+        resolve_model(opened, "averag")
+    message = str(caught.value)
+    assert "--methods" not in message and "name best, auto or a built model. Did you mean 'average'" in message
+    assert message.endswith(f"Methods `hpsearch ensemble` builds: {', '.join(METHODS)}.")
