@@ -377,10 +377,32 @@ def test_the_bound_ranks_an_oracle_above_random_search():
     assert set(configs["backbone"]) == {"tutorial_cnn", "resnet10t"}
     assert configs["lr"].between(recorded["lr"].min(), recorded["lr"].max()).all()
     bound, target = search_bound(surrogate, configs, trials=30, overhead=0.5)
-    baseline, *oracles = bound.to_dict("records")
+    baseline, *oracles, stop_first, stop_rung = bound.to_dict("records")
     assert baseline["searcher"] == "random" and baseline["median_trials"] == median_runs(baseline["reach_per_trial"])
     assert 0.0 < target <= 1.0 and baseline["time_vs_random"] <= 1.0  # half of all random searches reach it in time
     times = [row["median_time_s"] for row in oracles]
-    assert times == sorted(times) and times[-1] <= baseline["median_time_s"]  # better shares of the space: sooner
+    assert len(oracles) == 3 and times == sorted(times) and times[-1] <= baseline["median_time_s"]  # better: sooner
     assert "resnet10t" in oracles[0]["configuration"]  # the high-lr resnet10t corner (synthetic_curves' best)
+    # early stops that are never wrong: random search's trials, the ones that miss cut short; later: costlier
+    rung = surrogate.epochs // 3
+    assert stop_first["searcher"].endswith("epoch 1") and stop_rung["searcher"].endswith(f"epoch {rung}")
+    assert stop_first["median_trials"] == stop_rung["median_trials"] == baseline["median_trials"]
+    assert stop_first["median_time_s"] < stop_rung["median_time_s"] < baseline["median_time_s"]
     assert median_runs(0.5) == 1 and median_runs(0.1) == 7  # 1 - 0.9**7 >= 0.5 > 1 - 0.9**6
+
+
+def test_early_stops_at_the_last_epoch_cost_what_random_search_costs():
+    from benchmarks.search_simulation import early_stop_row, median_runs
+    from benchmarks.surrogate import Surrogate
+
+    surrogate = Surrogate.fit(noisy_curves())
+    seconds = np.array([1.0, 2.0, 6.0])
+    reach = np.full(3, 0.1)  # the same chance everywhere: nothing to learn from it, every trial costs the mean
+    row = early_stop_row(surrogate, reach, seconds, overhead=0.5, epoch=surrogate.epochs, random_total=1000.0)
+    full = surrogate.epochs * seconds.mean() + 0.5
+    assert row["median_trials"] == median_runs(0.1) and row["median_time_s"] == pytest.approx(7 * full)
+    reach = np.array([0.0, 0.0, 0.3])  # only the costly one reaches: it trains in full, the misses one epoch each
+    row = early_stop_row(surrogate, reach, seconds, overhead=0.5, epoch=1, random_total=1000.0)
+    stopped = (1.5 * 1.0 + 2.5 * 1.0 + 6.5 * 0.7) / 2.7  # one epoch + overhead, weighted by the chance of missing
+    assert row["median_time_s"] == pytest.approx(6 * stopped + surrogate.epochs * 6.0 + 0.5)
+    assert row["time_vs_random"] == pytest.approx(row["median_time_s"] / 1000.0)
