@@ -406,3 +406,38 @@ def test_early_stops_at_the_last_epoch_cost_what_random_search_costs():
     stopped = (1.5 * 1.0 + 2.5 * 1.0 + 6.5 * 0.7) / 2.7  # one epoch + overhead, weighted by the chance of missing
     assert row["median_time_s"] == pytest.approx(6 * stopped + surrogate.epochs * 6.0 + 0.5)
     assert row["time_vs_random"] == pytest.approx(row["median_time_s"] / 1000.0)
+
+
+def test_a_rung_that_is_never_wrong_keeps_every_reaching_trial_and_costs_least():
+    from benchmarks.search_rungs import MEASURES, rung_table
+    from benchmarks.search_simulation import space_draws
+    from benchmarks.surrogate import Surrogate, curves
+
+    table = noisy_curves()
+    surrogate = Surrogate.fit(table)
+    configs = space_draws(curves(table)[0], 600)
+    rows = rung_table(surrogate, configs, target=0.8, rung=2, reduction_factor=3, trials=30, overhead=0.5,
+                      draws=2).set_index("rung_keeps_by")
+    assert list(rows.index[:-1]) == list(MEASURES) and rows.index[-1].startswith("never wrong")
+    never = rows.iloc[-1]
+    assert never["reachers_kept"] == 1.0 and never["time_vs_random"] == rows["time_vs_random"].min()
+    assert rows["reachers_kept"].between(0, 1).all() and (rows["reach_per_trial"] <= never["reach_per_trial"]).all()
+    # keeping a third costs a third of the trials in full and the rest two epochs of six
+    mean = surrogate.mean_curves(configs)[1]
+    third = (6 * mean + 0.5) / 3 + (2 * mean + 0.5) * 2 / 3
+    assert rows.loc["noise-free final accuracy (an oracle)", "trial_s"] == pytest.approx(third.mean(), rel=0.02)
+
+
+def test_the_rung_outcome_counts_the_reaching_trials_it_keeps():
+    from benchmarks.search_rungs import outcome
+
+    kept = np.array([True, False, True, False])
+    reach = np.array([True, True, False, False])
+    share, p, cost = outcome(kept, reach, full=np.full(4, 10.0), stopped=np.full(4, 2.0))
+    assert (share, p, cost) == (0.5, 0.25, 6.0)
+
+
+def test_search_rungs_quick(tmp_path):
+    run_benchmark(tmp_path, "-m", "benchmarks.search_rungs")
+    table = pd.read_csv(tmp_path / "search_rungs-quick.csv")
+    assert len(table) == 5 and table["reachers_kept"].between(0, 1).all() and table["reachers_kept"].iloc[-1] == 1.0
