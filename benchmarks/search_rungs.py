@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import write_results
-from benchmarks.search_simulation import DATASETS, DEFAULT_DATASET, median_runs, space_draws, table_path
+from benchmarks.search_simulation import DATASETS, DEFAULT_DATASET, median_best, median_runs, space_draws, table_path
 from benchmarks.surrogate import Surrogate, bounded_noise, curves
 
 Measure = Callable[[np.ndarray, np.ndarray, int], np.ndarray]  # (noisy, noise-free curves, rung) -> score
@@ -39,11 +39,13 @@ def replay_noise(surrogate: Surrogate, means: np.ndarray, seed: int) -> np.ndarr
     return np.round(noisy * surrogate.val_images) / surrogate.val_images
 
 
-def rung_table(surrogate: Surrogate, configs: pd.DataFrame, target: float, rung: int, reduction_factor: int,
-               trials: int, overhead: float, draws: int) -> pd.DataFrame:
+def rung_table(surrogate: Surrogate, configs: pd.DataFrame, target: float | None, rung: int, reduction_factor: int,
+               trials: int, overhead: float, draws: int) -> tuple[pd.DataFrame, float]:
     """Per measure (and for a rung that is never wrong): the share of target-reaching trials the rung keeps, the
-    median trials and simulated time of random sampling with that rung to the first kept one that reaches."""
+    median trials and simulated time of random sampling with that rung to the first kept one that reaches; and
+    the target (``None``: random search's median best of ``trials``, as the bound takes it)."""
     means, seconds = surrogate.mean_curves(configs)
+    target = median_best(surrogate, means, trials) if target is None else target
     full, stopped = surrogate.epochs * seconds + overhead, rung * seconds + overhead
     random_total = trials * float(full.mean())
     found: dict[str, list[tuple[float, float, float]]] = {}
@@ -58,17 +60,18 @@ def rung_table(surrogate: Surrogate, configs: pd.DataFrame, target: float, rung:
             outcome(reach, reach, full, stopped))
     rows = []
     for name, values in found.items():
-        kept_share, p, cost = np.mean(values, axis=0)
+        kept_share, p, cost = np.nanmean(values, axis=0)
         n = median_runs(p)
         rows.append({"rung_keeps_by": name, "reachers_kept": kept_share, "reach_per_trial": p, "median_trials": n,
                      "trial_s": cost, "time_vs_random": n * cost / random_total})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), target
 
 
 def outcome(kept: np.ndarray, reach: np.ndarray, full: np.ndarray, stopped: np.ndarray) -> tuple[float, float, float]:
-    """(share of reaching trials kept, chance a trial is kept and reaches, mean cost of a trial) for one draw."""
-    return float((kept & reach).sum() / max(reach.sum(), 1)), float((kept & reach).mean()), \
-        float(np.where(kept, full, stopped).mean())
+    """(share of reaching trials kept (NaN: none reached), chance a trial is kept and reaches, mean cost of a
+    trial) for one draw."""
+    share = (kept & reach).sum() / reach.sum() if reach.any() else float("nan")
+    return float(share), float((kept & reach).mean()), float(np.where(kept, full, stopped).mean())
 
 
 def main() -> None:
@@ -76,7 +79,8 @@ def main() -> None:
     parser.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     parser.add_argument("--rung", type=int, default=4, help="the first rung's epoch (hpsearch: a third of 12)")
     parser.add_argument("--reduction-factor", type=int, default=3)
-    parser.add_argument("--target", type=float, default=379 / 496, help="default: the flowers bound's 0.7641")
+    parser.add_argument("--target", type=float, help="the accuracy to reach (default: random search's median best "
+                        "of --trials by the same model, as `search_simulation bound` takes it)")
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--draws", type=int, default=20, help="replayed noise draws of every configuration")
     parser.add_argument("--configs", type=int, default=20_000)
@@ -87,10 +91,10 @@ def main() -> None:
     table = pd.read_csv(table_path(args.dataset))
     surrogate = Surrogate.fit(table)
     configs = space_draws(curves(table)[0], configs_n)
-    summary = rung_table(surrogate, configs, args.target, args.rung, args.reduction_factor, args.trials,
-                         args.trial_overhead_s, draws)
+    summary, target = rung_table(surrogate, configs, args.target, args.rung, args.reduction_factor, args.trials,
+                                 args.trial_overhead_s, draws)
     notes = [f"dataset {args.dataset}: {configs_n} random configurations of the recorded space, {draws} replayed "
-             f"noise draws each; target {args.target:.4f}; a rung at epoch {args.rung} of {surrogate.epochs} keeping "
+             f"noise draws each; target {target:.4f}; a rung at epoch {args.rung} of {surrogate.epochs} keeping "
              f"the top 1/{args.reduction_factor} of all trials by the measure (ASHA decides against the trials that "
              "reached the rung before, which this ignores); the rest stop there.",
              "reachers_kept: the share of the trials that show the target at some epoch that the rung keeps; "

@@ -410,10 +410,7 @@ def search_bound(surrogate: Surrogate, configs: pd.DataFrame, trials: int, overh
     ``target``: another target than that median best. Returns the table and the target."""
     means, seconds = surrogate.mean_curves(configs)
     cost = surrogate.epochs * seconds + overhead
-    if target is None:
-        shares = np.arange(surrogate.val_images + 1) / surrogate.val_images
-        reach = np.array([surrogate.reach_probability(means, share).mean() for share in shares])
-        target = float(shares[1 - (1 - reach) ** trials >= 0.5].max())  # half of all random searches reach it
+    target = median_best(surrogate, means, trials) if target is None else target
     p = surrogate.reach_probability(means, target)
     random_total = trials * float(cost.mean())
     rows = [("random", float(p.mean()), float(cost.mean()), {})]
@@ -428,12 +425,20 @@ def search_bound(surrogate: Surrogate, configs: pd.DataFrame, trials: int, overh
     return table, target
 
 
+def median_best(surrogate: Surrogate, means: np.ndarray, trials: int) -> float:
+    """The best accuracy (a share of the validation images) that half of all random searches of ``trials``
+    full-length trials over the configurations of ``means`` reach, by the surrogate's replay noise."""
+    shares = np.arange(surrogate.val_images + 1) / surrogate.val_images
+    reach = np.array([surrogate.reach_probability(means, share).mean() for share in shares])
+    return float(shares[1 - (1 - reach) ** trials >= 0.5].max())
+
+
 def early_stop_row(surrogate: Surrogate, reach: np.ndarray, seconds: np.ndarray, overhead: float, epoch: int,
                    random_total: float) -> dict:
     """Random sampling with early stopping that is never wrong: every trial that will not show the target is
     stopped after ``epoch`` epochs, the one that will trains in full. Its median time is that of the trials before
     the first that reaches (stopped: their mean cost, weighted by the chance of not reaching) plus one full trial."""
-    stopped_s = float(np.average(epoch * seconds + overhead, weights=1.0 - reach))
+    stopped_s = float(np.average(epoch * seconds + overhead, weights=np.maximum(1.0 - reach, 1e-12)))
     full_s = float(np.average(surrogate.epochs * seconds + overhead, weights=np.maximum(reach, 1e-12)))
     trials = median_runs(float(reach.mean()))
     time_s = (trials - 1) * stopped_s + full_s

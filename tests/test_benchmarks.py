@@ -410,14 +410,17 @@ def test_early_stops_at_the_last_epoch_cost_what_random_search_costs():
 
 def test_a_rung_that_is_never_wrong_keeps_every_reaching_trial_and_costs_least():
     from benchmarks.search_rungs import MEASURES, rung_table
-    from benchmarks.search_simulation import space_draws
+    from benchmarks.search_simulation import search_bound, space_draws
     from benchmarks.surrogate import Surrogate, curves
 
     table = noisy_curves()
     surrogate = Surrogate.fit(table)
     configs = space_draws(curves(table)[0], 600)
-    rows = rung_table(surrogate, configs, target=0.8, rung=2, reduction_factor=3, trials=30, overhead=0.5,
-                      draws=2).set_index("rung_keeps_by")
+    rows, target = rung_table(surrogate, configs, target=0.8, rung=2, reduction_factor=3, trials=30, overhead=0.5,
+                              draws=2)
+    rows = rows.set_index("rung_keeps_by")
+    assert target == 0.8 and rung_table(surrogate, configs, None, 2, 3, 30, 0.5, 1)[1] == search_bound(
+        surrogate, configs, trials=30, overhead=0.5)[1]  # no target given: the bound's own
     assert list(rows.index[:-1]) == list(MEASURES) and rows.index[-1].startswith("never wrong")
     never = rows.iloc[-1]
     assert never["reachers_kept"] == 1.0 and never["time_vs_random"] == rows["time_vs_random"].min()
@@ -435,6 +438,8 @@ def test_the_rung_outcome_counts_the_reaching_trials_it_keeps():
     reach = np.array([True, True, False, False])
     share, p, cost = outcome(kept, reach, full=np.full(4, 10.0), stopped=np.full(4, 2.0))
     assert (share, p, cost) == (0.5, 0.25, 6.0)
+    share, p, _ = outcome(kept, np.zeros(4, dtype=bool), full=np.full(4, 10.0), stopped=np.full(4, 2.0))
+    assert np.isnan(share) and p == 0.0  # nothing reached: no share to count, left out of the mean over draws
 
 
 def test_search_rungs_quick(tmp_path):
