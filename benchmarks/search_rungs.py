@@ -21,7 +21,8 @@ import pandas as pd
 
 from benchmarks.common import write_results
 from benchmarks.search_simulation import DATASETS, DEFAULT_DATASET, median_best, median_runs, space_draws, table_path
-from benchmarks.surrogate import Surrogate, bounded_noise, curves
+from benchmarks.surrogate import Surrogate, curves
+from hpsearch.search.budget import BudgetConfig
 
 Measure = Callable[[np.ndarray, np.ndarray, int], np.ndarray]  # (noisy, noise-free curves, rung) -> score
 MEASURES: dict[str, Measure] = {
@@ -30,13 +31,6 @@ MEASURES: dict[str, Measure] = {
     "noise-free accuracy at the rung": lambda noisy, mean, rung: mean[:, rung - 1],
     "noise-free final accuracy (an oracle)": lambda noisy, mean, rung: mean[:, -1],
 }
-
-
-def replay_noise(surrogate: Surrogate, means: np.ndarray, seed: int) -> np.ndarray:
-    """One noisy replay of every noise-free curve in ``means``, rounded to validation images."""
-    sd = np.array([bounded_noise(curve, surrogate.noise) for curve in means])
-    noisy = np.clip(means + np.random.default_rng(seed).normal(0.0, sd), 0.0, 1.0)
-    return np.round(noisy * surrogate.val_images) / surrogate.val_images
 
 
 def rung_table(surrogate: Surrogate, configs: pd.DataFrame, target: float | None, rung: int, reduction_factor: int,
@@ -50,7 +44,7 @@ def rung_table(surrogate: Surrogate, configs: pd.DataFrame, target: float | None
     random_total = trials * float(full.mean())
     found: dict[str, list[tuple[float, float, float]]] = {}
     for seed in range(draws):
-        noisy = replay_noise(surrogate, means, seed)
+        noisy = surrogate.measure(means, np.random.default_rng(seed))
         reach = noisy.max(1) >= target - 1e-9
         rules = {name: measure(noisy, means, rung) for name, measure in MEASURES.items()}
         for name, score in rules.items():
@@ -77,7 +71,8 @@ def outcome(kept: np.ndarray, reach: np.ndarray, full: np.ndarray, stopped: np.n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
-    parser.add_argument("--rung", type=int, default=4, help="the first rung's epoch (hpsearch: a third of 12)")
+    parser.add_argument("--rung", type=int, help="the first rung's epoch (default: hpsearch's, "
+                        "BudgetConfig.grace_epochs of the recorded epochs)")
     parser.add_argument("--reduction-factor", type=int, default=3)
     parser.add_argument("--target", type=float, help="the accuracy to reach (default: random search's median best "
                         "of --trials by the same model, as `search_simulation bound` takes it)")
@@ -91,10 +86,11 @@ def main() -> None:
     table = pd.read_csv(table_path(args.dataset))
     surrogate = Surrogate.fit(table)
     configs = space_draws(curves(table)[0], configs_n)
-    summary, target = rung_table(surrogate, configs, args.target, args.rung, args.reduction_factor, args.trials,
+    rung = args.rung or BudgetConfig(max_epochs=surrogate.epochs).grace_epochs
+    summary, target = rung_table(surrogate, configs, args.target, rung, args.reduction_factor, args.trials,
                                  args.trial_overhead_s, draws)
     notes = [f"dataset {args.dataset}: {configs_n} random configurations of the recorded space, {draws} replayed "
-             f"noise draws each; target {target:.4f}; a rung at epoch {args.rung} of {surrogate.epochs} keeping "
+             f"noise draws each; target {target:.4f}; a rung at epoch {rung} of {surrogate.epochs} keeping "
              f"the top 1/{args.reduction_factor} of all trials by the measure (ASHA decides against the trials that "
              "reached the rung before, which this ignores); the rest stop there.",
              "reachers_kept: the share of the trials that show the target at some epoch that the rung keeps; "

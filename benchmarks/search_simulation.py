@@ -50,6 +50,7 @@ from benchmarks.search_efficiency import SPACE
 from benchmarks.surrogate import KEYS, LOG_SCALE, RESULTS, Surrogate, curves, empirical_random_best, replay_trial
 from hpsearch.io import read_json
 from hpsearch.rundir import CONFIG_FILE, SPLIT_FILE, read_history, read_trials
+from hpsearch.search.budget import BudgetConfig
 
 DATA = ROOT / "benchmarks" / "data"
 SEARCHERS = {  # name -> (budget.sampler, budget.scheduler)
@@ -421,7 +422,7 @@ def search_bound(surrogate: Surrogate, configs: pd.DataFrame, trials: int, overh
     table = pd.DataFrame([bound_row(name, reach_p, trial_s, config, random_total)
                           for name, reach_p, trial_s, config in rows]
                          + [early_stop_row(surrogate, p, seconds, overhead, epoch, random_total)
-                            for epoch in sorted({1, max(1, surrogate.epochs // 3)})])
+                            for epoch in sorted({1, BudgetConfig(max_epochs=surrogate.epochs).grace_epochs})])
     return table, target
 
 

@@ -136,7 +136,7 @@ class Surrogate:
         """Per row of mean ``curves``, the chance that one replayed run of it shows ``target`` (a share of the
         validation images) at some epoch: ``predict`` adds independent noise per epoch and rounds to images."""
         edge = target - 0.5 / self.val_images  # the rounded share reaches target from here on
-        sd = np.maximum(np.array([bounded_noise(curve, self.noise) for curve in curves]), 1e-12)
+        sd = np.maximum(bounded_noise(curves, self.noise), 1e-12)
         return 1.0 - np.prod(norm.cdf((edge - curves) / sd), axis=1)
 
     def predict(self, config: dict[str, Any], seed: int) -> tuple[np.ndarray, float]:
@@ -151,9 +151,13 @@ class Surrogate:
         means, seconds = self.mean_curves(pd.DataFrame([values]))
         curve = means[0]
         rng = np.random.default_rng([seed, zlib.crc32(json.dumps(values, sort_keys=True, default=str).encode())])
-        noisy = np.clip(curve + rng.normal(0.0, bounded_noise(curve, self.noise)), 0.0, 1.0)
-        measured = np.round(noisy * self.val_images) / self.val_images
-        return measured, curve, float(seconds[0])
+        return self.measure(curve, rng), curve, float(seconds[0])
+
+    def measure(self, curves: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One replayed measurement of noise-free ``curves`` (one, or configurations x epochs): independent noise
+        per epoch (``bounded_noise``), clipped to [0, 1] and rounded to a share of the validation images."""
+        noisy = np.clip(curves + rng.normal(0.0, bounded_noise(curves, self.noise)), 0.0, 1.0)
+        return np.round(noisy * self.val_images) / self.val_images
 
 
 def replay_trial(config: dict[str, Any], surrogate: Surrogate, checkpoint: bool = False) -> None:
