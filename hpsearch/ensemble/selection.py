@@ -47,11 +47,10 @@ def resolve_model(run: RunDir, name: str) -> EnsembleRecord:
 def missing_model(run: RunDir, name: str, names: list[str]) -> HpsearchError:
     """The one-line error for a model name that ``run`` does not have: what was built, and the command that
     builds it if ``name`` is a method's model, else the names to choose from."""
-    built = ", ".join(run.records()) or "none"
     method = METHODS.get(name.removesuffix(TTA_SUFFIX))
     if method is not None:
         fix = f"run `{method.build_command(str(run.path))}` first, or name best"
     else:
         fix = (f"name best, auto or a built model.{did_you_mean(name, names)} Methods `hpsearch ensemble` builds: "
                f"{', '.join(METHODS)}")
-    return HpsearchError(f"No ensemble {name!r} in {str(run.path)!r} (built: {built}); {fix}.")
+    return HpsearchError(f"{run.no_record(name)}; {fix}.")

@@ -146,9 +146,13 @@ class RunDir:
     def record(self, name: str) -> EnsembleRecord:
         path = self.ensemble_path(name)
         if not path.is_file():
-            built = ", ".join(self.records()) or "none"
-            raise HpsearchError(f"No ensemble {name!r} in {str(self.path)!r} (built: {built}).")
+            raise HpsearchError(f"{self.no_record(name)}.")
         return read_record(path)
+
+    def no_record(self, name: str) -> str:
+        """The start of the error for a model ``name`` that was not built: which models were."""
+        built = ", ".join(self.records()) or "none"
+        return f"No ensemble {name!r} in {str(self.path)!r} (built: {built})"
 
     def model(self, saved: SavedModel) -> nn.Module:
         """``saved``'s network for this run's images and classes, in eval mode on the CPU."""
