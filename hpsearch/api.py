@@ -222,6 +222,14 @@ class Run:
 
         return distill_run(self.path, teacher, student, epochs, alpha, temperature)
 
+    def refit(self, model: str = "auto") -> EnsembleRecord:
+        """Retrain the trials of ``model`` (``auto``: the model validation chose; ``best``, a method or an exact
+        name) on training + validation images, each for the epochs validation chose; saved as ``<model>+refit``,
+        which ``evaluate`` scores and ``predict``/``export`` with ``model="auto"`` ship. Returns its record."""
+        from hpsearch.ensemble import refit_run
+
+        return refit_run(self.path, model)
+
     def export(self, model: str = "auto", format: str = "onnx", output: str | Path | None = None) -> Path:
         """Write ``model`` (``auto``, ``best``, a method or an exact name) as one ONNX or TorchScript file that
         takes uint8 images (batch, height, width, channels) and returns class probabilities; returns its path."""

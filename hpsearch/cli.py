@@ -152,6 +152,12 @@ def add_after_search_commands(commands) -> None:
     distill.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's targets (default 0.7)")
     distill.add_argument("--temperature", type=float, default=2.0, help="softening of both distributions")
 
+    refit = command(commands, "refit", help="retrain the chosen model's trials on training + validation images")
+    refit.add_argument("run_dir", type=Path, help="the run directory of a finished search")
+    refit.add_argument("--model", default="auto",
+                       help="auto (the model validation chose), best, a method (its chosen variant) or an exact name "
+                            "of a model made of trials")
+
     export = command(commands, "export", help="write one model of a run as a single deployable file")
     export.add_argument("run_dir", type=Path, help="the run directory of a finished search")
     export.add_argument("--model", default="auto",
@@ -319,6 +325,20 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refit(args: argparse.Namespace) -> int:
+    from hpsearch.api import Run
+    from hpsearch.ensemble import chosen_model
+    from hpsearch.rundir import REFIT_SUFFIX, RunDir
+
+    record = Run(args.run_dir).refit(args.model)
+    trials = ", ".join(str(m.trial_id) for m, folder in zip(record.members, record.refit, strict=True) if folder)
+    chosen = chosen_model(RunDir(args.run_dir)) == record.name.removesuffix(REFIT_SUFFIX)
+    use = "--model auto (predict, export) now ships it" if chosen else f"use it with --model {record.name}"
+    print(f"{record.name}: trial(s) {trials} retrained on training + validation images, each for the epochs "
+          f"validation chose; saved under {args.run_dir}/refit/; {use}. Next: hpsearch evaluate {args.run_dir}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from hpsearch.api import Run
 
@@ -390,8 +410,8 @@ DISK_ERRORS = {errno.ENOSPC: "Free some disk space, or choose another --out.",
                errno.EROFS: "The file system is read-only; choose another --out.",
                errno.EDQUOT: "The disk quota is exhausted; free space or choose another --out."}
 COMMANDS = {"tune": cmd_tune, "resume": cmd_resume, "init": cmd_init, "show": cmd_show, "ensemble": cmd_ensemble,
-            "evaluate": cmd_evaluate, "predict": cmd_predict, "distill": cmd_distill, "export": cmd_export,
-            "sweep": cmd_sweep, "report": cmd_report, "compare": cmd_compare}
+            "evaluate": cmd_evaluate, "predict": cmd_predict, "distill": cmd_distill, "refit": cmd_refit,
+            "export": cmd_export, "sweep": cmd_sweep, "report": cmd_report, "compare": cmd_compare}
 
 
 @contextlib.contextmanager

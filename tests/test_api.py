@@ -86,6 +86,8 @@ def test_the_stages_after_the_search_through_the_api(run):
     assert set(table["tta"].dropna()) <= {"", "flip"} and (run.path / "ensembles" / "greedy.json").is_file()
     student = run.distill("greedy", epochs=1)
     assert student.name == "distilled" and 0.0 <= student.val_accuracy <= 1.0
+    refit = run.refit("best")
+    assert refit.name == "best_single+refit" and (run.path / refit.refit[0] / "model.pt").is_file()
     exported = run.export("average", output=run.path / "shipped.onnx")
     assert exported == run.path / "shipped.onnx" and exported.stat().st_size > 0
     test = run.evaluate()
@@ -97,6 +99,8 @@ def test_the_stages_after_the_search_through_the_api(run):
     assert not (report.folder / "leaderboard.tex").exists()
     compared = hpsearch.compare(run, run.path)
     assert len(compared) == 2 and compared["single_test_acc"].notna().all()
+    shipped = test.loc[test["ships"].astype(bool), "model"].tolist()
+    assert len(shipped) == 1 and compared["shipped"].tolist() == shipped * 2
     with pytest.raises(HpsearchError, match="--methods takes a comma-separated list"):
         run.ensemble(["average", "bogus"])
     with pytest.raises(HpsearchError, match="top_k and members must be at least 1 and folds at least 2"):

@@ -25,10 +25,11 @@ from hpsearch.ensemble.methods import (
     register_method,
     used_positions,
 )
-from hpsearch.ensemble.selection import chosen_model, ordered_records, resolve_model
+from hpsearch.ensemble.refit import refit_run
+from hpsearch.ensemble.selection import chosen_model, ordered_records, resolve_model, shipped_model
 
 __all__ = ["BOOTSTRAP_RESAMPLES", "METHODS", "EnsembleMethod", "EnsembleOptions", "FitContext", "Fitted",
            "ProbabilityMethod", "SingleModelMethod", "bootstrap_interval", "build_ensembles", "chosen_model",
            "combiner_input", "distill_run", "ensemble_combiner", "ensemble_torch_combiner", "get_method",
-           "make_record", "ordered_records", "parse_methods", "parse_views", "record_models", "register_method",
-           "resolve_model", "used_positions"]
+           "make_record", "ordered_records", "parse_methods", "parse_views", "record_models", "refit_run",
+           "register_method", "resolve_model", "shipped_model", "used_positions"]

@@ -31,7 +31,15 @@ from hpsearch.ensemble.methods import (
 from hpsearch.ensemble.selection import resolve_model
 from hpsearch.errors import HpsearchError
 from hpsearch.models import pip_weights_for
-from hpsearch.rundir import BEST_FILE, ENSEMBLES_DIR, EnsembleRecord, RunDir, SavedModel, save_model_folder
+from hpsearch.rundir import (
+    BEST_FILE,
+    ENSEMBLES_DIR,
+    REFIT_SUFFIX,
+    EnsembleRecord,
+    RunDir,
+    SavedModel,
+    save_model_folder,
+)
 from hpsearch.training import Distillation, Trainer, TrialConfig
 
 log = logging.getLogger(__name__)
@@ -90,6 +98,9 @@ def distill_run(run_dir: Path, teacher: str = "auto", student: str = "best", epo
     if not (0.0 <= alpha <= 1.0 and temperature > 0):
         raise HpsearchError(f"--alpha must be in [0, 1] and --temperature positive, but got {alpha=}, {temperature=}.")
     record = resolve_model(run, teacher)
+    if record.refit:
+        raise HpsearchError(f"{record.name!r} learned from the validation images, on which its student is scored and "
+                            f"chosen: name the model it refits (--teacher {record.name.removesuffix(REFIT_SUFFIX)}).")
     ctx = fit_context(run, options or EnsembleOptions())
     data = dataclasses.replace(run.trial_data(), val=ctx.val)
     log.info("distill: computing %s's probabilities of the %d training images", record.name, len(data.train))

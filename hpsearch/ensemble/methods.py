@@ -34,7 +34,7 @@ from ensembles import (
 )
 from hpsearch.data import ImageArrays, TrialData
 from hpsearch.errors import HpsearchError, did_you_mean
-from hpsearch.rundir import BEST_SINGLE, EnsembleRecord, Member, RunDir, SavedModel
+from hpsearch.rundir import BEST_SINGLE, REFIT_SUFFIX, EnsembleRecord, Member, RunDir, SavedModel
 
 log = logging.getLogger(__name__)
 
@@ -305,10 +305,15 @@ class SingleModelMethod(EnsembleMethod):
 
 
 def record_models(run: RunDir, record: EnsembleRecord) -> list[SavedModel]:
-    """The saved models whose probabilities the record's combiner takes, in order."""
+    """The saved models whose probabilities the record's combiner takes, in order (a refit record's retrained
+    members in their originals' places)."""
     if record.model is not None:
         return [SavedModel(record.method, run.inside(record.model))]
-    return [run.member_model(m) for m in record.members]
+    models = [run.member_model(m) for m in record.members]
+    for i, folder in enumerate(record.refit):
+        if folder is not None:
+            models[i] = SavedModel(f"{models[i].name}{REFIT_SUFFIX}", run.inside(folder), models[i].trial_id)
+    return models
 
 
 def used_positions(record: EnsembleRecord) -> list[int]:

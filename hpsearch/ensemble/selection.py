@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 from hpsearch.ensemble.methods import METHODS
 from hpsearch.errors import HpsearchError, did_you_mean
-from hpsearch.rundir import BEST_SINGLE, TTA_SUFFIX, EnsembleRecord, Member, RunDir, rank_models
+from hpsearch.rundir import BEST_SINGLE, REFIT_SUFFIX, TTA_SUFFIX, EnsembleRecord, Member, RunDir, rank_models
+
+log = logging.getLogger(__name__)
 
 
 def ordered_records(run: RunDir) -> list[EnsembleRecord]:
     """The run's models: registered methods in registry order (plain before +tta), then any others by name.
     A run whose ensembles predate the best-single record gets one (plain, no temperature)."""
     order = {name: i for i, name in enumerate(METHODS)}  # METHODS is kept in table order
-    found = sorted(run.records().values(), key=lambda r: (order.get(r.method, len(order)), r.method, bool(r.tta)))
-    if not any(r.method == BEST_SINGLE for r in found):
+    found = sorted(run.records().values(),
+                   key=lambda r: (order.get(r.method, len(order)), r.method, bool(r.tta), bool(r.refit)))
+    if not any(r.name == BEST_SINGLE for r in found):
         best = run.best_model()
         member = Member(best.name, str(best.folder.relative_to(run.path)), 1.0, best.trial_id)
         found.insert(0, EnsembleRecord(BEST_SINGLE, "SingleModel", (member,), float(best.info["val_acc"]),
@@ -21,7 +27,8 @@ def ordered_records(run: RunDir) -> list[EnsembleRecord]:
 
 
 def chosen_model(run: RunDir) -> str | None:
-    """The model validation chose (best out-of-fold accuracy, then log-loss), if ``ensemble`` ran."""
+    """The model validation chose (best out-of-fold accuracy, then log-loss), if ``ensemble`` ran (never a refit:
+    it has no validation score)."""
     table = run.ensembles_table()
     return None if table is None or table.empty else str(rank_models(table).iloc[0]["model"])
 
@@ -47,10 +54,26 @@ def resolve_model(run: RunDir, name: str) -> EnsembleRecord:
 def missing_model(run: RunDir, name: str, names: list[str]) -> HpsearchError:
     """The one-line error for a model name that ``run`` does not have: what was built, and the command that
     builds it if ``name`` is a method's model, else the names to choose from."""
-    method = METHODS.get(name.removesuffix(TTA_SUFFIX))
-    if method is not None:
+    method = METHODS.get(name.removesuffix(REFIT_SUFFIX).removesuffix(TTA_SUFFIX))
+    if method is not None and name.endswith(REFIT_SUFFIX):
+        fix = f"run `hpsearch refit {run.path} --model {name.removesuffix(REFIT_SUFFIX)}` first, or name best"
+    elif method is not None:
         fix = f"run `{method.build_command(str(run.path))}` first, or name best"
     else:
         fix = (f"name best, auto or a built model.{did_you_mean(name, names)} Methods `hpsearch ensemble` builds: "
                f"{', '.join(METHODS)}")
     return HpsearchError(f"{run.no_record(name)}; {fix}.")
+
+
+def shipped_model(run: RunDir, name: str) -> EnsembleRecord:
+    """The record ``--model`` names for a model that leaves the run (``predict``, ``export``): ``resolve_model``'s,
+    except that ``auto`` ships the chosen model's refit where ``hpsearch refit`` made one of it as it is now."""
+    record = resolve_model(run, name)
+    refit = run.records().get(f"{record.name}{REFIT_SUFFIX}") if name == "auto" else None
+    if refit is None:
+        return record
+    if dataclasses.replace(refit, refit=()) != record:
+        log.warning("%s was refit before %s was rebuilt; shipping %s itself (run `hpsearch refit %s` again to ship "
+                    "its refit)", record.name, record.name, record.name, run.path)
+        return record
+    return refit

@@ -1,8 +1,10 @@
 """``hpsearch evaluate``: the one step that reads the test split; every model of ``ensembles/`` side by side.
 
-Each model (the best single trial and every ensemble, with and without test-time augmentation) is scored on
-the test images: accuracy with a Wilson interval, McNemar against the best single trial, log-loss and ECE
-before and after its validation-fit temperature, and what one image costs.
+Each model (the best single trial and every ensemble, with and without test-time augmentation, and any refit of
+one on training + validation images) is scored on the test images: accuracy with a Wilson interval, McNemar
+against the best single trial, log-loss and ECE before and after its validation-fit temperature, and what one
+image costs. ``chosen_by_validation`` marks the model validation chose, ``ships`` the one ``--model auto`` gives
+(its refit, where one was made).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from hpsearch.ensemble import (
     ensemble_combiner,
     ordered_records,
     record_models,
+    shipped_model,
     used_positions,
 )
 from hpsearch.evaluation.metrics import (
@@ -93,6 +96,7 @@ def evaluate_run(run_dir: Path) -> pd.DataFrame:
     y_val = run.arrays("val").labels
     records = ordered_records(run)
     chosen = chosen_model(run)
+    ships = None if chosen is None else shipped_model(run, "auto").name
     test = run.arrays("test", key=TestSplitKey("evaluate"))  # the only place any stage reads the test split
     predict = Predictor(run, test)
     outputs = {r.name: predict.model(r, y_val) for r in records}
@@ -108,7 +112,9 @@ def evaluate_run(run_dir: Path) -> pd.DataFrame:
                     "ece_change_ci_low": low, "ece_change_ci_high": high,
                     "mcnemar_p_vs_best_single": mcnemar(raw.argmax(1) == test.labels, best_correct),
                     "parameters": output.parameters, "ms_per_image": output.ms_per_image,
-                    "val_accuracy_oof": record.val_accuracy_oof, "chosen_by_validation": record.name == chosen})
+                    "val_accuracy_oof": None if record.refit else record.val_accuracy_oof,
+                    "chosen_by_validation": record.name == chosen, "refit": bool(record.refit),
+                    "ships": record.name == ships})
         rows.append(row)
         write_details(run, record.name, output.probs, test.labels)
     table = pd.DataFrame(rows)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ensembles import Temperature
-from hpsearch.ensemble import ensemble_torch_combiner, record_models, resolve_model, used_positions
+from hpsearch.ensemble import ensemble_torch_combiner, record_models, shipped_model, used_positions
 from hpsearch.errors import HpsearchError
 from hpsearch.rundir import EnsembleRecord, RunDir
 from hpsearch.training import view_names
@@ -76,7 +76,7 @@ def export_model(run_dir: Path, model: str = "auto", fmt: str = "onnx", output: 
     if fmt not in FORMATS:
         raise HpsearchError(f"--format must be one of {', '.join(FORMATS)}, but got {fmt!r}.")
     run = RunDir(run_dir)
-    record = resolve_model(run, model)
+    record = shipped_model(run, model)
     output = Path(output or run.path / f"{record.name}{SUFFIXES[fmt]}")
     if output.is_dir():
         raise HpsearchError(f"--output names a folder ({str(output)!r}); give a file name ending in {SUFFIXES[fmt]}.")

@@ -13,7 +13,7 @@ from hpsearch.data import ImageArrays
 from hpsearch.data.arrays import images_to_uint8
 from hpsearch.data.download import listed
 from hpsearch.data.sources import IMAGE_EXTENSIONS, CorruptImages, FileListSource, is_image_file, warn_corrupt
-from hpsearch.ensemble import resolve_model
+from hpsearch.ensemble import shipped_model
 from hpsearch.errors import HpsearchError
 from hpsearch.evaluation.evaluate import Predictor
 from hpsearch.rundir import EnsembleRecord, RunDir
@@ -55,7 +55,7 @@ def decode_files(run: RunDir, files: list[Path]) -> tuple[list[Path], np.ndarray
 def predict_files(run_dir: Path, paths: list[Path], model: str = "best") -> pd.DataFrame:
     """One row per readable image: path, predicted class, its (calibrated) probability and every class's."""
     run = RunDir(run_dir)
-    record = resolve_model(run, model)
+    record = shipped_model(run, model)
     files, images = decode_files(run, image_files(paths))
     return prediction_table(run, images, record, {"path": [str(f) for f in files]})
 
@@ -63,7 +63,7 @@ def predict_files(run_dir: Path, paths: list[Path], model: str = "best") -> pd.D
 def predict_arrays(run_dir: Path, images: Any, model: str = "best") -> pd.DataFrame:
     """Like ``predict_files`` for images in memory (see ``images_to_uint8``); rows are numbered by ``index``."""
     run = RunDir(run_dir)
-    record = resolve_model(run, model)
+    record = shipped_model(run, model)
     in_chans, size = run.image_shape[0], run.data_config.stored_size  # as files are decoded (then centre-cropped)
     pixels = images_to_uint8(images, in_chans, size)
     return prediction_table(run, pixels, record, {"index": np.arange(len(pixels))})

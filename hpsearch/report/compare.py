@@ -31,6 +31,9 @@ def run_row(run_dir: Path) -> dict:
                 row.update({f"{prefix}_test_acc": test.loc[name, "accuracy"],
                             f"{prefix}_ci_low": test.loc[name, "accuracy_ci_low"],
                             f"{prefix}_ci_high": test.loc[name, "accuracy_ci_high"]})
+        shipped = test.index[test["ships"].astype(bool)] if "ships" in test.columns else []
+        if len(shipped):  # the model --model auto gives: validation's choice, or its refit
+            row.update({"shipped": shipped[0], "shipped_test_acc": test.loc[shipped[0], "accuracy"]})
     return row
 
 

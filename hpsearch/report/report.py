@@ -179,7 +179,8 @@ def evaluation_sections(report: Report) -> None:
                [plots.cost(comparison, report.folder / "cost.png")],
                note="95% Wilson confidence intervals; McNemar p-values against the best single trial; log-loss and "
                     "ECE before and after each model's temperature (fit on validation); +tta rows average "
-                    "test-time views.")
+                    "test-time views; +refit rows are a model's trials retrained on training + validation images "
+                    "(no validation score; `ships`: what --model auto gives).")
     chosen = chosen_model(report.run)  # the model validation chose, never the best on test
     best = chosen if chosen in set(comparison["model"]) else BEST_SINGLE
     per_class = run_dir / EVALUATION_DIR / f"per_class_{best}.csv"

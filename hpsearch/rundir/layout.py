@@ -21,6 +21,7 @@ MODEL_FILE, PROBS_FILE, BEST_FILE = "model.pt", "val_probs.npy", "best.json"  # 
 MODEL_FOLDER_FILES = (MODEL_FILE, PROBS_FILE, BEST_FILE)
 ENSEMBLES_DIR, ENSEMBLES_FILE, OOF_DIR = "ensembles", "ensembles.csv", "oof"  # oof: ensembles/oof/<model>.npy
 TEST_METRICS_FILE, EVALUATION_DIR, SWEEPS_DIR, REPORT_DIR = "test_metrics.csv", "evaluation", "sweeps", "report"
+REFIT_DIR = "refit"  # refit/<trial_id>/: a trial's configuration retrained on training + validation images
 SEARCH_ARTIFACTS = (TRIALS_FILE, STUDY_FILE, SPLIT_FILE, TRIALS_DIR)  # a folder holding any of these is a run
 
 # --- table schemas: the non-parameter columns of each table, in order --------------------------------------------
@@ -40,9 +41,10 @@ ENSEMBLE_COLUMNS = ["model", "method", "tta", "members", "relative_cost", "val_a
 TEST_SUMMARY_COLUMNS = ["model", "members", "tta", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
                         "balanced_accuracy", "f1_macro", "roc_auc_ovr_macro", "log_loss", "log_loss_calibrated", "ece",
                         "ece_calibrated", "mcnemar_p_vs_best_single", "parameters", "ms_per_image", "val_accuracy_oof",
-                        "chosen_by_validation"]
+                        "chosen_by_validation", "refit", "ships"]
 BEST_SINGLE = "best_single"  # the best trial's name in ensembles.csv and test_metrics.csv
 TTA_SUFFIX = "+tta"  # a model's name with test-time augmentation
+REFIT_SUFFIX = "+refit"  # a model's name with its trials retrained on training + validation images
 # columns that name things, read as strings in every table (whatever their values look like)
 IDENTIFIER_DTYPES: dict[str, type] = {"trial_id": str, "model": str, "method": str}
 # required column -> kind ("str", "num", "bool") checked whenever a table is read back

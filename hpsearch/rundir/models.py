@@ -47,6 +47,19 @@ def save_model_folder(folder: Path, best: BestState, config: TrialConfig, optuna
     return folder
 
 
+def save_refit_folder(folder: Path, state: dict[str, torch.Tensor], config: TrialConfig, epoch: int,
+                      mean: tuple[float, ...], std: tuple[float, ...], **extra: Any) -> Path:
+    """Write a model trained without validation (a refit): its weights after ``epoch`` and ``best.json`` (no
+    validation scores or probabilities: it was trained on the validation images). ``best.json`` comes last, so
+    a folder with one holds a whole model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / BEST_FILE).unlink(missing_ok=True)
+    atomic_save(folder / MODEL_FILE, lambda f: torch.save(state, f))
+    write_json(folder / BEST_FILE, {"epoch": epoch, "config": config.to_dict(), "mean": list(mean), "std": list(std),
+                                    **extra})
+    return folder
+
+
 def read_model_folder(folder: Path) -> tuple[BestState, dict[str, Any]]:
     """What ``save_model_folder`` wrote: the best epoch (weights, probabilities, metrics) and any extras."""
     info = read_json(folder / BEST_FILE)

@@ -12,6 +12,7 @@ from hpsearch.errors import HpsearchError
 from hpsearch.io import read_json, write_json
 from hpsearch.rundir.layout import (
     ENSEMBLES_DIR,
+    REFIT_SUFFIX,
     TTA_SUFFIX,
     damaged,
 )
@@ -41,6 +42,11 @@ class EnsembleRecord:
     ``tta`` the test-time views its members' probabilities are averaged over (empty: none; the record's name
     then ends in ``+tta``); ``temperature`` the temperature scaling fit on validation (1: none); the ``_oof``
     scores are out-of-fold (honest) validation scores; ``details`` whatever the method adds.
+
+    ``refit``, when given, holds one folder per member (``None`` for members of weight 0): the member's
+    configuration retrained on training + validation images (``hpsearch refit``), which predicts in the member's
+    place. Everything else (members, weights, combination, temperature, scores) is the refit model's, learned on
+    validation before the refit; its name ends in ``+refit`` and it has no validation score of its own.
     """
 
     method: str
@@ -55,10 +61,11 @@ class EnsembleRecord:
     temperature: float = 1.0
     val_accuracy_oof: float | None = None
     val_log_loss_oof: float | None = None
+    refit: tuple[str | None, ...] = ()
 
     @property
     def name(self) -> str:
-        return variant_name(self.method, self.tta)
+        return variant_name(self.method, self.tta, bool(self.refit))
 
     @property
     def weights(self) -> np.ndarray:
@@ -78,7 +85,7 @@ class EnsembleRecord:
                 "members": [m.to_json() for m in self.members], "val_accuracy": self.val_accuracy,
                 "val_log_loss": self.val_log_loss, "val_accuracy_oof": self.val_accuracy_oof,
                 "val_log_loss_oof": self.val_log_loss_oof, "tta": list(self.tta), "temperature": self.temperature,
-                "model": self.model, "details": self.details}
+                "model": self.model, "details": self.details, "refit": list(self.refit)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: Path) -> EnsembleRecord:
@@ -89,10 +96,13 @@ class EnsembleRecord:
             members = tuple(Member(str(m["name"]), str(m["path"]), float(m["weight"]), m.get("trial_id"))
                             for m in data["members"])
             oof = {k: None if data.get(k) is None else float(data[k]) for k in ("val_accuracy_oof", "val_log_loss_oof")}
+            refit = tuple(None if path is None else str(path) for path in data.get("refit") or ())
+            if refit and len(refit) != len(members):
+                raise ValueError(f"{len(refit)} refit folders for {len(members)} members")
             return cls(str(data["method"]), str(data["estimator"]), members, float(data["val_accuracy"]),
                        float(data["val_log_loss"]), dict(data.get("params") or {}), data.get("model"),
                        dict(data.get("details") or {}), tuple(data.get("tta") or ()),
-                       float(data.get("temperature") or 1.0), **oof)
+                       float(data.get("temperature") or 1.0), **oof, refit=refit)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise damaged(where, f"not an ensemble record: {type(err).__name__} {err}") from None
 
@@ -106,9 +116,10 @@ def _from_format_1(data: dict[str, Any]) -> dict[str, Any]:
             "details": {k: v for k, v in data.items() if k not in common}}
 
 
-def variant_name(method: str, tta: tuple[str, ...] | list[str]) -> str:
-    """A model's name in the tables and on the command line: the method, ``+tta`` with test-time views."""
-    return f"{method}{TTA_SUFFIX}" if tta else method
+def variant_name(method: str, tta: tuple[str, ...] | list[str], refit: bool = False) -> str:
+    """A model's name in the tables and on the command line: the method, ``+tta`` with test-time views, then
+    ``+refit`` when its trials were retrained on training + validation images."""
+    return f"{method}{TTA_SUFFIX if tta else ''}{REFIT_SUFFIX if refit else ''}"
 
 
 def write_record(run_dir: Path, record: EnsembleRecord) -> Path:

@@ -245,15 +245,21 @@ class Trainer:
         labels = self.data.val.labels
         return log_loss(probs, labels), float((probs.argmax(1) == labels).mean()), probs
 
-    def run_epoch(self) -> tuple[dict[str, Any], bool]:
-        """Train and validate one more epoch; return its metrics and whether it is the best so far."""
+    def _train_next_epoch(self) -> dict[str, Any]:
+        """Train one more epoch (with the layers this epoch trains); its training metrics and learning rate."""
         self.epoch += 1
         set_trainable(self.model, head_only=self.epoch <= self.config.freeze_epochs,
                       frozen_blocks=self.config.frozen_blocks)
-        start = time.perf_counter()
         lr = max(group["lr"] for group in self.optimizer.param_groups)  # the head's, under layer_decay
         with self.random:
             train_loss, train_acc = self.train_epoch()
+        return {"epoch": self.epoch, "train_loss": train_loss, "train_acc": train_acc, "lr": lr}
+
+    def run_epoch(self) -> tuple[dict[str, Any], bool]:
+        """Train and validate one more epoch; return its metrics and whether it is the best so far."""
+        start = time.perf_counter()
+        trained = self._train_next_epoch()
+        train_loss, train_acc, lr = trained["train_loss"], trained["train_acc"], trained["lr"]
         val_loss, val_acc, val_probs = self.evaluate()
         self.choose_epoch_out_of_fold(val_probs)
         improved = self.best is None or self.best.beats(val_acc, val_loss)
@@ -268,6 +274,17 @@ class Trainer:
         }
         self.history.append(metrics)
         return metrics, improved
+
+    def train_without_validation(self, epochs: int) -> dict[str, torch.Tensor]:
+        """Train up to epoch ``epochs`` of the configuration's schedule and return the weights after it (on the
+        CPU), never validating: for a refit, whose validation images are among its training images and whose
+        epoch count validation chose before."""
+        if not 0 < epochs <= self.config.epochs:
+            raise ValueError(f"epochs must be in 1..{self.config.epochs} (the schedule's length), got {epochs}")
+        while self.epoch < epochs:
+            start = time.perf_counter()
+            self.history.append({**self._train_next_epoch(), "epoch_seconds": time.perf_counter() - start})
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
     def choose_epoch_out_of_fold(self, val_probs: np.ndarray) -> None:
         """Offer this epoch to the out-of-fold choice; where a fold switches to it, predict that fold's images

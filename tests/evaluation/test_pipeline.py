@@ -39,6 +39,7 @@ def finished_run(tmp_path_factory):
     assert main(["tune", str(write_recipe(folder, RECIPE)), "--out", str(run_dir)]) == 0
     assert main(["ensemble", str(run_dir), "--top-k", "3", "--members", "2", "--member-epochs", "2"]) == 0
     assert main(["distill", str(run_dir), "--epochs", "2"]) == 0
+    assert main(["refit", str(run_dir), "--model", "best"]) == 0
     reads["before_evaluate"] = TestSplitKey.reads
     assert main(["evaluate", str(run_dir)]) == 0
     reads["evaluate"] = TestSplitKey.reads
@@ -51,7 +52,7 @@ def finished_run(tmp_path_factory):
 @pytest.mark.slow
 def test_no_stage_before_evaluate_reads_the_test_split(finished_run):
     reads = finished_run[1]
-    assert reads["before_evaluate"] == reads["start"]  # tune, ensemble and distill never decoded the test images
+    assert reads["before_evaluate"] == reads["start"]  # tune, ensemble, distill, refit never decoded the test images
     assert reads["evaluate"] == reads["start"] + 1  # evaluate decoded them once
     assert reads["end"] == reads["evaluate"]  # sweep and report read no test data either
 
@@ -83,7 +84,8 @@ def test_ensemble_writes_every_method(finished_run):
 def test_evaluate_writes_metrics_and_is_repeatable(finished_run):
     run_dir = finished_run[0]
     first = pd.read_csv(run_dir / "test_metrics.csv")
-    assert first["model"].tolist() == MODELS
+    assert first["model"].tolist() == [MODELS[0], "best_single+refit", *MODELS[1:]]  # the refit beside its model
+    assert first["refit"].tolist() == [name.endswith("+refit") for name in first["model"]]
     for column in ("accuracy", "balanced_accuracy", "precision_macro", "recall_weighted", "f1_macro",
                    "f1_weighted", "roc_auc_ovr_macro", "log_loss", "ece", "accuracy_ci_low", "accuracy_ci_high",
                    "mcnemar_p_vs_best_single", "parameters", "ms_per_image", "log_loss_calibrated",

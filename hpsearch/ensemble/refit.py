@@ -1,0 +1,101 @@
+"""``hpsearch refit``: a chosen model's trials retrained on training + validation images, for the model that ships.
+
+Validation chose the model, each member's number of epochs, and the ensemble's weights, combination and
+temperature. A refit (scikit-learn's ``refit``) keeps every one of those choices and retrains only each member:
+its configuration, from its own seed, on the training and validation images together, stopped at the epoch that
+validation chose (the trial's schedule cut there, as the trial's kept weights were). The test split is never read.
+
+A refit has no validation score of its own, so nothing ranks it: ``ensembles.csv`` leaves it out, greedy
+selection and stacking never pool it, distillation refuses it as a teacher. ``evaluate`` scores it beside the
+model it refits, and ``--model auto`` (``predict``, ``export``) ships it in that model's place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from hpsearch.data import ImageArrays, TrialData
+from hpsearch.ensemble.selection import resolve_model
+from hpsearch.errors import HpsearchError
+from hpsearch.io import read_json
+from hpsearch.rundir import (
+    BEST_FILE,
+    MODEL_FILE,
+    REFIT_DIR,
+    REFIT_SUFFIX,
+    EnsembleRecord,
+    Member,
+    RunDir,
+    save_refit_folder,
+    write_record,
+)
+from hpsearch.training import Trainer
+
+log = logging.getLogger(__name__)
+TRAINED_ON = "train+val"  # what best.json of a refit says it was trained on
+
+
+def refit_run(run_dir: Path, model: str = "auto") -> EnsembleRecord:
+    """Retrain every member of ``model`` (``auto``: the model validation chose) that carries weight on training +
+    validation images; save them under ``refit/`` and the model as ``ensembles/<model>+refit.json``."""
+    run = RunDir(run_dir)
+    record = resolve_model(run, model)
+    check_refittable(run, record)
+    data = refit_data(run)
+    folders = tuple(refit_member(run, member, data) if member.weight > 0 else None for member in record.members)
+    refit = dataclasses.replace(record, refit=folders)
+    write_record(run.path, refit)
+    return refit
+
+
+def check_refittable(run: RunDir, record: EnsembleRecord) -> None:
+    """Only models made of search trials are refit: a soup, a student or members trained after the search (bagging,
+    boosting) came from choices a refit cannot replay."""
+    if record.refit:
+        raise HpsearchError(f"{record.name!r} is a refit already; refit the model it was made from: "
+                            f"`hpsearch refit {run.path} --model {record.name.removesuffix(REFIT_SUFFIX)}`.")
+    if record.model is not None or any(m.trial_id is None for m in record.used_members()):
+        raise HpsearchError(f"refit retrains search trials, and {record.name!r} is made of models trained after the "
+                            f"search; refit best or an ensemble of trials (average, vote, greedy, stacking), e.g. "
+                            f"`hpsearch refit {run.path} --model best`.")
+
+
+def refit_data(run: RunDir) -> TrialData:
+    """The run's training data with the validation images added to the training images."""
+    data = run.trial_data()
+    both = ImageArrays(np.concatenate([data.train.images, data.val.images]),
+                       np.concatenate([data.train.labels, data.val.labels]))
+    return dataclasses.replace(data, train=both)
+
+
+def refit_member(run: RunDir, member: Member, data: TrialData) -> str:
+    """Retrain one trial on ``data`` for the epochs of its best epoch; its folder, relative to the run. A folder
+    already holding this configuration's refit is kept (a refit run again, or a trial shared by two models)."""
+    source = run.member_model(member)
+    config, epochs = source.config, int(source.info["epoch"])
+    folder = run.path / REFIT_DIR / str(member.trial_id)
+    if is_refit_of(folder, json.loads(json.dumps(config.to_dict(), default=str)), epochs):  # as best.json has it
+        log.info("refit: trial %s was refit already (%s)", member.trial_id, folder)
+        return str(folder.relative_to(run.path))
+    trainer = Trainer(config, data)
+    log.info("refit: trial %s (%s) on %d training + validation images for %d of its %d epochs", member.trial_id,
+             config.backbone, len(data.train), epochs, config.epochs)
+    state = trainer.train_without_validation(epochs)
+    last = trainer.history[-1]
+    save_refit_folder(folder, state, config, epochs, trainer.mean, trainer.std, trained_on=TRAINED_ON,
+                      images=len(data.train), refit_of=str(member.trial_id), train_acc=last["train_acc"],
+                      train_loss=last["train_loss"], seconds=sum(h["epoch_seconds"] for h in trainer.history))
+    return str(folder.relative_to(run.path))
+
+
+def is_refit_of(folder: Path, config: dict, epochs: int) -> bool:
+    """Whether ``folder`` holds a whole refit of ``config`` trained for ``epochs``."""
+    if not ((folder / BEST_FILE).is_file() and (folder / MODEL_FILE).is_file()):
+        return False
+    info = read_json(folder / BEST_FILE)
+    return info.get("trained_on") == TRAINED_ON and info.get("config") == config and info.get("epoch") == epochs
