@@ -1,8 +1,9 @@
-"""Models made of a search's best trials: the registry of methods, members trained for them, and soups.
+"""Models made of a search's best trials: the registry of methods, members trained for them, soups, and refits.
 
 Every method is fit on validation predictions (or, for bagging and boosting, on the training split), with and
 without test-time augmentation, scored out of fold, and saved as an ``EnsembleRecord``; ``evaluate``,
-``predict`` and ``export`` apply any of them the same way.
+``predict`` and ``export`` apply any of them the same way. ``refit_run`` retrains a chosen model's trials on
+training + validation images, a model that nothing ranks and ``--model auto`` ships.
 """
 
 from hpsearch.ensemble import distill, members, soups  # noqa: F401  (register their methods)
