@@ -19,6 +19,7 @@ import pandas as pd
 from ensembles import TemperatureScaling, log_loss, stratified_folds
 from hpsearch.config import parse_choices
 from hpsearch.ensemble.methods import METHODS, EnsembleOptions, FitContext, Fitted, get_method, used_positions
+from hpsearch.ensemble.refit import drop_stale_refit
 from hpsearch.ensemble.selection import ordered_records
 from hpsearch.errors import HpsearchError
 from hpsearch.io import atomic_save
@@ -124,6 +125,7 @@ def build_ensembles(run_dir: Path, methods: list[str], options: EnsembleOptions)
 def save_scored(run: RunDir, record: EnsembleRecord, oof: np.ndarray) -> None:
     """Save a scored model: its record and its out-of-fold validation probabilities."""
     write_record(run.path, record)
+    drop_stale_refit(run, record)
     atomic_save(run.oof_path(record.name), lambda f: np.save(f, oof.astype(np.float32)))
     log.info("%s: %d model(s) run, val_accuracy %.4f (out-of-fold %.4f)", record.name,
              len(used_positions(record)), record.val_accuracy, record.val_accuracy_oof)

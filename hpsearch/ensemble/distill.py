@@ -92,7 +92,7 @@ def distill_run(run_dir: Path, teacher: str = "auto", student: str = "best", epo
                 alpha: float = 0.7, temperature: float = 2.0, options: EnsembleOptions | None = None) -> EnsembleRecord:
     """Train the student, save it as ``ensembles/distilled``, score it and add it to ``ensembles.csv``."""
     run = RunDir(run_dir)
-    if not run.records():
+    if run.ensembles_table() is None:
         raise HpsearchError(f"distill learns from an ensemble: run `hpsearch ensemble {run.path}` first, then "
                             f"`hpsearch distill {run.path} --teacher auto`.")
     if not (0.0 <= alpha <= 1.0 and temperature > 0):

@@ -31,6 +31,7 @@ from hpsearch.rundir import (
     EnsembleRecord,
     Member,
     RunDir,
+    read_record,
     save_refit_folder,
     write_record,
 )
@@ -54,15 +55,30 @@ def refit_run(run_dir: Path, model: str = "auto") -> EnsembleRecord:
 
 
 def check_refittable(run: RunDir, record: EnsembleRecord) -> None:
-    """Only models made of search trials are refit: a soup, a student or members trained after the search (bagging,
-    boosting) came from choices a refit cannot replay."""
+    """Only models made of search trials, each one training run of its configuration, are refit: a soup, a student,
+    members trained after the search (bagging, boosting) or trials that population-based training changed while
+    they trained came from steps a refit cannot replay."""
     if record.refit:
         raise HpsearchError(f"{record.name!r} is a refit already; refit the model it was made from: "
                             f"`hpsearch refit {run.path} --model {record.name.removesuffix(REFIT_SUFFIX)}`.")
-    if record.model is not None or any(m.trial_id is None for m in record.used_members()):
+    if not record.of_trials:
         raise HpsearchError(f"refit retrains search trials, and {record.name!r} is made of models trained after the "
                             f"search; refit best or an ensemble of trials (average, vote, greedy, stacking), e.g. "
                             f"`hpsearch refit {run.path} --model best`.")
+    if run.config.get("budget", {}).get("scheduler") == "pbt":
+        raise HpsearchError(f"{str(run.path)!r} was searched with population-based training, whose trials took other "
+                            f"trials' weights and changed their settings while they trained: a refit from the final "
+                            f"settings would be a model nobody validated. Ship {record.name} itself.")
+
+
+def drop_stale_refit(run: RunDir, record: EnsembleRecord) -> None:
+    """After ``record`` was (re)built, remove its refit if that was made of another version of it (other members,
+    weights, views or temperature); the retrained members stay on disk for the next ``hpsearch refit``."""
+    path = run.ensemble_path(f"{record.name}{REFIT_SUFFIX}")
+    if path.is_file() and not read_record(path).same_model(record):
+        path.unlink()
+        log.info("%s changed, so its refit was removed: run `hpsearch refit %s --model %s` again (members already "
+                 "retrained are reused)", record.name, run.path, record.name)
 
 
 def refit_data(run: RunDir) -> TrialData:
@@ -78,6 +94,9 @@ def refit_member(run: RunDir, member: Member, data: TrialData) -> str:
     already holding this configuration's refit is kept (a refit run again, or a trial shared by two models)."""
     source = run.member_model(member)
     config, epochs = source.config, int(source.info["epoch"])
+    if not 0 < epochs <= config.epochs:
+        raise HpsearchError(f"{str(source.folder)!r} says its best epoch is {epochs} of a {config.epochs}-epoch "
+                            f"schedule; the folder is damaged. Re-run the search that wrote it.")
     folder = run.path / REFIT_DIR / str(member.trial_id)
     if is_refit_of(folder, json.loads(json.dumps(config.to_dict(), default=str)), epochs):  # as best.json has it
         log.info("refit: trial %s was refit already (%s)", member.trial_id, folder)

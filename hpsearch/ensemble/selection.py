@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from hpsearch.ensemble.methods import METHODS
@@ -47,20 +46,22 @@ def resolve_model(run: RunDir, name: str) -> EnsembleRecord:
         name = str(table[(table["method"] == name) & table["variant_chosen"].astype(bool)].iloc[0]["model"])
     records = {r.name: r for r in ordered_records(run)}
     if name not in records:
-        raise missing_model(run, name, list(records))
+        raise missing_model(run, name, records)
     return records[name]
 
 
-def missing_model(run: RunDir, name: str, names: list[str]) -> HpsearchError:
+def missing_model(run: RunDir, name: str, records: dict[str, EnsembleRecord]) -> HpsearchError:
     """The one-line error for a model name that ``run`` does not have: what was built, and the command that
-    builds it if ``name`` is a method's model, else the names to choose from."""
-    method = METHODS.get(name.removesuffix(REFIT_SUFFIX).removesuffix(TTA_SUFFIX))
-    if method is not None and name.endswith(REFIT_SUFFIX):
-        fix = f"run `hpsearch refit {run.path} --model {name.removesuffix(REFIT_SUFFIX)}` first, or name best"
+    builds it if ``name`` is a method's model (or the refit of a built one), else the names to choose from."""
+    base = name.removesuffix(REFIT_SUFFIX)
+    method = METHODS.get(base.removesuffix(TTA_SUFFIX))
+    if base != name and base in records:
+        fix = (f"run `hpsearch refit {run.path} --model {base}` first, or name {base}" if records[base].of_trials
+               else f"only models of search trials can be refit, and {base} is not one; name {base}")
     elif method is not None:
         fix = f"run `{method.build_command(str(run.path))}` first, or name best"
     else:
-        fix = (f"name best, auto or a built model.{did_you_mean(name, names)} Methods `hpsearch ensemble` builds: "
+        fix = (f"name best, auto or a built model.{did_you_mean(name, records)} Methods `hpsearch ensemble` builds: "
                f"{', '.join(METHODS)}")
     return HpsearchError(f"{run.no_record(name)}; {fix}.")
 
@@ -72,7 +73,7 @@ def shipped_model(run: RunDir, name: str) -> EnsembleRecord:
     refit = run.records().get(f"{record.name}{REFIT_SUFFIX}") if name == "auto" else None
     if refit is None:
         return record
-    if dataclasses.replace(refit, refit=()) != record:
+    if not refit.same_model(record):
         log.warning("%s was refit before %s was rebuilt; shipping %s itself (run `hpsearch refit %s` again to ship "
                     "its refit)", record.name, record.name, record.name, run.path)
         return record

@@ -80,6 +80,19 @@ class EnsembleRecord:
         """The members that carry weight."""
         return [self.members[i] for i in self.weighted_positions()]
 
+    @property
+    def of_trials(self) -> bool:
+        """Whether every member that carries weight is a search trial (what ``hpsearch refit`` can retrain)."""
+        return self.model is None and all(m.trial_id is not None for m in self.used_members())
+
+    def same_model(self, other: EnsembleRecord) -> bool:
+        """Whether ``other`` combines the same members in the same way (what a refit keeps of its model); scores
+        and details aside."""
+        def key(r: EnsembleRecord) -> tuple:
+            return r.method, r.estimator, r.members, r.params, r.model, r.tta, r.temperature
+
+        return key(self) == key(other)
+
     def to_json(self) -> dict[str, Any]:
         return {"format": RECORD_FORMAT, "method": self.method, "estimator": self.estimator, "params": self.params,
                 "members": [m.to_json() for m in self.members], "val_accuracy": self.val_accuracy,

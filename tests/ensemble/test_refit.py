@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 
@@ -12,7 +13,8 @@ import torch
 
 from hpsearch.cli import main
 from hpsearch.data import TestSplitKey
-from hpsearch.ensemble import build_ensembles, chosen_model, refit_run, resolve_model, shipped_model
+from hpsearch.ensemble import build_ensembles, chosen_model, ordered_records, refit_run, resolve_model, shipped_model
+from hpsearch.ensemble import refit as refit_module
 from hpsearch.ensemble.methods import EnsembleOptions, record_models
 from hpsearch.evaluation import evaluate_run
 from hpsearch.evaluation.deployed import DeployedModel
@@ -45,12 +47,33 @@ def test_training_without_validation_is_the_trials_training_without_its_validati
         Trainer(config, tiny_data).train_without_validation(4)
 
 
-def test_refit_retrains_the_chosen_model_on_training_and_validation_images(run):
+def test_training_without_validation_stops_inside_the_schedule_where_the_trial_was(tiny_data):
+    config = TrialConfig(backbone="tutorial_cnn", lr=3e-3, epochs=3, batch_size=16, seed=2)
+    validated = Trainer(config, tiny_data)
+    validated.run_epoch()
+    validated.run_epoch()  # a trial whose best epoch is 2 of 3: its weights there, its learning rate not annealed
+    state = Trainer(config, tiny_data).train_without_validation(2)
+    for key, value in validated.model.state_dict().items():
+        torch.testing.assert_close(state[key], value, rtol=0, atol=0)
+
+
+def test_refit_retrains_the_chosen_model_on_training_and_validation_images(run, monkeypatch):
     opened = RunDir(run)
     chosen = resolve_model(opened, "auto")
+    seen = []
+
+    class Spy(Trainer):
+        def __init__(self, config, data, *args, **kwargs):
+            seen.append((config, data.train.labels))
+            super().__init__(config, data, *args, **kwargs)
+
+    monkeypatch.setattr(refit_module, "Trainer", Spy)
     reads = TestSplitKey.reads
     record = refit_run(run)
     assert TestSplitKey.reads == reads  # the test split is evaluate's alone
+    both = np.concatenate([opened.arrays("train").labels, opened.arrays("val").labels])
+    assert len(seen) == len(chosen.used_members()) and all(np.array_equal(labels, both) for _, labels in seen)
+    assert [c.seed for c, _ in seen] == [opened.member_model(m).config.seed for m in chosen.used_members()]
     assert record.name == f"{chosen.name}+refit" and record.members == chosen.members
     n_images = len(opened.arrays("train")) + len(opened.arrays("val"))
     originals, refits = record_models(opened, chosen), record_models(opened, record)
@@ -88,11 +111,11 @@ def test_predict_with_auto_uses_the_refit_and_a_second_refit_trains_nothing(run,
     refit_run(run)
     assert set(predict_arrays(run, images, "auto")["model"]) == {f"{chosen}+refit"}
     assert set(predict_arrays(run, images, chosen)["model"]) == {chosen}
-    greedy = refit_run(run, "greedy")
+    average = refit_run(run, "average")
     monkeypatch.setattr(Trainer, "train_without_validation", lambda *a: pytest.fail("trained again"))
-    assert refit_run(run, "greedy").name == "greedy+refit"  # its members' refits are on disk already
-    best = refit_run(run, "best")  # the best trial is one of greedy's members: reused too
-    assert best.refit[0] in set(greedy.refit)
+    assert refit_run(run, "average").name == "average+refit"  # its members' refits are on disk already
+    best = refit_run(run, "best")  # the best trial is one of the three the average weighs: reused too
+    assert best.refit[0] in set(average.refit)
 
 
 def test_export_with_auto_writes_the_refit(run, tmp_path):
@@ -103,6 +126,34 @@ def test_export_with_auto_writes_the_refit(run, tmp_path):
     table = predict_arrays(run, images, "auto")
     expected = table[[f"p_{name}" for name in RunDir(run).classes]].to_numpy()
     np.testing.assert_allclose(deployed.predict_proba(images), expected, atol=1e-4)
+
+
+def test_rebuilding_a_model_removes_its_refit_unless_it_is_the_same(run):
+    refit_run(run, "average")
+    build_ensembles(run, ["average"], EnsembleOptions(top_k=3, tta=()))  # the same average: its refit stays
+    assert "average+refit" in RunDir(run).records()
+    build_ensembles(run, ["average"], EnsembleOptions(top_k=2, tta=()))  # another average
+    assert "average+refit" not in RunDir(run).records() and (run / "refit").is_dir()
+
+
+def test_views_and_members_of_weight_zero(run, monkeypatch):
+    build_ensembles(run, ["average"], EnsembleOptions(top_k=3, tta=("shift",)))
+    record = resolve_model(RunDir(run), "average+tta")
+    members = tuple(dataclasses.replace(m, weight=w) for m, w in zip(record.members, (1.0, 0.0, 0.0), strict=True))
+    write_record(run, dataclasses.replace(record, members=members))
+    trained = []
+
+    class Counted(Trainer):
+        def __init__(self, config, *args, **kwargs):
+            trained.append(config)
+            super().__init__(config, *args, **kwargs)
+
+    monkeypatch.setattr(refit_module, "Trainer", Counted)
+    refit = refit_run(run, "average+tta")
+    assert refit.name == "average+tta+refit" and refit.tta == ("shift",) and len(trained) == 1
+    assert refit.refit[0] is not None and refit.refit[1:] == (None, None)  # weight 0: never run, never retrained
+    names = [r.name for r in ordered_records(RunDir(run))]
+    assert names.index("average+tta+refit") == names.index("average+tta") + 1
 
 
 def test_a_refit_of_a_model_that_changed_since_is_not_shipped(run, caplog):
@@ -124,12 +175,23 @@ def test_refit_before_any_ensemble_and_models_that_cannot_be_refit(run, made_run
     assert [r["model"] for r in evaluate_run(fresh).to_dict("records")] == ["best_single", "best_single+refit"]
     assert main(["refit", str(fresh), "--model", "best_single+refit"]) == 2
     assert "a refit already" in capsys.readouterr().err
+    assert main(["distill", str(fresh)]) == 2  # a refit is no ensemble to learn from
+    assert "run `hpsearch ensemble" in capsys.readouterr().err
     trained = EnsembleRecord("bagging", "Bagging", (Member("bagging:m0", "ensembles/bagging/m0", 1.0),), 0.9, 0.3)
     write_record(run, trained)
     assert main(["refit", str(run), "--model", "bagging"]) == 2
     assert "made of models trained after the search" in capsys.readouterr().err
+    assert main(["predict", str(run), str(tmp_path), "--model", "bagging+refit"]) == 2
+    assert "only models of search trials can be refit, and bagging is not one" in capsys.readouterr().err
     assert main(["predict", str(run), str(tmp_path), "--model", "greedy+refit"]) == 2
     assert f"hpsearch refit {run} --model greedy" in capsys.readouterr().err
     refit_run(run, "average")
     assert main(["distill", str(run), "--teacher", "average+refit"]) == 2
     assert "--teacher average" in capsys.readouterr().err
+
+
+def test_a_population_based_search_is_not_refit(run, capsys):
+    config = read_json(run / "config.json")
+    (run / "config.json").write_text(json.dumps({**config, "budget": {"scheduler": "pbt"}}))
+    assert main(["refit", str(run), "--model", "best"]) == 2
+    assert "population-based training" in capsys.readouterr().err and not (run / "refit").exists()
