@@ -57,6 +57,8 @@ class DeployedModel:
             return self._session.run(None, {"images": images})[0]
         import torch
 
+        if not images.flags.writeable:  # e.g. memory-mapped: torch would warn that it cannot guard the buffer
+            images = images.copy()
         with torch.no_grad():
             return self._module(torch.from_numpy(images)).numpy()
 
