@@ -90,7 +90,7 @@ def refit_data(run: RunDir) -> TrialData:
 
 
 def refit_member(run: RunDir, member: Member, data: TrialData) -> str:
-    """Retrain one trial on ``data`` for the epochs of its best epoch; its folder, relative to the run. A folder
+    """Retrain one trial on ``data`` up to its best epoch; its folder, relative to the run. A folder
     already holding this configuration's refit is kept (a refit run again, or a trial shared by two models)."""
     source = run.member_model(member)
     config, epochs = source.config, int(source.info["epoch"])
