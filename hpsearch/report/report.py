@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hpsearch.ensemble import chosen_model
+from hpsearch.ensemble import chosen_model, shipped_model
 from hpsearch.errors import HpsearchError
 from hpsearch.io import atomic_write
 from hpsearch.report import plots
@@ -182,7 +182,8 @@ def evaluation_sections(report: Report) -> None:
                     "test-time views; +refit rows are a model's trials retrained on training + validation images "
                     "(no validation score; `ships`: what --model auto gives).")
     chosen = chosen_model(report.run)  # the model validation chose, never the best on test
-    best = chosen if chosen in set(comparison["model"]) else BEST_SINGLE
+    shipped = None if chosen is None else shipped_model(report.run, "auto").name  # its refit, if one was made
+    best = next((name for name in (shipped, chosen) if name in set(comparison["model"])), BEST_SINGLE)
     per_class = run_dir / EVALUATION_DIR / f"per_class_{best}.csv"
     matrix = run_dir / EVALUATION_DIR / f"confusion_{best}.csv"
     if per_class.is_file() and matrix.is_file():

@@ -21,6 +21,7 @@ from hpsearch.evaluation.deployed import DeployedModel
 from hpsearch.evaluation.export import export_model
 from hpsearch.evaluation.predict import predict_arrays
 from hpsearch.io import read_json
+from hpsearch.report import write_report
 from hpsearch.rundir import EnsembleRecord, Member, RunDir, write_record
 from hpsearch.training import Trainer, TrialConfig
 
@@ -116,6 +117,14 @@ def test_predict_with_auto_uses_the_refit_and_a_second_refit_trains_nothing(run,
     assert refit_run(run, "average").name == "average+refit"  # its members' refits are on disk already
     best = refit_run(run, "best")  # the best trial is one of the three the average weighs: reused too
     assert best.refit[0] in set(average.refit)
+
+
+def test_the_report_shows_the_per_class_table_of_the_model_that_ships(run):
+    refit = refit_run(run)
+    evaluate_run(run)
+    report = write_report(run, ["md"])
+    titles = [section.title for section in report.sections]
+    assert f"Per-class metrics ({refit.name})" in titles
 
 
 def test_export_with_auto_writes_the_refit(run, tmp_path):
