@@ -264,8 +264,7 @@ class Trainer:
         self.choose_epoch_out_of_fold(val_probs)
         improved = self.best is None or self.best.beats(val_acc, val_loss)
         if improved:
-            state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-            self.best = BestState(self.epoch, val_acc, val_loss, train_acc, train_loss, state, val_probs)
+            self.best = BestState(self.epoch, val_acc, val_loss, train_acc, train_loss, self.cpu_weights(), val_probs)
         patience_hit = self.epoch - self.best.epoch >= self.config.patience and self.epoch < self.config.epochs
         metrics = {
             "epoch": self.epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
@@ -284,6 +283,10 @@ class Trainer:
         while self.epoch < epochs:
             start = time.perf_counter()
             self.history.append({**self._train_next_epoch(), "epoch_seconds": time.perf_counter() - start})
+        return self.cpu_weights()
+
+    def cpu_weights(self) -> dict[str, torch.Tensor]:
+        """A copy of the current weights on the CPU (they outlive the next update)."""
         return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
     def choose_epoch_out_of_fold(self, val_probs: np.ndarray) -> None:
