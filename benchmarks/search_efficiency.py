@@ -114,7 +114,7 @@ def run_optuna(folder: Path, quick: bool, seed: int, epochs: int, budget_s: floa
 
         outcome = trainer.fit(on_epoch)
         if outcome.best.val_acc > best.get("val_acc", -1):
-            trainer.model.load_state_dict(outcome.best.state_dict)
+            trainer.load_weights(outcome.best.state_dict)
             best.update(val_acc=outcome.best.val_acc, trainer=trainer)
         return outcome.best.val_acc
 

@@ -108,7 +108,7 @@ def distill_run(run_dir: Path, teacher: str = "auto", student: str = "best", epo
     config, start = student_config(run, student, epochs)
     trainer = Trainer(config, data, distill=Distillation(targets, alpha, temperature))
     if start is not None:
-        trainer.model.load_state_dict(start.state_dict())
+        trainer.load_weights(start.state_dict())
     log.info("distill: training %s for %d epochs on %s's soft targets (alpha %.2f, temperature %.1f)",
              config.backbone, config.epochs, record.name, alpha, temperature)
     outcome = trainer.fit()

@@ -79,7 +79,7 @@ class BoostingMethod(EnsembleMethod):
             resampled = dataclasses.replace(data, train=type(data.train)(data.train.images[index], labels[index]))
             trainer = Trainer(dataclasses.replace(config, seed=config.seed + 1000 + k), resampled)
             outcome = trainer.fit()
-            trainer.model.load_state_dict(outcome.best.state_dict)
+            trainer.load_weights(outcome.best.state_dict)
             alpha, new_weight, error = samme_step(weight, labels, trainer.predict(data.train).argmax(1), n_classes)
             log.info("boosting: member %d/%d: weighted training error %.4f, alpha %.3f, val_acc %.4f", k + 1,
                      ctx.options.members, error, alpha, outcome.best.val_acc)

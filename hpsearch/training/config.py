@@ -72,6 +72,11 @@ class TrialConfig:
     """Zoom range (Keras' RandomZoom factor) at ``aug_strength`` 1."""
     translate: float = 0.0
     """Shift range, as a fraction of the image side, at ``aug_strength`` 1."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the weights (timm's ``ModelEmaV3`` with its warm-up: at update
+    ``u`` the decay is ``min(1 - u^-3/4, ema_decay)``, so a run of a few thousand updates averages over about its
+    last few hundred): validation scores the average, and the best epoch, refits and every saved model keep it
+    (0: off; typical values 0.99-0.9999)."""
     patience: int = 5
     """Epochs without a better validation score before a trial stops itself."""
     eval_batch_size: int = 256
@@ -100,6 +105,7 @@ class TrialConfig:
             "freeze_epochs": self.freeze_epochs >= 0, "frozen_blocks": self.frozen_blocks >= 0,
             "steps_per_epoch": self.steps_per_epoch is None or self.steps_per_epoch >= 1,
             "layer_decay": self.layer_decay is None or 0 < self.layer_decay <= 1,
+            "ema_decay": 0 <= self.ema_decay < 1,
         }
         for name, ok in checks.items():
             if not ok:

@@ -20,6 +20,7 @@ from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
+from timm.utils import ModelEmaV3
 from torch import nn
 
 from ensembles import OutOfFoldChoice, log_loss
@@ -41,6 +42,7 @@ from hpsearch.training.prefetch import CudaPrefetcher, device_batches
 from hpsearch.training.rng import RandomState
 
 EPOCH_FOLDS = 5  # folds of the validation images for the out-of-fold choice of the best epoch
+EMA_WARMUP_POWER = 0.75  # timm's choice for runs of fewer than about 100k updates (``ModelEmaV3``)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -142,6 +144,8 @@ class Trainer:
         self.model.to(self.device, memory_format=self.memory_format)
         self.precision = Precision(config.amp, self.device)
         self.network = torch.compile(self.model) if config.compile else self.model  # what the steps call
+        self.ema = (ModelEmaV3(self.model, decay=config.ema_decay, use_warmup=True, warmup_power=EMA_WARMUP_POWER)
+                    if config.ema_decay > 0 else None)
         self._wrapped_for: tuple[bool, ...] | None = None  # the trainable parameters DDP was built for
         self.mean, self.std = resolve_mean_std(data, self.model, config.pretrained)
         self.normalize = Normalizer(self.mean, self.std).to(self.device)
@@ -227,6 +231,8 @@ class Trainer:
             self._check_loss(loss)
             self.precision.step(loss, self.optimizer)
             self.updates += 1
+            if self.ema is not None:
+                self.ema.update(self.model, step=self.updates)
             self.scheduler.step_update(self.updates)
             total_loss += loss.item() * len(index)
             correct += int((logits.argmax(1) == y).sum())
@@ -235,9 +241,21 @@ class Trainer:
             total_loss, correct, seen = self.parallel.sum(total_loss, correct, seen)
         return total_loss / seen, correct / seen
 
+    @property
+    def evaluated(self) -> nn.Module:
+        """The network that validation scores and that every kept copy holds: the weights' moving average under
+        ``ema_decay``, else the trained network itself."""
+        return self.model if self.ema is None else self.ema.module
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Continue from (or predict with) ``state_dict``: the trained weights and their average both become it."""
+        self.model.load_state_dict(state_dict)
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state_dict)
+
     def predict(self, arrays: ImageArrays) -> np.ndarray:
-        """Class probabilities of ``arrays`` under the current weights."""
-        return predict_proba(self.model, arrays, self.normalize, self.config.eval_batch_size, self.device,
+        """Class probabilities of ``arrays`` under the current (evaluated) weights."""
+        return predict_proba(self.evaluated, arrays, self.normalize, self.config.eval_batch_size, self.device,
                              crop=self.data.crop)
 
     def evaluate(self) -> tuple[float, float, np.ndarray]:
@@ -286,8 +304,8 @@ class Trainer:
         return self.cpu_weights()
 
     def cpu_weights(self) -> dict[str, torch.Tensor]:
-        """A copy of the current weights on the CPU (they outlive the next update)."""
-        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        """A copy of the current (evaluated) weights on the CPU (they outlive the next update)."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.evaluated.state_dict().items()}
 
     def choose_epoch_out_of_fold(self, val_probs: np.ndarray) -> None:
         """Offer this epoch to the out-of-fold choice; where a fold switches to it, predict that fold's images
@@ -298,7 +316,7 @@ class Trainer:
         if len(rows):
             val = self.data.val
             self.epoch_choice_views[rows] = predict_proba(
-                self.model, ImageArrays(val.images[rows], val.labels[rows]), self.normalize,
+                self.evaluated, ImageArrays(val.images[rows], val.labels[rows]), self.normalize,
                 self.config.eval_batch_size, self.device, self.views, crop=self.data.crop, plain=val_probs[rows])
 
     def epoch_choice_probs(self) -> dict[tuple[str, ...], np.ndarray]:
@@ -330,7 +348,8 @@ class Trainer:
         return {"epoch": self.epoch, "updates": self.updates, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "random": self.random.state_dict(), "history": list(self.history), "config": self.config.to_dict(),
-                "precision": self.precision.state_dict(), "epoch_choice": self._epoch_choice_state()}
+                "precision": self.precision.state_dict(), "epoch_choice": self._epoch_choice_state(),
+                "ema": None if self.ema is None else self.ema.module.state_dict()}
 
     def _epoch_choice_state(self) -> dict[str, torch.Tensor | None]:
         arrays = {**self.epoch_choice.state_dict(), "views": self.epoch_choice_views}
@@ -350,7 +369,9 @@ class Trainer:
         step) are applied; augmentation, mixup and the loss are this configuration's anyway.
         """
         own_decay = [group["weight_decay"] for group in self.optimizer.param_groups]
-        self.model.load_state_dict(state["model"])
+        self.load_weights(state["model"])
+        if self.ema is not None and state.get("ema") is not None:  # else the average starts from the weights
+            self.ema.module.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         same = state.get("config", self.config.to_dict()) == self.config.to_dict()
         if same:
