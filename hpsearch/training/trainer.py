@@ -42,7 +42,7 @@ from hpsearch.training.prefetch import CudaPrefetcher, device_batches
 from hpsearch.training.rng import RandomState
 
 EPOCH_FOLDS = 5  # folds of the validation images for the out-of-fold choice of the best epoch
-EMA_WARMUP_POWER = 0.75  # timm's choice for runs of fewer than about 100k updates (``ModelEmaV3``)
+EMA_WARMUP_POWER = 0.75  # ModelEmaV3's advice for runs under about a million updates (its default 2/3: longer)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -117,8 +117,8 @@ def l1_penalty(model: nn.Module) -> torch.Tensor:
 class Trainer:
     """Trains ``config`` on ``data``; ``fit`` calls ``on_epoch(metrics, best_or_None)`` after every epoch.
 
-    Everything a run needs to continue exactly where it stopped (weights, optimizer, schedule, epoch, best
-    epoch so far, history, random state) comes out of ``checkpoint()`` and goes back in with ``restore()``.
+    Everything a run needs to continue exactly where it stopped (weights and their moving average, optimizer,
+    schedule, epoch, best epoch so far, history, random state) comes out of ``checkpoint()`` and goes back in with ``restore()``.
     Threads are the caller's to set (``torch.set_num_threads``); the trainer changes no global state.
     With ``parallel``, this process is one worker of a data-parallel trial (see ``hpsearch.training.parallel``).
     """

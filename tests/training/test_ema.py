@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ensembles import log_loss
 from hpsearch.errors import RecipeError
 from hpsearch.models import create_model
 from hpsearch.training import Normalizer, Trainer, TrialConfig, predict_proba
@@ -41,21 +42,50 @@ def test_the_average_follows_the_warm_up_rule_and_leaves_the_training_path_alone
         assert torch.equal(trainer.model.state_dict()[key], value), key
 
 
-def test_validation_scores_and_the_best_epoch_keeps_the_average(tiny_data):
-    trainer = Trainer(dataclasses.replace(EMA, epochs=2), tiny_data)
-    outcome = trainer.fit()
-    normalize, cpu = Normalizer((0.0,), (1.0,)), torch.device("cpu")
-    averaged = predict_proba(trainer.ema.module, tiny_data.val, normalize, 64, cpu)
-    raw = predict_proba(trainer.model, tiny_data.val, normalize, 64, cpu)
-    last = outcome.history[-1]
-    assert last["val_acc"] == pytest.approx((averaged.argmax(1) == tiny_data.val.labels).mean())
-    assert not np.allclose(averaged, raw, atol=1e-3)
+def recorded_epochs(trainer: Trainer) -> dict[int, dict[str, torch.Tensor]]:
+    """The averaged weights at every validation, by epoch (filled while ``trainer`` fits)."""
+    epochs: dict[int, dict[str, torch.Tensor]] = {}
+    evaluate = trainer.evaluate
+
+    def recording_evaluate():
+        epochs[trainer.epoch] = weights(trainer.ema.module)
+        return evaluate()
+
+    trainer.evaluate = recording_evaluate
+    return epochs
+
+
+def predictions(state: dict[str, torch.Tensor], data, views: tuple[str, ...] = ()) -> np.ndarray:
     model = create_model("tutorial_cnn", 10, in_chans=1, img_size=8)
-    model.load_state_dict(outcome.best.state_dict)
-    np.testing.assert_allclose(predict_proba(model, tiny_data.val, normalize, 64, cpu), outcome.best.val_probs,
-                               atol=1e-5)
-    if outcome.best.epoch == 2:
-        np.testing.assert_allclose(outcome.best.val_probs, averaged, atol=1e-5)
+    model.load_state_dict(state)
+    return predict_proba(model, data.val, Normalizer((0.0,), (1.0,)), 64, torch.device("cpu"), views)
+
+
+def test_validation_scores_and_the_best_epoch_keeps_the_average(tiny_data):
+    trainer = Trainer(dataclasses.replace(EMA, epochs=3), tiny_data)
+    epochs = recorded_epochs(trainer)
+    outcome = trainer.fit()
+    for metrics in outcome.history:
+        averaged = predictions(epochs[metrics["epoch"]], tiny_data)
+        assert metrics["val_loss"] == pytest.approx(log_loss(averaged, tiny_data.val.labels), rel=1e-5)
+    np.testing.assert_allclose(outcome.best.val_probs, predictions(epochs[outcome.best.epoch], tiny_data), atol=1e-5)
+    for key, value in outcome.best.state_dict.items():
+        assert torch.equal(value, epochs[outcome.best.epoch][key]), key
+    raw = predictions(weights(trainer.model), tiny_data)
+    assert not np.allclose(raw, predictions(epochs[3], tiny_data), atol=1e-3)  # the average is not the weights
+
+
+def test_the_out_of_fold_epoch_choice_predicts_with_the_average(tiny_data):
+    trainer = Trainer(dataclasses.replace(EMA, epochs=4), tiny_data)
+    epochs = recorded_epochs(trainer)
+    trainer.fit()
+    choice = trainer.epoch_choice
+    for fold, epoch in enumerate(choice.chosen_):
+        rows = choice.fold == fold
+        np.testing.assert_allclose(trainer.epoch_choice_probs()[()][rows],
+                                   predictions(epochs[epoch], tiny_data)[rows], atol=1e-5)
+        np.testing.assert_allclose(trainer.epoch_choice_probs()[trainer.views][rows],
+                                   predictions(epochs[epoch], tiny_data, trainer.views)[rows], atol=1e-5)
 
 
 def test_a_resumed_run_continues_the_same_average(tiny_data):
