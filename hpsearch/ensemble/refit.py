@@ -13,7 +13,6 @@ model it refits, and ``--model auto`` (``predict``, ``export``) ships it in that
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from hpsearch.data import ImageArrays, TrialData
 from hpsearch.ensemble.selection import resolve_model
-from hpsearch.errors import HpsearchError
+from hpsearch.errors import HpsearchError, RecipeError
 from hpsearch.io import read_json
 from hpsearch.rundir import (
     BEST_FILE,
@@ -35,7 +34,7 @@ from hpsearch.rundir import (
     save_refit_folder,
     write_record,
 )
-from hpsearch.training import Trainer
+from hpsearch.training import Trainer, TrialConfig
 
 log = logging.getLogger(__name__)
 TRAINED_ON = "train+val"  # what best.json of a refit says it was trained on
@@ -98,7 +97,7 @@ def refit_member(run: RunDir, member: Member, data: TrialData) -> str:
         raise HpsearchError(f"{str(source.folder)!r} says its best epoch is {epochs} of a {config.epochs}-epoch "
                             f"schedule; the folder is damaged. Re-run the search that wrote it.")
     folder = run.path / REFIT_DIR / str(member.trial_id)
-    if is_refit_of(folder, json.loads(json.dumps(config.to_dict(), default=str)), epochs):  # as best.json has it
+    if is_refit_of(folder, config, epochs):
         log.info("refit: trial %s was refit already (%s)", member.trial_id, folder)
         return str(folder.relative_to(run.path))
     trainer = Trainer(config, data)
@@ -112,9 +111,15 @@ def refit_member(run: RunDir, member: Member, data: TrialData) -> str:
     return str(folder.relative_to(run.path))
 
 
-def is_refit_of(folder: Path, config: dict, epochs: int) -> bool:
-    """Whether ``folder`` holds a whole refit of ``config`` trained for ``epochs``."""
+def is_refit_of(folder: Path, config: TrialConfig, epochs: int) -> bool:
+    """Whether ``folder`` holds a whole refit of ``config`` trained for ``epochs`` (configurations compared as
+    ``TrialConfig``: a field added since, at its default, is the same configuration)."""
     if not ((folder / BEST_FILE).is_file() and (folder / MODEL_FILE).is_file()):
         return False
     info = read_json(folder / BEST_FILE)
-    return info.get("trained_on") == TRAINED_ON and info.get("config") == config and info.get("epoch") == epochs
+    if info.get("trained_on") != TRAINED_ON or info.get("epoch") != epochs:
+        return False
+    try:
+        return TrialConfig.from_dict(info.get("config") or {}) == config
+    except RecipeError:  # written by a version with fields this one does not know
+        return False

@@ -118,7 +118,8 @@ class Trainer:
     """Trains ``config`` on ``data``; ``fit`` calls ``on_epoch(metrics, best_or_None)`` after every epoch.
 
     Everything a run needs to continue exactly where it stopped (weights and their moving average, optimizer,
-    schedule, epoch, best epoch so far, history, random state) comes out of ``checkpoint()`` and goes back in with ``restore()``.
+    schedule, epoch, best epoch so far, history, random state) comes out of ``checkpoint()`` and goes back in
+    with ``restore()``.
     Threads are the caller's to set (``torch.set_num_threads``); the trainer changes no global state.
     With ``parallel``, this process is one worker of a data-parallel trial (see ``hpsearch.training.parallel``).
     """

@@ -119,6 +119,20 @@ def test_predict_with_auto_uses_the_refit_and_a_second_refit_trains_nothing(run,
     assert best.refit[0] in set(average.refit)
 
 
+def test_a_refit_written_before_a_config_field_existed_is_reused_and_another_config_is_not(run, monkeypatch):
+    model = refit_run(run, "best")
+    best_json = run / model.refit[0] / "best.json"
+    info = read_json(best_json)
+    del info["config"]["ema_decay"]  # as the version before train.ema_decay wrote it; its default is 0
+    best_json.write_text(json.dumps(info))
+    monkeypatch.setattr(Trainer, "train_without_validation", lambda *a: pytest.fail("trained again"))
+    refit_run(run, "best")
+    info["config"]["lr"] *= 2  # another configuration in the folder: trained again
+    best_json.write_text(json.dumps(info))
+    with pytest.raises(pytest.fail.Exception, match="trained again"):
+        refit_run(run, "best")
+
+
 def test_the_report_shows_the_per_class_table_of_the_model_that_ships(run):
     refit = refit_run(run)
     evaluate_run(run)
