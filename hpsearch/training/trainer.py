@@ -370,9 +370,9 @@ class Trainer:
         step) are applied; augmentation, mixup and the loss are this configuration's anyway.
         """
         own_decay = [group["weight_decay"] for group in self.optimizer.param_groups]
-        self.load_weights(state["model"])
-        if self.ema is not None and state.get("ema") is not None:  # else the average starts from the weights
-            self.ema.module.load_state_dict(state["ema"])
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None:  # a checkpoint without an average (another config's) starts one from the weights
+            self.ema.module.load_state_dict(state.get("ema") or state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         same = state.get("config", self.config.to_dict()) == self.config.to_dict()
         if same:

@@ -13,9 +13,8 @@ from hpsearch.errors import RecipeError
 from hpsearch.models import create_model
 from hpsearch.training import Normalizer, Trainer, TrialConfig, predict_proba
 from hpsearch.training.trainer import EMA_WARMUP_POWER
+from tests.training.test_trainer import FAST
 
-FAST = TrialConfig(backbone="tutorial_cnn", lr=1e-2, batch_size=32, epochs=3, warmup_epochs=0.5, patience=5,
-                   flip=False, aug_strength=0.5, drop_rate=0.1)
 EMA = dataclasses.replace(FAST, ema_decay=0.9)
 
 
