@@ -97,11 +97,13 @@ def table_path(dataset: str) -> Path:
 
 # --- 1. record ----------------------------------------------------------------------------------------------------
 def record(dataset: str, configs: int, epochs: int, image_size: int, seed: int, out: Path | None = None,
-           run_dir: Path | None = None) -> Path:
+           run_dir: Path | None = None, ema_decay: float = 0.0) -> Path:
     """Train ``configs`` random configurations to ``epochs`` epochs with hpsearch; save their curves to ``out``
     (default: the dataset's table under benchmarks/data/). With ``run_dir`` the recording is an hpsearch run kept
     there (its recipe and decoded-image cache beside it), and the same command run again after an interruption
-    (Ctrl-C, SIGTERM, a lost session) continues it: hours of recording can be spread over several sittings."""
+    (Ctrl-C, SIGTERM, a lost session) continues it: hours of recording can be spread over several sittings.
+    ``ema_decay``: every trial validates a moving average of its weights (``train.ema_decay``), so the curves are
+    the average's."""
     from hpsearch import api
     from hpsearch.cli import sigterm_as_interrupt
     from hpsearch.search.tune import SearchInterrupted
@@ -113,36 +115,40 @@ def record(dataset: str, configs: int, epochs: int, image_size: int, seed: int, 
     try:
         with sigterm_as_interrupt():
             if (run / CONFIG_FILE).is_file():
-                check_recording(run, dataset, configs, epochs, image_size, seed)
+                check_recording(run, dataset, configs, epochs, image_size, seed, ema_decay)
                 print(f"Continuing the recording in {run}", flush=True)
                 api.resume(run, num_samples=configs, verbose=0)
             else:
-                api.tune(record_recipe(folder, dataset, configs, epochs, image_size, seed), run, verbose=0)
+                api.tune(record_recipe(folder, dataset, configs, epochs, image_size, seed, ema_decay), run, verbose=0)
     except SearchInterrupted:
         again = "run this command again to continue it" if run_dir else "nothing is kept without --run-dir DIR"
         raise SystemExit(f"The recording stopped before its {configs} configurations finished: {again}.") from None
     return write_curves(run, dataset, epochs, out or table_path(dataset))
 
 
-def record_recipe(folder: Path, dataset: str, configs: int, epochs: int, image_size: int, seed: int) -> Path:
+def record_recipe(folder: Path, dataset: str, configs: int, epochs: int, image_size: int, seed: int,
+                  ema_decay: float = 0.0) -> Path:
     """The recording's recipe: random sampling over ``SPACE``, no early stopping, one CPU per trial."""
     data = DATASETS[dataset].format(size=image_size, url=flowers_url() if dataset == "flowers" else "")
     path = folder / f"record-{dataset}.py"
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(f"name = 'record-{dataset}'\nseed = {seed}\ndata = {data}\n"
-                    f"train = dict(batch_size=32, flip={dataset == 'flowers'}, patience={epochs})\n"
+                    f"train = dict(batch_size=32, flip={dataset == 'flowers'}, patience={epochs}, "
+                    f"ema_decay={ema_decay})\n"
                     f"budget = dict(num_samples={configs}, max_epochs={epochs}, sampler='random', scheduler='fifo', "
                     f"cpus_per_trial=1)\n{SPACE}")
     return path
 
 
-def check_recording(run: Path, dataset: str, configs: int, epochs: int, image_size: int, seed: int) -> None:
+def check_recording(run: Path, dataset: str, configs: int, epochs: int, image_size: int, seed: int,
+                    ema_decay: float = 0.0) -> None:
     """Refuse to continue the recording in ``run`` with other settings than it started with, or fewer
     configurations than it already asked for."""
     stored = read_json(run / CONFIG_FILE)
     found = {"dataset": stored["name"].removeprefix("record-"), "max-epochs": stored["budget"]["max_epochs"],
-             "image-size": stored["data"]["image_size"], "seed": stored["seed"]}
-    wanted = {"dataset": dataset, "max-epochs": epochs, "image-size": image_size, "seed": seed}
+             "image-size": stored["data"]["image_size"], "seed": stored["seed"],
+             "ema-decay": stored.get("train", {}).get("ema_decay", 0.0)}
+    wanted = {"dataset": dataset, "max-epochs": epochs, "image-size": image_size, "seed": seed, "ema-decay": ema_decay}
     differ = [f"--{key} {found[key]} (not {wanted[key]})" for key in found if found[key] != wanted[key]]
     if differ:
         raise SystemExit(f"{run} holds a recording made with {', '.join(differ)}: give those values to continue "
@@ -503,6 +509,8 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=12, help="record: epochs of each configuration")
     parser.add_argument("--image-size", type=int, default=32, help="record: image side in pixels")
     parser.add_argument("--seed", type=int, default=0, help="record: seed of the recorded configurations")
+    parser.add_argument("--ema-decay", type=float, default=0.0, help="record: train.ema_decay of every trial (the "
+                        "curves are then the moving average's; 0: off)")
     parser.add_argument("--run-dir", type=Path, help="record: keep the recording's run directory here; run the same "
                         "command again to continue an interrupted recording")
     parser.add_argument("--target", type=float, help="bound: the accuracy to reach (default: the median best of "
@@ -514,7 +522,8 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a benchmark is an entry point: it owns the logging
     if args.command == "record":
-        record(args.dataset, args.configs, args.max_epochs, args.image_size, args.seed, args.table, args.run_dir)
+        record(args.dataset, args.configs, args.max_epochs, args.image_size, args.seed, args.table, args.run_dir,
+               args.ema_decay)
         return
     if args.command == "bound":
         bound(args)

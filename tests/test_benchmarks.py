@@ -341,6 +341,17 @@ def test_search_simulation_record_continues_in_its_run_directory(tmp_path):
     assert refused.returncode != 0 and "--seed 0 (not 5)" in refused.stderr.strip().splitlines()[-1]
     refused = record("--configs", "1")
     assert refused.returncode != 0 and "cannot shrink it" in refused.stderr.strip().splitlines()[-1]
+    refused = record("--configs", "2", "--ema-decay", "0.99")
+    assert refused.returncode != 0 and "--ema-decay 0.0 (not 0.99)" in refused.stderr.strip().splitlines()[-1]
+
+
+def test_a_recording_with_averaging_trains_every_trial_with_it(tmp_path):
+    from benchmarks.search_simulation import record_recipe
+    from hpsearch.recipe import load_recipe
+
+    for decay in (0.0, 0.995):
+        recipe = load_recipe(record_recipe(tmp_path / str(decay), "digits", 3, 4, 8, 0, ema_decay=decay))
+        assert recipe.train.ema_decay == decay and recipe.budget.num_samples == 3
 
 
 def noisy_curves(sd: float = 0.02) -> pd.DataFrame:
@@ -446,3 +457,43 @@ def test_search_rungs_quick(tmp_path):
     run_benchmark(tmp_path, "-m", "benchmarks.search_rungs")
     table = pd.read_csv(tmp_path / "search_rungs-quick.csv")
     assert len(table) == 5 and table["reachers_kept"].between(0, 1).all() and table["reachers_kept"].iloc[-1] == 1.0
+
+
+def test_rung_stats_count_the_final_top_third_the_rung_keeps():
+    from benchmarks.rung_averaging import rung_stats
+
+    final = np.arange(9, dtype=float)  # the top third: the last three
+    assert rung_stats(final + 1.0, final) == (1.0, pytest.approx(1.0))  # the same order: all kept
+    assert rung_stats(-final, final) == (0.0, pytest.approx(-1.0))  # reversed: none kept
+    rung = np.array([0, 1, 2, 3, 4, 8, 5, 6, 7], dtype=float)  # top three at the rung: configurations 5, 7, 8
+    kept, rho = rung_stats(rung, final)
+    assert kept == pytest.approx(2 / 3) and 0.5 < rho < 1.0
+
+
+def test_rung_table_scores_each_scoring_and_bounds_their_difference():
+    """A scoring whose rung order is its final order keeps the whole top third; one whose rung order is shuffled
+    keeps less, and the bootstrap interval of the difference lies above zero."""
+    from benchmarks.rung_averaging import rung_table
+
+    rng = np.random.default_rng(0)
+    final = rng.permutation(30) / 30
+    rows = []
+    for config, value in enumerate(final):
+        shuffled = rng.uniform(0.2, 0.4)  # the trained weights' rung: unrelated to how they end
+        for epoch, (trained, average) in enumerate([(shuffled, value / 2), (value, value)], start=1):
+            rows.append({"config": config, "epoch": epoch, "trained": trained, "average": average})
+    table = rung_table(pd.DataFrame(rows), rungs=[1]).iloc[0]
+    assert table["kept_average"] == 1.0 and table["spearman_average"] == pytest.approx(1.0)
+    assert table["kept_trained"] < 0.7 and abs(table["spearman_trained"]) < 0.5
+    low = float(table["kept_diff_ci"].split(" to ")[0])
+    assert low > 0
+
+
+@pytest.mark.benchmark
+@pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason="needs ../shared/data/flower_photos_s160.tgz")
+def test_rung_averaging_quick(tmp_path):
+    run_benchmark(tmp_path, "-m", "benchmarks.rung_averaging")
+    table = pd.read_csv(tmp_path / "rung_averaging-quick.csv")
+    curves = pd.read_csv(tmp_path / "rung_averaging_curves-quick.csv")
+    assert list(table["rung_epoch"]) == [1, 2] and table[["kept_trained", "kept_average"]].stack().between(0, 1).all()
+    assert len(curves) == 4 * 3 and curves[["trained", "average"]].stack().between(0, 1).all()
