@@ -155,6 +155,17 @@ def notes(curves: pd.DataFrame, seed: int, image_size: int, ema_decay: float, so
     ]
 
 
+def write_repeats(curves: pd.DataFrame, out: Path) -> Path:
+    """The average's curves as a repeats file of the table recorded with the same ``--ema-decay``: second runs of
+    its configurations (``dataset, config, epoch, val_acc``), from which the surrogate measures run-to-run noise."""
+    repeats = curves.rename(columns={"average": "val_acc"}).assign(dataset="flowers")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    repeats[["dataset", "config", "epoch", "val_acc"]].to_csv(out, index=False, float_format="%.6g",
+                                                              compression="gzip")
+    print(f"Wrote {repeats['config'].nunique()} repeated configurations to {out}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", type=int, default=40, help="recorded flowers configurations to train again")
@@ -165,6 +176,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="configurations trained at once (one thread each)")
     parser.add_argument("--seed", type=int, default=0, help="which configurations are drawn")
     parser.add_argument("--curves", help="analyse this saved curve table instead of training")
+    parser.add_argument("--repeats", type=Path, help="also write the average's curves here as the repeats of the "
+                        "table recorded with the same --ema-decay (benchmarks/surrogate.py: repeats_path)")
     parser.add_argument("--quick", action="store_true", help="a smoke test: 4 configurations, 3 epochs")
     args = parser.parse_args()
     if args.quick:
@@ -178,6 +191,8 @@ def main() -> None:
         curves.to_csv(saved, index=False, float_format="%.6g")
     table = rung_table(curves, [int(r) for r in args.rungs.split(",")])
     source = Path(args.curves).name if args.curves else saved.name
+    if args.repeats:
+        write_repeats(curves, args.repeats)
     write_results("rung_averaging", table, notes(curves, args.seed, args.image_size, args.ema_decay, source),
                   quick=args.quick)
 

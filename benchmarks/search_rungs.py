@@ -8,20 +8,21 @@ of several measures; the others stop there. Reported per measure: the share of t
 target at some epoch that the rung keeps, and the median time of random sampling with that rung to the first kept
 trial that shows the target, against a whole random search (the bound's units):
 
-    python -m benchmarks.search_rungs [--dataset flowers] [--rung 4] [--reduction-factor 3]
+    python -m benchmarks.search_rungs [--dataset flowers] [--rung 4] [--reduction-factor 3] [--table CSV]
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmarks.common import write_results
 from benchmarks.search_simulation import DATASETS, DEFAULT_DATASET, median_best, median_runs, space_draws, table_path
-from benchmarks.surrogate import Surrogate, curves
+from benchmarks.surrogate import Surrogate, curves, load_surrogate
 from hpsearch.search.budget import BudgetConfig
 
 Measure = Callable[[np.ndarray, np.ndarray, int], np.ndarray]  # (noisy, noise-free curves, rung) -> score
@@ -80,24 +81,30 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=20, help="replayed noise draws of every configuration")
     parser.add_argument("--configs", type=int, default=20_000)
     parser.add_argument("--trial-overhead-s", type=float, default=0.5)
+    parser.add_argument("--table", type=Path, help="another learning-curve table of --dataset (default: its table "
+                        "under benchmarks/data/)")
+    parser.add_argument("--results", help="the results' file name under results/benchmarks (default: search_rungs, "
+                        "with _<dataset> for another dataset)")
     parser.add_argument("--quick", action="store_true", help="2,000 configurations, 3 draws")
     args = parser.parse_args()
     configs_n, draws = (2_000, 3) if args.quick else (args.configs, args.draws)
-    table = pd.read_csv(table_path(args.dataset))
-    surrogate = Surrogate.fit(table)
+    path = args.table or table_path(args.dataset)
+    table = pd.read_csv(path)
+    surrogate = load_surrogate(path)
     configs = space_draws(curves(table)[0], configs_n)
     rung = args.rung or BudgetConfig(max_epochs=surrogate.epochs).grace_epochs
     summary, target = rung_table(surrogate, configs, args.target, rung, args.reduction_factor, args.trials,
                                  args.trial_overhead_s, draws)
-    notes = [f"dataset {args.dataset}: {configs_n} random configurations of the recorded space, {draws} replayed "
-             f"noise draws each; target {target:.4f}; a rung at epoch {rung} of {surrogate.epochs} keeping "
+    notes = [f"dataset {args.dataset} ({path.name}): {configs_n} random configurations of the recorded space, "
+             f"{draws} replayed noise draws each (noise {surrogate.noise_model()}); target {target:.4f}; a rung at "
+             f"epoch {rung} of {surrogate.epochs} keeping "
              f"the top 1/{args.reduction_factor} of all trials by the measure (ASHA decides against the trials that "
              "reached the rung before, which this ignores); the rest stop there.",
              "reachers_kept: the share of the trials that show the target at some epoch that the rung keeps; "
              "reach_per_trial: the chance that a trial is kept and shows it; median_trials and time_vs_random: random "
              f"sampling with this rung, to the first such trial, over a whole {args.trials}-trial random search's "
              "simulated time (as in search_simulation_bound.md)."]
-    name = "search_rungs" if args.dataset == DEFAULT_DATASET else f"search_rungs_{args.dataset}"
+    name = args.results or ("search_rungs" if args.dataset == DEFAULT_DATASET else f"search_rungs_{args.dataset}")
     write_results(name, summary, notes, args.quick)
 
 

@@ -47,7 +47,16 @@ from ray.tune import Callback
 
 from benchmarks.common import ROOT, flowers_url, scratch_folder, write_results
 from benchmarks.search_efficiency import SPACE
-from benchmarks.surrogate import KEYS, LOG_SCALE, RESULTS, Surrogate, curves, empirical_random_best, replay_trial
+from benchmarks.surrogate import (
+    KEYS,
+    LOG_SCALE,
+    RESULTS,
+    Surrogate,
+    curves,
+    empirical_random_best,
+    load_surrogate,
+    replay_trial,
+)
 from hpsearch.io import read_json
 from hpsearch.rundir import CONFIG_FILE, SPLIT_FILE, read_history, read_trials
 from hpsearch.search.budget import BudgetConfig
@@ -334,7 +343,7 @@ def replay_all(path: Path, jobs: list[tuple[str, int]], trials: int, overhead: f
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    surrogate = Surrogate.fit(pd.read_csv(path))
+    surrogate = load_surrogate(path)
     # the studies' SQLite commits dominate a replay's driver time; in memory (tmpfs) they cost almost nothing
     folder = scratch_folder("hpsearch-simulation-", memory=True)
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
@@ -354,7 +363,7 @@ def simulate(args: argparse.Namespace) -> None:
 
     path = args.table or table_path(args.dataset)
     table = pd.read_csv(path)
-    surrogate = Surrogate.fit(table)
+    surrogate = load_surrogate(path)
     jobs = [(name, seed) for seed in range(args.seeds) for name in args.searchers]
     chunks = [jobs[i::args.jobs] for i in range(args.jobs) if jobs[i::args.jobs]]
     start = time.perf_counter()
@@ -367,8 +376,7 @@ def simulate(args: argparse.Namespace) -> None:
     notes = [f"dataset {args.dataset}: {surrogate.configs} recorded configurations x {surrogate.epochs} epochs "
              f"({path.name}); surrogate: random forests, 5-fold CV R^2 of the final "
              f"accuracy {surrogate.cv_r2_final:.3f} (out-of-bag error sd of the final accuracy "
-             f"{surrogate.oob_error[-1]:.4f}); replayed accuracies add the recorded curves' jitter (sd "
-             f"{surrogate.noise[0]:.4f} at epoch 1, {surrogate.noise[-1]:.4f} at the last), rounded to the "
+             f"{surrogate.oob_error[-1]:.4f}); replayed accuracies add noise {surrogate.noise_model()}, rounded to the "
              f"{surrogate.val_images} validation images. Check of the replay: on the recorded curves themselves, "
              f"{args.trials} random full-length configurations reach a median best of "
              f"{empirical_random_best(table, args.trials):.4f}.",
@@ -410,10 +418,11 @@ def space_draws(configs: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
 def search_bound(surrogate: Surrogate, configs: pd.DataFrame, trials: int, overhead: float,
                  tops: tuple[float, ...] = (0.001, 0.01, 0.05), target: float | None = None
                  ) -> tuple[pd.DataFrame, float]:
-    """Analytic median simulated times to random search's median best of ``trials`` full-length trials, with every
-    run's replay noise independent: for random search over ``configs`` (random draws of the space) and for an
-    oracle that knows the surrogate's mean curves and spends every trial on configurations as good as the one at
-    each share in ``tops`` of ``configs``, ranked by expected time to reach the target (0.001: the best 0.1%).
+    """Median simulated times to random search's median best of ``trials`` full-length trials, every run's replay
+    noise drawn afresh (``Surrogate.reach_probabilities``): for random search over ``configs`` (random draws of the
+    space) and for an oracle that knows the surrogate's mean curves and spends every trial on configurations as good
+    as the one at each share in ``tops`` of ``configs``, ranked by expected time to reach the target (0.001: the
+    best 0.1%).
     ``target``: another target than that median best. Returns the table and the target."""
     means, seconds = surrogate.mean_curves(configs)
     cost = surrogate.epochs * seconds + overhead
@@ -436,7 +445,7 @@ def median_best(surrogate: Surrogate, means: np.ndarray, trials: int) -> float:
     """The best accuracy (a share of the validation images) that half of all random searches of ``trials``
     full-length trials over the configurations of ``means`` reach, by the surrogate's replay noise."""
     shares = np.arange(surrogate.val_images + 1) / surrogate.val_images
-    reach = np.array([surrogate.reach_probability(means, share).mean() for share in shares])
+    reach = surrogate.reach_probabilities(means, shares).mean(axis=0)
     return float(shares[1 - (1 - reach) ** trials >= 0.5].max())
 
 
@@ -466,14 +475,14 @@ def bound_row(name: str, reach_p: float, trial_s: float, config: dict, random_to
 def bound(args: argparse.Namespace) -> None:
     path = args.table or table_path(args.dataset)
     table = pd.read_csv(path)
-    surrogate = Surrogate.fit(table)
+    surrogate = load_surrogate(path)
     configs = space_draws(curves(table)[0], BOUND_DRAWS)
     summary, target = search_bound(surrogate, configs, args.trials, args.trial_overhead_s, target=args.target)
     notes = [f"dataset {args.dataset} ({path.name}): the surrogate's mean curves of {len(configs)} random draws "
              f"of the recorded configurations' space (not the recorded ones, whose fitted curves keep some of their "
-             f"recorded noise); every trial full length ({surrogate.epochs} epochs), each "
-             f"run's replay noise drawn afresh, as `predict` draws it (sd {surrogate.noise[-1]:.4f} in the last "
-             f"epoch), rounded to {surrogate.val_images} validation images.",
+             f"recorded noise); every trial full length ({surrogate.epochs} epochs), each run's replay noise drawn "
+             f"afresh, as `predict` draws it ({surrogate.noise_model()}), rounded to {surrogate.val_images} "
+             "validation images.",
              (f"target = {target:.4f}, given by --target." if args.target is not None else
               f"target = the best accuracy half of all {args.trials}-trial random searches reach, by the same model: "
               f"{target:.4f} (`simulate` measures its own from its replayed random searches)."),

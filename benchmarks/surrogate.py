@@ -11,6 +11,13 @@ schedule's small steps: successive models share most of their mistakes on the fi
 independent binomial draws on that many images would understate the noise ASHA's early rungs see and overstate the
 late one that inflates the best of many trials.
 (The forest's out-of-bag error is reported, not added: it is the surrogate's error, not run-to-run noise.)
+
+Smooth curves (a moving average of the weights validated, ``train.ema_decay``) barely jitter from epoch to epoch,
+yet a second run of the same configuration ends elsewhere: the jitter then understates run-to-run noise (flowers
+with averaging: 0.003 at the last epoch against 0.009 between two runs). Where the table has a repeats file
+(``<table>_repeats.csv.gz``: second runs of some of its configurations, ``config, epoch, val_acc``), the replay
+draws each run's noise jointly over its epochs, with the run-to-run covariance those pairs show
+(``repeat_covariance``): a run that is lucky at one epoch stays somewhat lucky at the next, as measured.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ KEYS = ("dataset", "config", "epoch")
 RESULTS = ("val_acc", "epoch_seconds", "val_images")
 LOG_SCALE = ("lr", "weight_decay")
 NOISE_BAND = 3.0  # replayed noise keeps this many sds between a curve and the bounds 0 and 1
+REACH_DRAWS = 1000  # replays per configuration behind a chance of reaching a target under correlated noise
 
 
 def curves(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -71,6 +79,38 @@ def bounded_noise(curve: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.minimum(noise, room / NOISE_BAND)
 
 
+def repeats_path(table_path: Path) -> Path:
+    """Where a table's repeats live: ``learning_curves_flowers_ema.csv.gz`` -> ``..._ema_repeats.csv.gz``."""
+    name = table_path.name
+    stem = name[:-len(".csv.gz")] if name.endswith(".csv.gz") else table_path.stem
+    return table_path.with_name(f"{stem}_repeats.csv.gz")
+
+
+def repeat_covariance(table: pd.DataFrame, repeats: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """(the run-to-run covariance of the accuracy between epochs, the number of repeated configurations), from
+    ``repeats``: second runs (``config, epoch, val_acc``) of some of ``table``'s configurations. Each of a pair's
+    runs carries the noise once, so it is half the covariance of their differences (whose mean, a shift common to
+    the second runs, is removed)."""
+    first = table.pivot(index="config", columns="epoch", values="val_acc")
+    second = repeats.pivot(index="config", columns="epoch", values="val_acc")
+    if list(second.columns) != list(first.columns):
+        raise ValueError(f"The repeats hold epochs {list(second.columns)}, the table {list(first.columns)}: record "
+                         f"the repeats with the table's epoch budget.")
+    both = first.index.intersection(second.index)
+    differences = (second.loc[both] - first.loc[both]).dropna().to_numpy(float)
+    if len(differences) <= differences.shape[1]:
+        raise ValueError(f"{len(differences)} configurations of the table are repeated with every epoch; a "
+                         f"covariance over {differences.shape[1]} epochs needs more than {differences.shape[1]}.")
+    return np.cov(differences, rowvar=False) / 2, len(differences)
+
+
+def load_surrogate(table_path: Path, seed: int = 0) -> Surrogate:
+    """The surrogate of the table at ``table_path``, with the run-to-run noise of its repeats file if it has one."""
+    table = pd.read_csv(table_path)
+    repeats = repeats_path(table_path)
+    return Surrogate.fit(table, seed, pd.read_csv(repeats) if repeats.is_file() else None)
+
+
 def empirical_random_best(table: pd.DataFrame, trials: int, draws: int = 2000, seed: int = 0) -> float:
     """The median best accuracy (any epoch) of ``trials`` recorded configurations drawn at random with replacement:
     what a random search of full-length trials reaches on the recorded curves themselves, to check the surrogate's
@@ -95,9 +135,13 @@ class Surrogate:
     epochs: int
     cv_r2_final: float  # 5-fold cross-validated R^2 of the final accuracy, for the report
     configs: int
+    noise_corr: np.ndarray | None = None  # with repeats: the run-to-run correlation between epochs
+    repeats: int = 0  # how many repeated configurations measured it
 
     @classmethod
-    def fit(cls, table: pd.DataFrame, seed: int = 0) -> Surrogate:
+    def fit(cls, table: pd.DataFrame, seed: int = 0, repeats: pd.DataFrame | None = None) -> Surrogate:
+        """Fit the forests; ``repeats`` (second runs of some configurations): replay the run-to-run noise they show
+        (its sd and correlation between epochs) instead of the curves' jitter."""
         configs, acc, seconds = curves(table)
         categories = {c: sorted(configs[c].astype(str).unique().tolist()) for c in configs.columns
                       if not pd.api.types.is_numeric_dtype(configs[c])}
@@ -113,7 +157,21 @@ class Surrogate:
         final = cross_val_predict(RandomForestRegressor(**{**forest, "oob_score": False}), x, acc[:, -1], cv=folds)
         residual, spread = np.sum((acc[:, -1] - final) ** 2), np.sum((acc[:, -1] - acc[:, -1].mean()) ** 2)
         surrogate.cv_r2_final = float(1 - residual / spread)
+        if repeats is not None:
+            covariance, surrogate.repeats = repeat_covariance(table, repeats)
+            surrogate.noise = np.sqrt(np.diag(covariance))
+            scale = np.maximum(surrogate.noise, 1e-12)
+            surrogate.noise_corr = covariance / np.outer(scale, scale)
         return surrogate
+
+    def noise_model(self) -> str:
+        """The replayed noise in words, for the reports."""
+        sizes = f"sd {self.noise[0]:.4f} at epoch 1, {self.noise[-1]:.4f} at the last"
+        if self.noise_corr is None:
+            return f"independent per epoch, the recorded curves' jitter ({sizes})"
+        lag1 = float(np.mean(np.diag(self.noise_corr, 1)))
+        return (f"correlated over a run's epochs as {self.repeats} repeated configurations show ({sizes}; "
+                f"mean correlation of neighbouring epochs {lag1:.2f})")
 
     def features(self, configs: pd.DataFrame) -> np.ndarray:
         columns = []
@@ -134,10 +192,19 @@ class Surrogate:
 
     def reach_probability(self, curves: np.ndarray, target: float) -> np.ndarray:
         """Per row of mean ``curves``, the chance that one replayed run of it shows ``target`` (a share of the
-        validation images) at some epoch: ``predict`` adds independent noise per epoch and rounds to images."""
-        edge = target - 0.5 / self.val_images  # the rounded share reaches target from here on
-        sd = np.maximum(bounded_noise(curves, self.noise), 1e-12)
-        return 1.0 - np.prod(norm.cdf((edge - curves) / sd), axis=1)
+        validation images) at some epoch."""
+        return self.reach_probabilities(curves, np.array([target]))[:, 0]
+
+    def reach_probabilities(self, curves: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """``reach_probability`` of every target (rows x targets). Independent noise per epoch: exact. Correlated:
+        the share of ``REACH_DRAWS`` seeded replays (``measure``) whose best epoch reaches it."""
+        if self.noise_corr is None:
+            edges = np.asarray(targets) - 0.5 / self.val_images  # the rounded share reaches a target from here on
+            sd = np.maximum(bounded_noise(curves, self.noise), 1e-12)
+            return np.column_stack([1.0 - np.prod(norm.cdf((edge - curves) / sd), axis=1) for edge in edges])
+        rng = np.random.default_rng(0)
+        best = np.column_stack([self.measure(curves, rng).max(axis=1) for _ in range(REACH_DRAWS)])
+        return np.column_stack([(best >= target - 1e-9).mean(axis=1) for target in np.asarray(targets)])
 
     def predict(self, config: dict[str, Any], seed: int) -> tuple[np.ndarray, float]:
         """The noisy accuracy curve (one value per epoch, in [0, 1]) and the seconds per epoch of ``config``."""
@@ -154,10 +221,16 @@ class Surrogate:
         return self.measure(curve, rng), curve, float(seconds[0])
 
     def measure(self, curves: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One replayed measurement of noise-free ``curves`` (one, or configurations x epochs): independent noise
-        per epoch (``bounded_noise``), clipped to [0, 1] and rounded to a share of the validation images."""
-        noisy = np.clip(curves + rng.normal(0.0, bounded_noise(curves, self.noise)), 0.0, 1.0)
-        return np.round(noisy * self.val_images) / self.val_images
+        """One replayed measurement of noise-free ``curves`` (one, or configurations x epochs): noise of each
+        epoch's sd (``bounded_noise``), independent or correlated between epochs (``noise_corr``), clipped to
+        [0, 1] and rounded to a share of the validation images."""
+        sd = bounded_noise(curves, self.noise)
+        if self.noise_corr is None:
+            noise = rng.normal(0.0, sd)
+        else:
+            noise = sd * rng.multivariate_normal(np.zeros(self.epochs), self.noise_corr, size=curves.shape[:-1],
+                                                 method="eigh")
+        return np.round(np.clip(curves + noise, 0.0, 1.0) * self.val_images) / self.val_images
 
 
 def replay_trial(config: dict[str, Any], surrogate: Surrogate, checkpoint: bool = False) -> None:

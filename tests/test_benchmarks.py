@@ -377,6 +377,83 @@ def test_the_bounds_chance_of_reaching_a_target_is_the_replays_own():
     assert 0.1 < analytic < 0.9 and replayed == pytest.approx(analytic, abs=0.05)
 
 
+NEIGHBOUR_CORR = 0.7
+
+
+def repeated_runs(configs: int = 200, epochs: int = 6) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """(a table, second runs of all its configurations, the runs' noise sd per epoch): each run's noise falls from
+    0.03 to 0.01 over the epochs and correlates ``NEIGHBOUR_CORR ** lag`` between epochs; the second runs sit 0.01
+    higher on average (another machine, say), which is not noise."""
+    table = synthetic_curves(configs, epochs)
+    sd = np.linspace(0.03, 0.01, epochs)
+    lags = np.abs(np.subtract.outer(np.arange(epochs), np.arange(epochs)))
+    noise = np.random.default_rng(5).multivariate_normal(np.zeros(epochs), NEIGHBOUR_CORR ** lags * np.outer(sd, sd),
+                                                         size=(2, configs))
+    repeats = table[["dataset", "config", "epoch"]].assign(val_acc=table["val_acc"] + noise[1].ravel() + 0.01)
+    table["val_acc"] += noise[0].ravel()  # rows run config by config, epoch by epoch
+    return table, repeats, sd
+
+
+def test_the_run_to_run_covariance_is_measured_from_repeated_configurations():
+    from benchmarks.surrogate import repeat_covariance
+
+    table, repeats, sd = repeated_runs()
+    covariance, count = repeat_covariance(table, repeats)
+    assert count == 200 and covariance.shape == (6, 6)
+    measured_sd = np.sqrt(np.diag(covariance))
+    assert np.allclose(measured_sd, sd, rtol=0.15)  # each run's own noise: half the pairs' difference variance
+    neighbours = np.diag(covariance, 1) / (measured_sd[:-1] * measured_sd[1:])
+    assert np.allclose(neighbours, NEIGHBOUR_CORR, atol=0.12)
+    assert repeat_covariance(table, repeats[repeats["config"] < 50])[1] == 50  # only the repeated ones count
+    with pytest.raises(ValueError, match="epochs"):
+        repeat_covariance(table, repeats[repeats["epoch"] < 6])
+    with pytest.raises(ValueError, match="needs more than 6"):
+        repeat_covariance(table, repeats[repeats["config"] < 6])
+
+
+def test_the_replay_draws_a_runs_noise_jointly_over_its_epochs():
+    """With repeats, replayed runs of one configuration vary by the measured sd at each epoch and stay lucky from
+    one epoch to the next; without, epochs are independent. The bound's chance of reaching a target (now
+    counted over its own seeded replays) agrees with 2,000 other replays of the configuration."""
+    from benchmarks.surrogate import Surrogate
+
+    table, repeats, sd = repeated_runs()
+    correlated, independent = Surrogate.fit(table, repeats=repeats), Surrogate.fit(table)
+    assert correlated.repeats == 200 and independent.noise_corr is None
+    assert "correlated" in correlated.noise_model() and "independent" in independent.noise_model()
+    config = {"backbone": "resnet10t", "lr": 2e-3, "weight_decay": 1e-3, "drop_rate": 0.1, "aug_strength": 0.5}
+    curves, _ = correlated.mean_curves(pd.DataFrame([config]))
+    noisy, truth, _ = correlated.replay_curves(config, seed=0)  # a trial's replay is one such measurement
+    assert np.allclose(truth, curves[0]) and not np.allclose(noisy, truth)
+    many = np.repeat(curves, 2000, axis=0)  # 2,000 runs of the configuration, as many seeds would replay it
+    runs = correlated.measure(many, np.random.default_rng(1))
+    assert np.allclose(runs.std(axis=0), sd, rtol=0.2)
+    assert np.corrcoef(runs[:, 3], runs[:, 4])[0, 1] == pytest.approx(NEIGHBOUR_CORR, abs=0.1)
+    apart = independent.measure(many, np.random.default_rng(1))
+    assert abs(np.corrcoef(apart[:, 3], apart[:, 4])[0, 1]) < 0.1
+
+    target = np.ceil(curves[0].max() * 270) / 270
+    chance = float(correlated.reach_probability(curves, target)[0])
+    replayed = np.mean(runs.max(axis=1) >= target - 1e-12)
+    assert 0.1 < chance < 0.9 and replayed == pytest.approx(chance, abs=0.05)
+
+
+def test_a_tables_repeats_file_sits_beside_it_and_is_read_with_it(tmp_path):
+    from benchmarks.rung_averaging import write_repeats
+    from benchmarks.surrogate import load_surrogate, repeats_path
+
+    path = tmp_path / "learning_curves_flowers_ema.csv.gz"
+    assert repeats_path(path) == tmp_path / "learning_curves_flowers_ema_repeats.csv.gz"
+    table, repeats, _ = repeated_runs(configs=40)
+    table.to_csv(path, index=False, compression="gzip")
+    assert load_surrogate(path).noise_corr is None  # no repeats: the curves' jitter
+    saved = repeats.rename(columns={"val_acc": "average"}).assign(trained=0.0, backbone="resnet10t")
+    written = pd.read_csv(write_repeats(saved, repeats_path(path)))
+    assert list(written.columns) == ["dataset", "config", "epoch", "val_acc"]
+    assert np.allclose(written["val_acc"], repeats["val_acc"], atol=1e-5)  # the average's curves, not the trained
+    assert load_surrogate(path).repeats == 40
+
+
 def test_the_bound_ranks_an_oracle_above_random_search():
     from benchmarks.search_simulation import median_runs, search_bound, space_draws
     from benchmarks.surrogate import Surrogate, curves
@@ -457,6 +534,17 @@ def test_search_rungs_quick(tmp_path):
     run_benchmark(tmp_path, "-m", "benchmarks.search_rungs")
     table = pd.read_csv(tmp_path / "search_rungs-quick.csv")
     assert len(table) == 5 and table["reachers_kept"].between(0, 1).all() and table["reachers_kept"].iloc[-1] == 1.0
+
+
+def test_search_rungs_reads_another_table_with_its_repeats(tmp_path):
+    table, repeats, _ = repeated_runs(configs=40)
+    path = tmp_path / "curves.csv.gz"
+    table.to_csv(path, index=False, compression="gzip")
+    repeats.to_csv(tmp_path / "curves_repeats.csv.gz", index=False, compression="gzip")
+    run_benchmark(tmp_path, "-m", "benchmarks.search_rungs", "--dataset", "digits", "--table", str(path),
+                  "--results", "rungs_of_curves")
+    notes = (tmp_path / "rungs_of_curves-quick.md").read_text()
+    assert "(curves.csv.gz)" in notes and "as 40 repeated configurations show" in notes
 
 
 def test_rung_stats_count_the_final_top_third_the_rung_keeps():
