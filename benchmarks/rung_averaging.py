@@ -47,8 +47,10 @@ def recorded_configs(count: int, seed: int) -> pd.DataFrame:
     return configs.sample(n=count, random_state=seed).sort_values("config").reset_index(drop=True)
 
 
-def train_config(row: dict, epochs: int, ema_decay: float, image_size: int, folder: str) -> list[dict]:
-    """One configuration trained as the recording trained it, each epoch scored by the average and the weights."""
+def train_config(row: dict, epochs: int, ema_decay: float, image_size: int, folder: str, seed_offset: int = 0
+                 ) -> list[dict]:
+    """One configuration trained as the recording trained it (with ``seed_offset`` added to its training seed),
+    each epoch scored by the average and the weights."""
     import torch
 
     from hpsearch.data.dataset import prepare_trial_data
@@ -59,7 +61,8 @@ def train_config(row: dict, epochs: int, ema_decay: float, image_size: int, fold
     data = prepare_trial_data(flowers_data(image_size, Path(folder)), SPLIT_SEED, Path(folder), save=False)
     config = TrialConfig(backbone=row["backbone"], lr=float(row["lr"]), weight_decay=float(row["weight_decay"]),
                          drop_rate=float(row["drop_rate"]), aug_strength=float(row["aug_strength"]), batch_size=32,
-                         flip=True, epochs=epochs, patience=epochs, ema_decay=ema_decay, seed=int(row["config"]))
+                         flip=True, epochs=epochs, patience=epochs, ema_decay=ema_decay,
+                         seed=int(row["config"]) + seed_offset)
     trainer = Trainer(config, data)
     labels = data.val.labels
     rows: list[dict] = []
@@ -75,14 +78,15 @@ def train_config(row: dict, epochs: int, ema_decay: float, image_size: int, fold
     return rows
 
 
-def train_all(configs: pd.DataFrame, epochs: int, ema_decay: float, image_size: int, jobs: int) -> pd.DataFrame:
+def train_all(configs: pd.DataFrame, epochs: int, ema_decay: float, image_size: int, jobs: int,
+              seed_offset: int = 0) -> pd.DataFrame:
     """Every configuration's curves, ``jobs`` configurations at a time (one process and thread each)."""
     from hpsearch.data.dataset import prepare_trial_data
 
     folder = scratch_folder("hpsearch-rung-averaging-")
     prepare_trial_data(flowers_data(image_size, folder), SPLIT_SEED, folder, save=False)  # decoded before the workers
     with ProcessPoolExecutor(jobs) as pool:
-        futures = [pool.submit(train_config, row, epochs, ema_decay, image_size, str(folder))
+        futures = [pool.submit(train_config, row, epochs, ema_decay, image_size, str(folder), seed_offset)
                    for row in configs.to_dict("records")]
         return pd.DataFrame([r for f in futures for r in f.result()])
 
@@ -132,7 +136,8 @@ def rung_table(curves: pd.DataFrame, rungs: list[int], seed: int = 0) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def notes(curves: pd.DataFrame, seed: int, image_size: int, ema_decay: float, source: str) -> list[str]:
+def notes(curves: pd.DataFrame, seed: int, image_size: int, ema_decay: float, source: str, seed_offset: int = 0
+          ) -> list[str]:
     epochs = int(curves["epoch"].max())
     last = curves[curves["epoch"] == epochs]
     finals = {s: best_so_far(curves, s, epochs) for s in SCORINGS}
@@ -141,7 +146,8 @@ def notes(curves: pd.DataFrame, seed: int, image_size: int, ema_decay: float, so
     return [
         f"{curves['config'].nunique()} of the 200 recorded flowers configurations (learning_curves_flowers.csv.gz, "
         f"drawn with seed {seed}), trained again as recorded ({image_size} px, batch 32, flip, {epochs} epochs, no "
-        f"early stopping; the training seed is the configuration's number) with train.ema_decay={ema_decay}; every "
+        f"early stopping; the training seed is the configuration's number"
+        f"{f' + {seed_offset}' if seed_offset else ''}) with train.ema_decay={ema_decay}; every "
         f"epoch scored by the average and by the trained weights of the same run. Curves: {source}.",
         "kept_*: the share of the configurations in the final top third (best so far at the last epoch, by the "
         "same scoring) that a rung keeping its top third (best so far at the rung, ASHA's metric) keeps; "
@@ -175,6 +181,8 @@ def main() -> None:
     parser.add_argument("--rungs", default="2,4,6", help="rung epochs to report, comma-separated")
     parser.add_argument("--jobs", type=int, default=2, help="configurations trained at once (one thread each)")
     parser.add_argument("--seed", type=int, default=0, help="which configurations are drawn")
+    parser.add_argument("--seed-offset", type=int, default=0, help="added to every configuration's training seed "
+                        "(0: the recording's own seed number)")
     parser.add_argument("--curves", help="analyse this saved curve table instead of training")
     parser.add_argument("--repeats", type=Path, help="also write the average's curves here as the repeats of the "
                         "table recorded with the same --ema-decay (benchmarks/surrogate.py: repeats_path)")
@@ -187,13 +195,14 @@ def main() -> None:
         curves = pd.read_csv(args.curves)
     else:
         curves = train_all(recorded_configs(args.configs, args.seed), args.epochs, args.ema_decay, args.image_size,
-                        args.jobs)
+                           args.jobs, args.seed_offset)
         curves.to_csv(saved, index=False, float_format="%.6g")
     table = rung_table(curves, [int(r) for r in args.rungs.split(",")])
     source = Path(args.curves).name if args.curves else saved.name
     if args.repeats:
         write_repeats(curves, args.repeats)
-    write_results("rung_averaging", table, notes(curves, args.seed, args.image_size, args.ema_decay, source),
+    write_results("rung_averaging", table, notes(curves, args.seed, args.image_size, args.ema_decay, source,
+                                                      args.seed_offset),
                   quick=args.quick)
 
 

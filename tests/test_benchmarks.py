@@ -577,6 +577,17 @@ def test_rung_table_scores_each_scoring_and_bounds_their_difference():
     assert low > 0
 
 
+def test_rung_averaging_says_which_training_seeds_it_used():
+    from benchmarks.rung_averaging import notes
+
+    curves = pd.DataFrame([{"config": config, "epoch": epoch, "average": 0.5, "trained": 0.5}
+                           for config in (4, 12) for epoch in (1, 2)])
+    own = notes(curves, seed=0, image_size=32, ema_decay=0.995, source="curves.csv")[0]
+    other = notes(curves, seed=0, image_size=32, ema_decay=0.995, source="curves.csv", seed_offset=1000)[0]
+    assert "the training seed is the configuration's number)" in own
+    assert "the training seed is the configuration's number + 1000)" in other
+
+
 @pytest.mark.benchmark
 @pytest.mark.skipif(not SHARED_ARCHIVE.is_file(), reason="needs ../shared/data/flower_photos_s160.tgz")
 def test_rung_averaging_quick(tmp_path):
