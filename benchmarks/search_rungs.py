@@ -90,7 +90,7 @@ def main() -> None:
     configs_n, draws = (2_000, 3) if args.quick else (args.configs, args.draws)
     path = args.table or table_path(args.dataset)
     table = pd.read_csv(path)
-    surrogate = load_surrogate(path)
+    surrogate = load_surrogate(path, table)
     configs = space_draws(curves(table)[0], configs_n)
     rung = args.rung or BudgetConfig(max_epochs=surrogate.epochs).grace_epochs
     summary, target = rung_table(surrogate, configs, args.target, rung, args.reduction_factor, args.trials,

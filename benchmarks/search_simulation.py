@@ -363,7 +363,7 @@ def simulate(args: argparse.Namespace) -> None:
 
     path = args.table or table_path(args.dataset)
     table = pd.read_csv(path)
-    surrogate = load_surrogate(path)
+    surrogate = load_surrogate(path, table)
     jobs = [(name, seed) for seed in range(args.seeds) for name in args.searchers]
     chunks = [jobs[i::args.jobs] for i in range(args.jobs) if jobs[i::args.jobs]]
     start = time.perf_counter()
@@ -426,8 +426,10 @@ def search_bound(surrogate: Surrogate, configs: pd.DataFrame, trials: int, overh
     ``target``: another target than that median best. Returns the table and the target."""
     means, seconds = surrogate.mean_curves(configs)
     cost = surrogate.epochs * seconds + overhead
-    target = median_best(surrogate, means, trials) if target is None else target
-    p = surrogate.reach_probability(means, target)
+    if target is None:
+        target, p = random_search_reach(surrogate, means, trials)
+    else:
+        p = surrogate.reach_probability(means, target)
     random_total = trials * float(cost.mean())
     rows = [("random", float(p.mean()), float(cost.mean()), {})]
     order = np.argsort(cost / np.maximum(p, 1e-12))
@@ -444,9 +446,16 @@ def search_bound(surrogate: Surrogate, configs: pd.DataFrame, trials: int, overh
 def median_best(surrogate: Surrogate, means: np.ndarray, trials: int) -> float:
     """The best accuracy (a share of the validation images) that half of all random searches of ``trials``
     full-length trials over the configurations of ``means`` reach, by the surrogate's replay noise."""
+    return random_search_reach(surrogate, means, trials)[0]
+
+
+def random_search_reach(surrogate: Surrogate, means: np.ndarray, trials: int) -> tuple[float, np.ndarray]:
+    """(``median_best``, each row of ``means``' chance of showing it in one full run), from one computation of the
+    chances of every share (under correlated noise: one set of replays)."""
     shares = np.arange(surrogate.val_images + 1) / surrogate.val_images
-    reach = surrogate.reach_probabilities(means, shares).mean(axis=0)
-    return float(shares[1 - (1 - reach) ** trials >= 0.5].max())
+    reach = surrogate.reach_probabilities(means, shares)
+    index = int(np.flatnonzero(1 - (1 - reach.mean(axis=0)) ** trials >= 0.5).max())
+    return float(shares[index]), reach[:, index]
 
 
 def early_stop_row(surrogate: Surrogate, reach: np.ndarray, seconds: np.ndarray, overhead: float, epoch: int,
@@ -475,7 +484,7 @@ def bound_row(name: str, reach_p: float, trial_s: float, config: dict, random_to
 def bound(args: argparse.Namespace) -> None:
     path = args.table or table_path(args.dataset)
     table = pd.read_csv(path)
-    surrogate = load_surrogate(path)
+    surrogate = load_surrogate(path, table)
     configs = space_draws(curves(table)[0], BOUND_DRAWS)
     summary, target = search_bound(surrogate, configs, args.trials, args.trial_overhead_s, target=args.target)
     notes = [f"dataset {args.dataset} ({path.name}): the surrogate's mean curves of {len(configs)} random draws "

@@ -104,9 +104,10 @@ def repeat_covariance(table: pd.DataFrame, repeats: pd.DataFrame) -> tuple[np.nd
     return np.cov(differences, rowvar=False) / 2, len(differences)
 
 
-def load_surrogate(table_path: Path, seed: int = 0) -> Surrogate:
-    """The surrogate of the table at ``table_path``, with the run-to-run noise of its repeats file if it has one."""
-    table = pd.read_csv(table_path)
+def load_surrogate(table_path: Path, table: pd.DataFrame | None = None, seed: int = 0) -> Surrogate:
+    """The surrogate of the table at ``table_path`` (``table``: its rows, when already read), with the run-to-run
+    noise of its repeats file if it has one."""
+    table = pd.read_csv(table_path) if table is None else table
     repeats = repeats_path(table_path)
     return Surrogate.fit(table, seed, pd.read_csv(repeats) if repeats.is_file() else None)
 
