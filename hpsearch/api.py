@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 RecipeLike = str | Path | ModuleType | Recipe
 # what ensemble() fits
-ENSEMBLE_METHODS = ("average", "vote", "greedy", "stacking", "bagging", "boosting", "library", "soup")
+ENSEMBLE_METHODS = ("average", "vote", "greedy", "stacking", "bagging", "seeds", "boosting", "library", "soup")
 
 
 def value_text(value: Any) -> str:
@@ -202,7 +202,7 @@ class Run:
         """Combine the ``top_k`` trials with each method (default: ``ENSEMBLE_METHODS``) and score every model
         with and without test-time views (``tta``: ``"flip,shift"``, ``"none"``; default: flip if the best trial
         trained with flips, else shift), out of fold (``folds``); returns ``ensembles.csv``, whose ``chosen``
-        row is the model validation picks. Bagging and boosting train ``members`` new models."""
+        row is the model validation picks. Bagging and boosting train ``members`` new models, seeds ``members - 1``."""
         from hpsearch.ensemble import EnsembleOptions, build_ensembles, parse_methods, parse_views
 
         if top_k < 1 or members < 1 or folds < 2:

@@ -115,19 +115,21 @@ def add_after_search_commands(commands) -> None:
     ensemble = command(commands, "ensemble", help="combine the top trials of a finished search")
     ensemble.add_argument("run_dir", type=Path, help="the run directory of a finished search")
     ensemble.add_argument("--top-k", type=int, default=5, help="trials to combine (default 5)")
-    ensemble.add_argument("--methods", default="average,vote,greedy,stacking,bagging,boosting,library,soup",
+    ensemble.add_argument("--methods", default="average,vote,greedy,stacking,bagging,seeds,boosting,library,soup",
                           type=comma_choices(ensemble_methods, "methods"),
-                          help="comma-separated subset of average,vote,greedy,stacking,bagging,boosting,library,soup "
-                               "(the best single trial is always scored too; library: greedy selection over the "
-                               "top trials and the members bagging and boosting trained)")
+                          help="comma-separated subset of average,vote,greedy,stacking,bagging,seeds,boosting,library,"
+                               "soup (the best single trial is always scored too; seeds: the best configuration "
+                               "from --members random seeds; library: greedy selection over the top trials and the "
+                               "members bagging, seeds and boosting trained)")
     ensemble.add_argument("--tta", default=None, metavar="VIEWS",
                           help="test-time views tried for every model: flip,shift,scale, or none (default: flip if "
                                "the best trial trained with flips, else shift)")
     ensemble.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold validation scores")
-    ensemble.add_argument("--members", type=int, default=5, help="members trained by bagging and boosting")
+    ensemble.add_argument("--members", type=int, default=5,
+                          help="members of bagging, seeds (the best trial and members-1 runs) and boosting")
     ensemble.add_argument("--member-epochs", type=int, help="epochs per trained member (default: the best trial's)")
     ensemble.add_argument("--cpus-per-member", type=float, default=1.0, help="CPUs per trained member (default 1)")
-    ensemble.add_argument("--address", help="Ray cluster for bagging members")
+    ensemble.add_argument("--address", help="Ray cluster for bagging and seeds members")
 
     evaluate = command(commands, "evaluate", help="the one test-set evaluation: best trial vs every ensemble")
     evaluate.add_argument("run_dir", type=Path, help="the run directory of a finished search")

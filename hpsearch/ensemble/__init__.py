@@ -1,6 +1,6 @@
 """Models made of a search's best trials: the registry of methods, members trained for them, soups, and refits.
 
-Every method is fit on validation predictions (or, for bagging and boosting, on the training split), with and
+Every method is fit on validation predictions (or, for bagging, seeds and boosting, on the training split), with and
 without test-time augmentation, scored out of fold, and saved as an ``EnsembleRecord``; ``evaluate``,
 ``predict`` and ``export`` apply any of them the same way. ``refit_run`` retrains a chosen model's trials on
 training + validation images, a model that nothing ranks and ``--model auto`` ships.

@@ -1,6 +1,7 @@
-"""Ensembles that train new members: bagging (bootstrap resamples, in parallel through Ray Tune) and SAMME
-boosting (in sequence, each member on training data reweighted by the previous ones' mistakes); and the library,
-greedy selection over the top trials and those trained members together."""
+"""Ensembles that train new members: bagging (bootstrap resamples, in parallel through Ray Tune), seeds (the best
+configuration trained again on all training images from other random seeds, in parallel too) and SAMME boosting (in
+sequence, each member on training data reweighted by the previous ones' mistakes); and the library, greedy
+selection over the top trials and those trained members together."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensembles import AdaBoostSAMME, Bagging, bootstrap_indices, samme_step
+from ensembles import AdaBoostSAMME, Bagging, SoftVoting, bootstrap_indices, samme_step
 from hpsearch.ensemble.methods import EnsembleMethod, FitContext, Fitted, Greedy, make_record, register_method
 from hpsearch.errors import HpsearchError
 from hpsearch.rundir import ENSEMBLES_DIR, EnsembleRecord, RunDir, SavedModel, save_model_folder
@@ -36,7 +37,7 @@ class BaggingMethod(EnsembleMethod):
 
         config, count = member_config(ctx), ctx.options.members
         samples = bootstrap_indices(ctx.trial_data.train.labels, count, random_state=ctx.run.seed)
-        log.info("bagging: training %d members of trial %s (%s, %d epochs) on bootstrap resamples, as Ray Tune "
+        log.info("bagging: training %d members of %s (%s, %d epochs) on bootstrap resamples, as Ray Tune "
                  "trials", count, ctx.best.name, config.backbone, config.epochs)
         folders = train_grid([config] * count, ctx.trial_data, ctx.run.path / ENSEMBLES_DIR / self.name,
                              samples=samples, cpus_per_run=ctx.options.cpus_per_member, address=ctx.options.address)
@@ -50,6 +51,60 @@ class BaggingMethod(EnsembleMethod):
 
     def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Bagging:
         return Bagging().fit(val_stack)
+
+
+SEED_OFFSET = 2000  # seeds' k-th retrained member trains with the best trial's seed + 2000 + k (boosting: 1000)
+
+
+@register_method
+class SeedsMethod(EnsembleMethod):
+    """The best configuration from ``--members`` random seeds, averaged: the best trial itself and ``members - 1``
+    runs of its configuration trained again on every training image, each with its own seed (initial weights,
+    batch order, augmentation). A "deep ensemble" (Lakshminarayanan et al., 2017): unlike bagging, no member loses
+    the third of the images a bootstrap resample leaves out, which costs a network trained from scratch on a few
+    thousand images several points."""
+
+    name, learns_from_validation, position = "seeds", False, 55
+
+    def train(self, ctx: FitContext) -> list[SavedModel]:
+        from hpsearch.search.grid import train_grid
+
+        if ctx.options.members < 2:
+            raise HpsearchError(f"seeds needs --members 2 or more (got {ctx.options.members}): the best trial is one "
+                                f"member, the others are trained from other seeds.")
+        config = member_config(ctx)
+        seeds = [config.seed + SEED_OFFSET + k for k in range(1, ctx.options.members)]
+        configs = [dataclasses.replace(config, seed=seed) for seed in seeds]
+        log.info("seeds: training %d more runs of %s (%s, %d epochs) from other seeds, as Ray Tune trials",
+                 len(configs), ctx.best.name, config.backbone, config.epochs)
+        folders = train_grid(configs, ctx.trial_data, ctx.run.path / ENSEMBLES_DIR / self.name,
+                             cpus_per_run=ctx.options.cpus_per_member, address=ctx.options.address)
+        return [SavedModel(f"seeds:{f.name}", f) for f in folders]
+
+    def fit(self, ctx: FitContext) -> Fitted:
+        retrained = ctx.remember(self.name, lambda: self.train(ctx))
+        models = [ctx.best, *retrained]
+        estimator = SoftVoting().fit(ctx.stack(models), ctx.y)
+        return make_record(ctx, self.name, estimator, models, estimator.predict_proba(ctx.stack(models)),
+                           base_trial=ctx.best.name, member_epochs=member_config(ctx).epochs,
+                           **best_trial_against_reruns(ctx, retrained))
+
+    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> SoftVoting:
+        return SoftVoting(**record.params).fit(val_stack, y_val)
+
+
+def best_trial_against_reruns(ctx: FitContext, retrained: list[SavedModel]) -> dict[str, float]:
+    """The best trial's out-of-fold validation accuracy and the mean of runs of its configuration from other seeds.
+    The search kept the best trial for its score on these images, luck included (of its training run, or on these
+    images); the retrained runs were kept for nothing, and their mean is what one run of the configuration scores."""
+    def accuracy(model: SavedModel) -> float:
+        return float((ctx.oof_probs(model).argmax(1) == ctx.y).mean())
+
+    best, reruns = accuracy(ctx.best), float(np.mean([accuracy(m) for m in retrained]))
+    log.info("seeds%s: the best trial scores %.4f out of fold on validation, runs of its configuration from other "
+             "seeds %.4f on average (%+.1f points: the luck of the run the search kept)",
+             "+tta" if ctx.views else "", best, reruns, 100 * (best - reruns))
+    return {"best_trial_val_accuracy_oof": best, "reruns_val_accuracy_oof": reruns}
 
 
 @dataclass
@@ -112,23 +167,25 @@ class BoostingMethod(EnsembleMethod):
         return AdaBoostSAMME.from_rounds(alphas, val_stack.shape[2], errors)
 
 
-TRAINING_METHODS = (BaggingMethod.name, BoostingMethod.name)  # the methods whose members the library draws on
+TRAINING_METHODS = (BaggingMethod.name, SeedsMethod.name, BoostingMethod.name)  # whose members the library draws on
 
 
 def trained_members(run: RunDir) -> list[SavedModel]:
-    """Every member that bagging and boosting saved in ``run`` (read from their records), each once."""
+    """Every member that bagging, seeds and boosting trained in ``run`` (read from their records), each once (the
+    best trial, a member of seeds, is one of the top trials already)."""
     records, found = run.records(), {}
     for method in TRAINING_METHODS:
         if method in records:
             for member in records[method].members:
-                found.setdefault(member.path, run.member_model(member))
+                if member.trial_id is None:
+                    found.setdefault(member.path, run.member_model(member))
     return list(found.values())
 
 
 @register_method
 class Library(Greedy):
     """Greedy ensemble selection (Caruana et al., 2004) from a library of models: the top trials plus every
-    member bagging and boosting trained, each a full training run of the best configuration. Runs after them
+    member bagging, seeds and boosting trained, each a full training run of the best configuration. Runs after them
     in one call, or on their saved members later (``--methods library``) without training anything."""
 
     name, position = "library", 65
@@ -136,7 +193,7 @@ class Library(Greedy):
     def pool(self, ctx: FitContext) -> list[SavedModel]:
         trained = ctx.remember("library_pool", lambda: trained_members(ctx.run))
         if not trained:
-            raise HpsearchError(f"The library draws on the members that bagging and boosting train, and "
+            raise HpsearchError(f"The library draws on the members that bagging, seeds and boosting train, and "
                                 f"{str(ctx.run.path)!r} has none: run `hpsearch ensemble {ctx.run.path} --methods "
                                 f"bagging,boosting,library` (or use greedy, which draws on the top trials only).")
         return [*ctx.members, *trained]

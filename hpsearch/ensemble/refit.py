@@ -55,7 +55,7 @@ def refit_run(run_dir: Path, model: str = "auto") -> EnsembleRecord:
 
 def check_refittable(run: RunDir, record: EnsembleRecord) -> None:
     """Only models made of search trials, each one training run of its configuration, are refit: a soup, a student,
-    members trained after the search (bagging, boosting) or trials that population-based training changed while
+    members trained after the search (bagging, seeds, boosting) or trials that population-based training changed while
     they trained came from steps a refit cannot replay."""
     if record.refit:
         raise HpsearchError(f"{record.name!r} is a refit already; refit the model it was made from: "

@@ -234,6 +234,39 @@ def test_the_library_selects_from_the_top_trials_and_the_members_bagging_trained
     assert metrics.loc["library", "accuracy"] == pytest.approx(metrics.loc["greedy", "accuracy"])
 
 
+def test_seeds_averages_the_best_trial_with_its_retrained_members_and_lends_them_to_the_library(run, monkeypatch):
+    from hpsearch.ensemble.members import SeedsMethod
+
+    opened = RunDir(run)
+    with pytest.raises(HpsearchError, match=r"seeds needs --members 2 or more \(got 1\)"):
+        build_ensembles(run, ["seeds"], EnsembleOptions(top_k=1, members=1, tta=()))
+    # stand-ins for two runs from other seeds: the 2nd and 3rd trials, copied where seeds keeps its members
+    ranked = opened.ranked_trials()["trial_id"].tolist()
+    copies = [SavedModel(f"seeds:member_{k}", run / "ensembles" / "seeds" / f"member_{k}") for k in range(2)]
+    for trial, copy in zip(ranked[1:3], copies, strict=True):
+        copy_model_folder(opened.trial_model(trial).folder, copy.folder)
+    monkeypatch.setattr(SeedsMethod, "train", lambda self, ctx: copies)
+
+    table = build_ensembles(run, ["average", "seeds", "library"], EnsembleOptions(top_k=3, members=3, tta=()))
+    seeds = read_record(run / "ensembles" / "seeds.json")
+    assert [m.path for m in seeds.members] == [f"trials/{ranked[0]}", "ensembles/seeds/member_0",
+                                               "ensembles/seeds/member_1"]
+    assert seeds.weights == pytest.approx([1 / 3] * 3) and seeds.members[0].trial_id == ranked[0]
+    y = opened.arrays("val").labels
+    scores = [float((m.epoch_oof_probs(()).argmax(1) == y).mean()) for m in [opened.trial_model(ranked[0]), *copies]]
+    assert seeds.details["best_trial_val_accuracy_oof"] == pytest.approx(scores[0])  # the search's choice
+    assert seeds.details["reruns_val_accuracy_oof"] == pytest.approx(np.mean(scores[1:]))  # chosen by nothing
+    # the same three models as the average of the top 3 trials: the same scores, in and out of fold, and on test
+    table = table.set_index("model")
+    assert table.loc["seeds", "val_accuracy"] == pytest.approx(table.loc["average", "val_accuracy"])
+    assert table.loc["seeds", "val_accuracy_oof"] == pytest.approx(table.loc["average", "val_accuracy_oof"])
+    library = read_record(run / "ensembles" / "library.json")  # the best trial once, the retrained members after it
+    retrained = [m.path for m in seeds.members[1:]]
+    assert [m.path for m in library.members] == [f"trials/{t}" for t in ranked[:3]] + retrained
+    metrics = evaluate_run(run).set_index("model")
+    assert metrics.loc["seeds", "accuracy"] == pytest.approx(metrics.loc["average", "accuracy"])
+
+
 def test_methods_are_fit_in_the_registrys_order_whatever_order_they_are_asked_in(run, monkeypatch):
     import hpsearch.ensemble.build as build
 

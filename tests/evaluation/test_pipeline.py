@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,6 +13,8 @@ from PIL import Image
 from hpsearch.cli import main
 from hpsearch.data import TestSplitKey
 from hpsearch.ensemble import METHODS
+from hpsearch.ensemble.members import SEED_OFFSET
+from hpsearch.rundir import SavedModel
 from tests.conftest import write_recipe
 
 MODELS = [name for method in METHODS for name in (method, f"{method}+tta")]
@@ -74,8 +77,16 @@ def test_ensemble_writes_every_method(finished_run):
     assert not np.allclose(first, second)  # members trained on different resamples differ
     greedy = json.loads((run_dir / "ensembles" / "greedy.json").read_text())
     assert greedy["details"]["trajectory"][0]["member"] == 0  # the best trial comes first
+    seeds = json.loads((run_dir / "ensembles" / "seeds.json").read_text())
+    best, retrained = [SavedModel(m["name"], run_dir / m["path"]) for m in seeds["members"]]
+    assert seeds["members"][0]["path"] == greedy["members"][0]["path"]  # the best trial is the first member
+    assert retrained.folder.parent == run_dir / "ensembles" / "seeds" and retrained.trial_id is None
+    assert retrained.config.seed == best.config.seed + SEED_OFFSET + 1  # the same configuration, another seed
+    assert retrained.config.epochs == seeds["details"]["member_epochs"] == 2  # --member-epochs
+    assert dataclasses.replace(retrained.config, seed=best.config.seed, epochs=best.config.epochs) == best.config
+    assert not np.allclose(np.load(best.folder / "val_probs.npy"), np.load(retrained.folder / "val_probs.npy"))
     library = json.loads((run_dir / "ensembles" / "library.json").read_text())
-    trained = {m["path"] for method in ("bagging", "boosting")
+    trained = {m["path"] for method in ("bagging", "seeds", "boosting")
                for m in json.loads((run_dir / "ensembles" / f"{method}.json").read_text())["members"]}
     assert {m["path"] for m in library["members"]} == {m["path"] for m in greedy["members"]} | trained
 
