@@ -115,6 +115,8 @@ def build_ensembles(run_dir: Path, methods: list[str], options: EnsembleOptions)
     views = default_views(ctx) if options.tta is None else options.tta
     folds = stratified_folds(ctx.y, options.folds, run.seed)
     requested = {get_method(name).name for name in methods}  # an unknown name is an error that lists the choices
+    for name in requested:
+        get_method(name).check_options(options)
     for name in [BEST_SINGLE, *[m for m in METHODS if m in requested and m != BEST_SINGLE]]:  # registry order
         for variant in ((), views) if views else ((),):
             vctx = ctx.with_views(variant)

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensembles import AdaBoostSAMME, Bagging, SoftVoting, bootstrap_indices, samme_step
-from hpsearch.ensemble.methods import EnsembleMethod, FitContext, Fitted, Greedy, make_record, register_method
+from hpsearch.ensemble.methods import (
+    EnsembleMethod,
+    EnsembleOptions,
+    FitContext,
+    Fitted,
+    Greedy,
+    make_record,
+    register_method,
+)
 from hpsearch.errors import HpsearchError
 from hpsearch.rundir import ENSEMBLES_DIR, EnsembleRecord, RunDir, SavedModel, save_model_folder
 from hpsearch.training import Trainer, TrialConfig
@@ -66,12 +74,14 @@ class SeedsMethod(EnsembleMethod):
 
     name, learns_from_validation, position = "seeds", False, 55
 
+    def check_options(self, options: EnsembleOptions) -> None:
+        if options.members < 2:
+            raise HpsearchError(f"seeds needs --members 2 or more (got {options.members}): the best trial is one "
+                                f"member, the others are trained from other seeds.")
+
     def train(self, ctx: FitContext) -> list[SavedModel]:
         from hpsearch.search.grid import train_grid
 
-        if ctx.options.members < 2:
-            raise HpsearchError(f"seeds needs --members 2 or more (got {ctx.options.members}): the best trial is one "
-                                f"member, the others are trained from other seeds.")
         config = member_config(ctx)
         seeds = [config.seed + SEED_OFFSET + k for k in range(1, ctx.options.members)]
         configs = [dataclasses.replace(config, seed=seed) for seed in seeds]

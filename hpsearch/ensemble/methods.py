@@ -141,6 +141,9 @@ class EnsembleMethod:
     def fit(self, ctx: FitContext) -> Fitted:
         raise NotImplementedError
 
+    def check_options(self, options: EnsembleOptions) -> None:
+        """Raise ``HpsearchError`` if ``options`` cannot make this method's model (before any method trains)."""
+
     def build_command(self, run_dir: str) -> str:
         """The command that makes this method's model in ``run_dir``."""
         return f"hpsearch ensemble {run_dir} --methods {self.name}"

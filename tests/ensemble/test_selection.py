@@ -239,7 +239,8 @@ def test_seeds_averages_the_best_trial_with_its_retrained_members_and_lends_them
 
     opened = RunDir(run)
     with pytest.raises(HpsearchError, match=r"seeds needs --members 2 or more \(got 1\)"):
-        build_ensembles(run, ["seeds"], EnsembleOptions(top_k=1, members=1, tta=()))
+        build_ensembles(run, ["average", "seeds"], EnsembleOptions(top_k=1, members=1, tta=()))
+    assert not (run / "ensembles").exists()  # refused before any method made its model
     # stand-ins for two runs from other seeds: the 2nd and 3rd trials, copied where seeds keeps its members
     ranked = opened.ranked_trials()["trial_id"].tolist()
     copies = [SavedModel(f"seeds:member_{k}", run / "ensembles" / "seeds" / f"member_{k}") for k in range(2)]
