@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ensembles import AdaBoostSAMME, Bagging, SoftVoting, bootstrap_indices, samme_step
+from ensembles import AdaBoostSAMME, Bagging, bootstrap_indices, samme_step
 from hpsearch.ensemble.methods import (
+    Average,
     EnsembleMethod,
     EnsembleOptions,
     FitContext,
@@ -53,8 +54,9 @@ class BaggingMethod(EnsembleMethod):
 
     def fit(self, ctx: FitContext) -> Fitted:
         models = ctx.remember(self.name, lambda: self.train(ctx))
-        estimator = Bagging().fit(ctx.stack(models), ctx.y)
-        return make_record(ctx, self.name, estimator, models, estimator.predict_proba(ctx.stack(models)),
+        stack = ctx.stack(models)
+        estimator = Bagging().fit(stack, ctx.y)
+        return make_record(ctx, self.name, estimator, models, estimator.predict_proba(stack),
                            base_trial=ctx.best.name, member_epochs=member_config(ctx).epochs)
 
     def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> Bagging:
@@ -65,14 +67,14 @@ SEED_OFFSET = 2000  # seeds' k-th retrained member trains with the best trial's 
 
 
 @register_method
-class SeedsMethod(EnsembleMethod):
+class SeedsMethod(Average):
     """The best configuration from ``--members`` random seeds, averaged: the best trial itself and ``members - 1``
     runs of its configuration trained again on every training image, each with its own seed (initial weights,
     batch order, augmentation). A "deep ensemble" (Lakshminarayanan et al., 2017): unlike bagging, no member loses
     the third of the images a bootstrap resample leaves out, which costs a network trained from scratch on a few
-    thousand images several points."""
+    thousand images several points. The average of another pool, as the library is greedy's."""
 
-    name, learns_from_validation, position = "seeds", False, 55
+    name, position = "seeds", 55
 
     def check_options(self, options: EnsembleOptions) -> None:
         if options.members < 2:
@@ -91,16 +93,14 @@ class SeedsMethod(EnsembleMethod):
                              cpus_per_run=ctx.options.cpus_per_member, address=ctx.options.address)
         return [SavedModel(f"seeds:{f.name}", f) for f in folders]
 
-    def fit(self, ctx: FitContext) -> Fitted:
-        retrained = ctx.remember(self.name, lambda: self.train(ctx))
-        models = [ctx.best, *retrained]
-        estimator = SoftVoting().fit(ctx.stack(models), ctx.y)
-        return make_record(ctx, self.name, estimator, models, estimator.predict_proba(ctx.stack(models)),
-                           base_trial=ctx.best.name, member_epochs=member_config(ctx).epochs,
-                           **best_trial_against_reruns(ctx, retrained))
+    def pool(self, ctx: FitContext) -> list[SavedModel]:
+        return [ctx.best, *ctx.remember(self.name, lambda: self.train(ctx))]
 
-    def estimator(self, record: EnsembleRecord, val_stack: np.ndarray | None, y_val: np.ndarray) -> SoftVoting:
-        return SoftVoting(**record.params).fit(val_stack, y_val)
+    def fit(self, ctx: FitContext) -> Fitted:
+        fitted = super().fit(ctx)
+        details = {**fitted.record.details, "base_trial": ctx.best.name, "member_epochs": member_config(ctx).epochs,
+                   **best_trial_against_reruns(ctx, self.pool(ctx)[1:])}
+        return dataclasses.replace(fitted, record=dataclasses.replace(fitted.record, details=details))
 
 
 def best_trial_against_reruns(ctx: FitContext, retrained: list[SavedModel]) -> dict[str, float]:
